@@ -1,0 +1,1059 @@
+//! Statement-level elaboration: scopes, models, circuits and their instances.
+
+use super::checked::*;
+use super::types::{dims_agree, Dim, Elem, ShowTy, SymId, SymNames, Ty};
+use super::CheckOutput;
+use crate::diagnostic::Diagnostic;
+use crate::front::ast::{self, ElemType, Expr, ExprKind, Item, StaticKind, Stmt, StmtKind};
+use crate::front::loader::{ModuleId, Program};
+use crate::source::Span;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// Most times a `repeat` body may be written out.
+pub const MAX_REPEAT: i64 = 1000;
+/// Deepest chain of circuit instances inside instances.
+pub const MAX_INSTANCE_DEPTH: usize = 64;
+
+/// A compile-time number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Static {
+    Int(i64),
+    Float(f64),
+    /// An integer known only symbolically (a circuit's `int` argument while checked on its own).
+    Dim(Dim),
+    /// A number not known while checking a circuit on its own.
+    Unknown,
+}
+
+impl Static {
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Static::Int(i) => Some(i as f64),
+            Static::Float(f) => Some(f),
+            Static::Dim(Dim::Known(n)) => Some(n as f64),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CircuitRef {
+    pub module: ModuleId,
+    pub item: usize,
+}
+
+#[derive(Debug)]
+pub struct Instance {
+    pub circuit: CircuitRef,
+    pub statics: Vec<Static>,
+    /// Hierarchical name of the instance, e.g. `net.l1`.
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Tensor(NodeId),
+    Static(Static),
+    Instance(Rc<Instance>),
+    Circuit(CircuitRef),
+    Module(ModuleId),
+    /// The value of a binding whose definition failed; uses of it report nothing more.
+    Poison,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindKind {
+    Data,
+    Param,
+    Let,
+    Static,
+    Input,
+    Instance,
+}
+
+impl BindKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            BindKind::Data => "data",
+            BindKind::Param => "parameter",
+            BindKind::Let => "value",
+            BindKind::Static => "circuit argument",
+            BindKind::Input => "circuit input",
+            BindKind::Instance => "circuit instance",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub value: Value,
+    pub span: Span,
+    pub kind: BindKind,
+}
+
+/// Names visible in one model body or one circuit application.
+pub struct Scope {
+    pub module: ModuleId,
+    /// Instance name followed by `.`, or empty in a model.
+    pub prefix: String,
+    pub vars: HashMap<String, Binding>,
+    /// Named dimensions: a model's symbolic sizes, a circuit's size variables such as `B`.
+    pub dims: HashMap<String, Dim>,
+    pub in_circuit: bool,
+}
+
+/// The model under construction (a throwaway one while checking a circuit on its own).
+#[derive(Default)]
+pub struct Builder {
+    pub syms: Vec<String>,
+    pub data: Vec<DataDecl>,
+    pub params: Vec<ParamDecl>,
+    pub nodes: Vec<Node>,
+    pub observations: Vec<Observation>,
+    pub activation_priors: Vec<ActivationPrior>,
+    pub train: TrainSettings,
+    pub train_span: Option<Span>,
+    pub param_nodes: HashMap<String, NodeId>,
+    pub instance_names: HashMap<String, Span>,
+    pub observed: HashMap<usize, Span>,
+}
+
+impl SymNames for Builder {
+    fn sym_name(&self, s: SymId) -> &str {
+        self.syms.get(s.0 as usize).map_or("?", String::as_str)
+    }
+}
+
+pub struct Checker<'p> {
+    pub prog: &'p Program,
+    diags: Vec<Diagnostic>,
+    reported: HashSet<(&'static str, Option<Span>)>,
+    pub b: Builder,
+    /// Circuit applications in progress, innermost last: (circuit, call site, instance name).
+    pub stack: Vec<(CircuitRef, Span, String)>,
+    /// Checking a circuit on its own, with symbolic arguments.
+    pub generic: bool,
+}
+
+impl<'p> Checker<'p> {
+    pub fn new(prog: &'p Program) -> Checker<'p> {
+        Checker {
+            prog,
+            diags: Vec::new(),
+            reported: HashSet::new(),
+            b: Builder::default(),
+            stack: Vec::new(),
+            generic: false,
+        }
+    }
+
+    pub fn run(mut self) -> CheckOutput {
+        self.check_item_names();
+        for (mi, module) in self.prog.modules.iter().enumerate() {
+            for (ii, item) in module.ast.items.iter().enumerate() {
+                if let Item::Circuit(_) = item {
+                    self.check_circuit_alone(CircuitRef {
+                        module: ModuleId(mi as u32),
+                        item: ii,
+                    });
+                }
+            }
+        }
+        let mut models = Vec::new();
+        if let Some(root) = self.prog.modules.first() {
+            for item in &root.ast.items {
+                if let Item::Model(m) = item {
+                    let before = self.error_count();
+                    let model = self.check_model(m);
+                    if self.error_count() == before {
+                        models.push(model);
+                    }
+                }
+            }
+        }
+        CheckOutput {
+            models,
+            diagnostics: self.diags,
+        }
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Reports a diagnostic once per code and place, with the chain of instances it arose in.
+    pub fn report(&mut self, mut d: Diagnostic) {
+        if !self.reported.insert((d.code, d.primary_span())) {
+            return;
+        }
+        if !self.generic {
+            for (c, site, name) in self.stack.iter().rev() {
+                let cname = &self.circuit(*c).name.name;
+                let loc = self.prog.sources.location(*site);
+                d = d.note(format!(
+                    "in `{name}`, an instance of circuit `{cname}` used at {loc}"
+                ));
+            }
+        }
+        self.diags.push(d);
+    }
+
+    pub fn circuit(&self, c: CircuitRef) -> &'p ast::Circuit {
+        match &self.prog.module(c.module).ast.items[c.item] {
+            Item::Circuit(circ) => circ,
+            _ => unreachable!("CircuitRef always points at a circuit"),
+        }
+    }
+
+    pub fn show(&self, ty: &Ty) -> String {
+        ShowTy(ty, &self.b).to_string()
+    }
+
+    pub fn push(&mut self, op: Op, inputs: Vec<NodeId>, ty: Ty, span: Span) -> NodeId {
+        self.b.nodes.push(Node {
+            op,
+            inputs,
+            ty,
+            span,
+        });
+        NodeId(self.b.nodes.len() as u32 - 1)
+    }
+
+    pub fn ty(&self, id: NodeId) -> &Ty {
+        &self.b.nodes[id.0 as usize].ty
+    }
+
+    /// Duplicate circuit and model names within each module.
+    fn check_item_names(&mut self) {
+        for module in &self.prog.modules {
+            let mut seen: HashMap<&str, Span> = HashMap::new();
+            for item in &module.ast.items {
+                let name = match item {
+                    Item::Circuit(c) => &c.name,
+                    Item::Model(m) => &m.name,
+                    Item::Import(i) => i.local_name(),
+                };
+                if let Some(prev) = seen.insert(&name.name, name.span) {
+                    self.report(
+                        Diagnostic::error("E0202", format!("`{}` is defined twice", name.name))
+                            .label(name.span, "defined again here")
+                            .secondary(prev, "first defined here"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_model(&mut self, m: &'p ast::Model) -> CheckedModel {
+        self.b = Builder::default();
+        self.generic = false;
+        let mut scope = Scope {
+            module: ModuleId(0),
+            prefix: String::new(),
+            vars: HashMap::new(),
+            dims: HashMap::new(),
+            in_circuit: false,
+        };
+        self.stmts(&m.body, &mut scope, false);
+        if self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
+            self.report(
+                Diagnostic::warning("W0001", format!("model `{}` observes no data", m.name.name))
+                    .label(m.name.span, "nothing here has a likelihood")
+                    .help("state one with `y ~ normal(prediction, 1)` on a `data` declaration"),
+            );
+        }
+        let b = std::mem::take(&mut self.b);
+        CheckedModel {
+            name: m.name.name.clone(),
+            span: m.span,
+            syms: b.syms,
+            data: b.data,
+            params: b.params,
+            nodes: b.nodes,
+            observations: b.observations,
+            activation_priors: b.activation_priors,
+            train: b.train,
+        }
+    }
+
+    /// Checks a circuit with symbolic arguments, so errors are found even if it is never used.
+    fn check_circuit_alone(&mut self, c: CircuitRef) {
+        self.b = Builder::default();
+        self.generic = true;
+        let circuit = self.circuit(c);
+        let mut scope = self.circuit_scope(c, String::new());
+        let mut statics = Vec::new();
+        for s in &circuit.statics {
+            let v = match s.kind {
+                StaticKind::Int => Static::Dim(Dim::Sym(self.new_sym(&s.name.name))),
+                StaticKind::Float => Static::Unknown,
+            };
+            statics.push(v);
+        }
+        self.bind_statics(c, &statics, &mut scope);
+        for input in &circuit.inputs {
+            let Some(ty) = self.declare_type(&input.ty, &mut scope, true) else {
+                continue;
+            };
+            let data = self.b.data.len();
+            self.b.data.push(DataDecl {
+                name: input.name.name.clone(),
+                ty: ty.clone(),
+                source: DataSource::Columns(vec![]),
+                span: input.name.span,
+            });
+            let node = self.push(Op::Data(data), vec![], ty, input.name.span);
+            self.bind(
+                &mut scope,
+                &input.name,
+                Value::Tensor(node),
+                BindKind::Input,
+            );
+        }
+        self.stack
+            .push((c, circuit.name.span, circuit.name.name.clone()));
+        self.circuit_body(c, &mut scope);
+        self.stack.pop();
+        self.generic = false;
+    }
+
+    pub fn new_sym(&mut self, name: &str) -> SymId {
+        self.b.syms.push(name.to_string());
+        SymId(self.b.syms.len() as u32 - 1)
+    }
+
+    fn circuit_scope(&self, c: CircuitRef, prefix: String) -> Scope {
+        Scope {
+            module: c.module,
+            prefix,
+            vars: HashMap::new(),
+            dims: HashMap::new(),
+            in_circuit: true,
+        }
+    }
+
+    fn bind_statics(&mut self, c: CircuitRef, values: &[Static], scope: &mut Scope) {
+        let circuit = self.circuit(c);
+        for (s, v) in circuit.statics.iter().zip(values) {
+            self.bind(scope, &s.name, Value::Static(*v), BindKind::Static);
+        }
+    }
+
+    /// Binds a name, reporting a clash with an earlier binding. Only `let` may rebind a `let`.
+    pub fn bind(&mut self, scope: &mut Scope, name: &ast::Ident, value: Value, kind: BindKind) {
+        if let Some(prev) = scope.vars.get(&name.name) {
+            let shadowing_ok = kind == BindKind::Let && prev.kind == BindKind::Let;
+            if !shadowing_ok {
+                let prev_span = prev.span;
+                let prev_kind = prev.kind;
+                self.report(
+                    Diagnostic::error("E0202", format!("`{}` is defined twice", name.name))
+                        .label(name.span, format!("defined again here as a {}", kind.noun()))
+                        .secondary(prev_span, format!("first defined here as a {}", prev_kind.noun()))
+                        .help("only a `let` value can be redefined by another `let`; choose another name"),
+                );
+                return;
+            }
+        }
+        scope.vars.insert(
+            name.name.clone(),
+            Binding {
+                value,
+                span: name.span,
+                kind,
+            },
+        );
+    }
+
+    pub fn stmts(&mut self, stmts: &'p [Stmt], scope: &mut Scope, in_repeat: bool) {
+        for stmt in stmts {
+            self.stmt(stmt, scope, in_repeat);
+        }
+    }
+
+    fn stmt(&mut self, stmt: &'p Stmt, scope: &mut Scope, in_repeat: bool) {
+        match &stmt.kind {
+            StmtKind::Data { name, ty, source } => {
+                if scope.in_circuit || in_repeat {
+                    return self.not_here(
+                        stmt,
+                        "`data` declarations",
+                        if in_repeat {
+                            "a `repeat` block"
+                        } else {
+                            "a circuit"
+                        },
+                        "declare data in the model and pass it to the circuit as an input",
+                    );
+                }
+                self.data_decl(name, ty, source.as_ref(), scope);
+            }
+            StmtKind::Param {
+                name,
+                ty,
+                init,
+                prior,
+                update,
+            } => {
+                if in_repeat {
+                    return self.not_here(
+                        stmt,
+                        "`param` declarations",
+                        "a `repeat` block",
+                        "declare the parameter before the block; every step then shares it",
+                    );
+                }
+                self.param_decl(
+                    name,
+                    ty,
+                    init.as_ref(),
+                    prior.as_ref(),
+                    update.as_ref(),
+                    scope,
+                );
+            }
+            StmtKind::Let { name, value } => {
+                let Some(v) = self.eval_bound(value, scope, Some(name)) else {
+                    // Bind nothing: later uses report "unknown name" only if it truly is unknown.
+                    scope.vars.entry(name.name.clone()).or_insert(Binding {
+                        value: Value::Poison,
+                        span: name.span,
+                        kind: BindKind::Let,
+                    });
+                    return;
+                };
+                let kind = if matches!(v, Value::Instance(_)) {
+                    BindKind::Instance
+                } else {
+                    BindKind::Let
+                };
+                self.bind(scope, name, v, kind);
+            }
+            StmtKind::Tilde { target, dist } => self.tilde(target, dist, scope),
+            StmtKind::Return(_) => {
+                let what = if scope.in_circuit {
+                    "a `repeat` block"
+                } else {
+                    "a model"
+                };
+                let help = if scope.in_circuit {
+                    "return after the block"
+                } else {
+                    "a model states its outputs with `~` observations"
+                };
+                self.not_here(stmt, "`return`", what, help);
+            }
+            StmtKind::Repeat { count, body } => {
+                let n = match self.static_value(count, scope, "the repeat count") {
+                    // Unknown while checking a circuit on its own: check the body once.
+                    Some(Static::Unknown | Static::Dim(_)) => 1,
+                    Some(_) => match self.static_int(count, scope, "the repeat count") {
+                        Some(n) => n,
+                        None => return,
+                    },
+                    None => return,
+                };
+                if !(0..=MAX_REPEAT).contains(&n) {
+                    self.report(
+                        Diagnostic::error("E0406", format!("cannot repeat {n} times")).label(
+                            count.span,
+                            format!("the count must be between 0 and {MAX_REPEAT}"),
+                        ),
+                    );
+                    return;
+                }
+                for _ in 0..n {
+                    self.stmts(body, scope, true);
+                }
+            }
+            StmtKind::Train { settings } => {
+                if scope.in_circuit || in_repeat {
+                    return self.not_here(
+                        stmt,
+                        "`train` settings",
+                        if in_repeat {
+                            "a `repeat` block"
+                        } else {
+                            "a circuit"
+                        },
+                        "put `train { … }` in the model",
+                    );
+                }
+                self.train_block(stmt.span, settings, scope);
+            }
+            StmtKind::Error => {}
+        }
+    }
+
+    fn not_here(&mut self, stmt: &Stmt, what: &str, place: &str, help: &str) {
+        self.report(
+            Diagnostic::error("E0208", format!("{what} are not allowed in {place}"))
+                .label(stmt.span, "not allowed here")
+                .help(help),
+        );
+    }
+
+    /// Runs a circuit body in `scope` and checks its `return` against the declared type.
+    fn circuit_body(&mut self, c: CircuitRef, scope: &mut Scope) -> Option<NodeId> {
+        let circuit = self.circuit(c);
+        let (last, init) = match circuit.body.split_last() {
+            Some((last, init)) if matches!(last.kind, StmtKind::Return(_)) => (Some(last), init),
+            _ => (None, &circuit.body[..]),
+        };
+        for stmt in init {
+            if let StmtKind::Return(_) = stmt.kind {
+                self.report(
+                    Diagnostic::error("E0208", "`return` must be the last statement of a circuit")
+                        .label(stmt.span, "statements follow this `return`"),
+                );
+                continue;
+            }
+            self.stmt(stmt, scope, false);
+        }
+        let Some(Stmt {
+            kind: StmtKind::Return(e),
+            ..
+        }) = last
+        else {
+            if !circuit
+                .body
+                .iter()
+                .any(|s| matches!(s.kind, StmtKind::Return(_) | StmtKind::Error))
+            {
+                self.report(
+                    Diagnostic::error(
+                        "E0208",
+                        format!("circuit `{}` has no `return`", circuit.name.name),
+                    )
+                    .label(circuit.name.span, "this circuit returns nothing")
+                    .help("end its body with `return <expression>`"),
+                );
+            }
+            return None;
+        };
+        let v = self.eval(e, scope)?;
+        let node = self.as_tensor(v, e.span)?;
+        let want = self.lookup_type(&circuit.ret, scope)?;
+        let got = self.ty(node).clone();
+        if !types_agree(&want, &got) {
+            self.report(
+                Diagnostic::error("E0311", "returned value does not have the declared type")
+                    .label(e.span, format!("this has type {}", self.show(&got)))
+                    .secondary(
+                        circuit.ret.span,
+                        format!("the circuit declares {}", self.show(&want)),
+                    ),
+            );
+        }
+        Some(node)
+    }
+
+    /// Instantiates a circuit: `nn.dense(64, 128)`. The instance's parameters are created when
+    /// it is first applied, under `name.`.
+    pub fn instantiate(
+        &mut self,
+        c: CircuitRef,
+        args: &'p [ast::Arg],
+        span: Span,
+        name: Option<&ast::Ident>,
+        scope: &mut Scope,
+    ) -> Option<Value> {
+        let circuit = self.circuit(c);
+        let names: Vec<&str> = circuit
+            .statics
+            .iter()
+            .map(|s| s.name.name.as_str())
+            .collect();
+        let bound = self.bind_args(
+            &format!("circuit `{}`", circuit.name.name),
+            span,
+            &names,
+            names.len(),
+            args,
+        )?;
+        let mut statics = Vec::new();
+        for (s, arg) in circuit.statics.iter().zip(bound) {
+            let arg = arg?;
+            let v = self.eval(arg, scope)?;
+            let Value::Static(st) = v else {
+                self.report(
+                    Diagnostic::error(
+                        "E0403",
+                        format!("`{}` must be known when compiling", s.name.name),
+                    )
+                    .label(arg.span, "this is not a constant")
+                    .secondary(s.span, "declared as a compile-time argument here"),
+                );
+                return None;
+            };
+            let st = match (s.kind, st) {
+                (StaticKind::Int, Static::Float(f)) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                    Static::Int(f as i64)
+                }
+                (StaticKind::Int, Static::Float(f)) => {
+                    self.report(
+                        Diagnostic::error("E0403", format!("`{}` must be an integer", s.name.name))
+                            .label(arg.span, format!("this is {f}"))
+                            .secondary(s.span, "declared `int` here"),
+                    );
+                    return None;
+                }
+                (StaticKind::Float, Static::Int(i)) => Static::Float(i as f64),
+                (_, other) => other,
+            };
+            statics.push(st);
+        }
+        let inst_name = match name {
+            Some(n) => format!("{}{}", scope.prefix, n.name),
+            None => {
+                if self.circuit_has_params(c, &mut HashSet::new()) {
+                    self.report(
+                        Diagnostic::error(
+                            "E0209",
+                            format!("this instance of `{}` needs a name", circuit.name.name),
+                        )
+                        .label(span, "its parameters would have no name")
+                        .help(format!(
+                            "bind it first: `let layer = {}`, then call `layer(…)`",
+                            self.prog.sources.text(span)
+                        )),
+                    );
+                    return None;
+                }
+                format!("{}{}", scope.prefix, circuit.name.name)
+            }
+        };
+        if name.is_some() {
+            if let Some(prev) = self.b.instance_names.get(&inst_name) {
+                let prev = *prev;
+                self.report(
+                    Diagnostic::error("E0209", format!("instance name `{inst_name}` is used twice"))
+                        .label(span, "its parameters would clash with the first instance's")
+                        .secondary(prev, "first instance")
+                        .help("give each instance its own name (inside `repeat`, create instances before the block)"),
+                );
+                return None;
+            }
+            self.b.instance_names.insert(inst_name.clone(), span);
+        }
+        Some(Value::Instance(Rc::new(Instance {
+            circuit: c,
+            statics,
+            name: inst_name,
+        })))
+    }
+
+    /// Whether a circuit, or any circuit it instantiates, declares parameters.
+    fn circuit_has_params(&self, c: CircuitRef, seen: &mut HashSet<CircuitRef>) -> bool {
+        if !seen.insert(c) {
+            return false;
+        }
+        let circuit = self.circuit(c);
+        let module = self.prog.module(c.module);
+        let mut stack: Vec<&Stmt> = circuit.body.iter().collect();
+        while let Some(s) = stack.pop() {
+            match &s.kind {
+                StmtKind::Param { .. } => return true,
+                StmtKind::Repeat { body, .. } => stack.extend(body.iter()),
+                StmtKind::Let {
+                    value:
+                        Expr {
+                            kind: ExprKind::Call { callee, .. },
+                            ..
+                        },
+                    ..
+                } => {
+                    let target = match &callee.kind {
+                        ExprKind::Path(p) if p.len() == 1 => {
+                            find_circuit(self.prog, c.module, &p[0].name)
+                        }
+                        ExprKind::Path(p) if p.len() == 2 => module
+                            .imports
+                            .get(&p[0].name)
+                            .and_then(|m| find_circuit(self.prog, *m, &p[1].name)),
+                        _ => None,
+                    };
+                    if target.is_some_and(|t| self.circuit_has_params(t, seen)) {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Applies an instance to tensor arguments: binds inputs, runs the body, returns its result.
+    pub fn apply(
+        &mut self,
+        inst: &Rc<Instance>,
+        args: &'p [ast::Arg],
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Value> {
+        let c = inst.circuit;
+        let circuit = self.circuit(c);
+        if self.stack.iter().any(|(sc, ..)| *sc == c) || self.stack.len() >= MAX_INSTANCE_DEPTH {
+            self.report(
+                Diagnostic::error("E0207", format!("circuit `{}` uses itself", circuit.name.name))
+                    .label(span, "this application recurses")
+                    .note("circuits are inlined, so they cannot be recursive; use `repeat` for a fixed number of steps"),
+            );
+            return None;
+        }
+        let names: Vec<&str> = circuit
+            .inputs
+            .iter()
+            .map(|i| i.name.name.as_str())
+            .collect();
+        let bound = self.bind_args(&format!("`{}`", inst.name), span, &names, names.len(), args)?;
+        let mut values = Vec::new();
+        for arg in bound {
+            let arg = arg?;
+            let v = self.eval(arg, scope)?;
+            values.push((self.as_tensor(v, arg.span)?, arg.span));
+        }
+        let mut inner = self.circuit_scope(c, format!("{}.", inst.name));
+        self.bind_statics(c, &inst.statics, &mut inner);
+        for (input, (node, arg_span)) in circuit.inputs.iter().zip(values) {
+            self.unify_input(input, node, arg_span, &mut inner)?;
+            self.bind(
+                &mut inner,
+                &input.name,
+                Value::Tensor(node),
+                BindKind::Input,
+            );
+        }
+        self.stack.push((c, span, inst.name.clone()));
+        let out = self.circuit_body(c, &mut inner);
+        self.stack.pop();
+        out.map(Value::Tensor)
+    }
+
+    /// Matches an argument's type against a circuit input's declared type, binding size
+    /// variables such as `B` on first sight.
+    fn unify_input(
+        &mut self,
+        input: &'p ast::Input,
+        node: NodeId,
+        arg_span: Span,
+        scope: &mut Scope,
+    ) -> Option<()> {
+        let got = self.ty(node).clone();
+        let want_elem = elem_of(input.ty.elem);
+        let mismatch = |this: &mut Self, want: String| {
+            let d = Diagnostic::error(
+                "E0310",
+                format!(
+                    "argument `{}` does not fit the circuit's input",
+                    input.name.name
+                ),
+            )
+            .label(arg_span, format!("this has type {}", this.show(&got)))
+            .secondary(input.ty.span, format!("the input expects {want}"));
+            this.report(d);
+        };
+        if got.rank() != input.ty.dims.len() || got.elem != want_elem {
+            let want = self.prog.sources.text(input.ty.span).to_string();
+            mismatch(self, want);
+            return None;
+        }
+        for (dim_expr, &actual) in input.ty.dims.iter().zip(&got.dims) {
+            if let ExprKind::Path(p) = &dim_expr.kind {
+                if p.len() == 1
+                    && !scope.vars.contains_key(&p[0].name)
+                    && !scope.dims.contains_key(&p[0].name)
+                {
+                    scope.dims.insert(p[0].name.clone(), actual);
+                    continue;
+                }
+            }
+            let want = self.eval_dim(dim_expr, scope, false)?;
+            if !dims_agree(want, actual) {
+                let want_text = self.prog.sources.text(input.ty.span).to_string();
+                let shown: Vec<String> = input
+                    .ty
+                    .dims
+                    .iter()
+                    .map(|d| match self.eval_dim_quiet(d, scope) {
+                        Some(Dim::Known(n)) => n.to_string(),
+                        _ => self.prog.sources.text(d.span).to_string(),
+                    })
+                    .collect();
+                mismatch(self, format!("{want_text} = [{}]", shown.join(", ")));
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn data_decl(
+        &mut self,
+        name: &'p ast::Ident,
+        ty: &'p ast::TypeExpr,
+        source: Option<&'p Expr>,
+        scope: &mut Scope,
+    ) {
+        let Some(t) = self.declare_type(ty, scope, true) else {
+            return;
+        };
+        if t.dims.is_empty() || t.dims.len() > 2 {
+            self.report(
+                Diagnostic::error("E0306", format!("data `{}` must have one or two axes", name.name))
+                    .label(ty.span, format!("this has {} axes", t.dims.len()))
+                    .help("data are rows of a table: `[N]` for one column, `[N, k]` for k columns; use `reshape` for more axes"),
+            );
+            return;
+        }
+        if !matches!(t.dims[0], Dim::Sym(_)) {
+            self.report(
+                Diagnostic::error("E0306", "the first axis of data must be the symbolic number of examples")
+                    .label(ty.dims[0].span, "this is a fixed size")
+                    .help("name it, as in `[N, 64]`: the number of rows is known only when the data are read"),
+            );
+            return;
+        }
+        if let Some(first) = self.b.data.first() {
+            if first.ty.dims[0] != t.dims[0] {
+                let (fspan, fname) = (first.span, first.name.clone());
+                self.report(
+                    Diagnostic::error(
+                        "E0306",
+                        "all data of a model must have the same number of examples",
+                    )
+                    .label(ty.dims[0].span, "this names a different number of rows")
+                    .secondary(
+                        fspan,
+                        format!("`{fname}` is declared with another first axis here"),
+                    ),
+                );
+                return;
+            }
+        }
+        let Some(src) = self.data_source(name, &t, ty, source) else {
+            return;
+        };
+        let index = self.b.data.len();
+        self.b.data.push(DataDecl {
+            name: name.name.clone(),
+            ty: t.clone(),
+            source: src,
+            span: name.span,
+        });
+        let node = self.push(Op::Data(index), vec![], t, name.span);
+        self.bind(scope, name, Value::Tensor(node), BindKind::Data);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn param_decl(
+        &mut self,
+        name: &'p ast::Ident,
+        ty: &'p ast::TypeExpr,
+        init: Option<&'p Expr>,
+        prior: Option<&'p Expr>,
+        update: Option<&'p Expr>,
+        scope: &mut Scope,
+    ) {
+        let full = format!("{}{}", scope.prefix, name.name);
+        let t = self.lookup_type(ty, scope);
+        let prior_v = match prior {
+            Some(p) => self.param_prior(p, scope),
+            None => Some(Prior::Flat),
+        };
+        let init_v = match init {
+            Some(e) => self.param_init(e, prior_v, scope),
+            None => Some(None),
+        };
+        let update_v = match update {
+            Some(u) => self.update_rule(u, scope).map(Some),
+            None => Some(None),
+        };
+        let (Some(t), Some(prior_v), Some(init_v), Some(update_v)) = (t, prior_v, init_v, update_v)
+        else {
+            return;
+        };
+        if ty.elem == ElemType::Int {
+            self.report(
+                Diagnostic::error("E0402", "parameters are real-valued")
+                    .label(ty.span, "an `int` parameter cannot be trained")
+                    .help("drop `int`"),
+            );
+            return;
+        }
+        if let Some(d) = t.dims.iter().position(|d| matches!(d, Dim::Sym(_))) {
+            if !self.generic {
+                let shown = self.show(&t);
+                self.report(
+                    Diagnostic::error("E0305", format!("the shape of parameter `{full}` is not known when compiling"))
+                        .label(ty.dims[d].span, format!("this size is only known at run time ({shown})"))
+                        .help("a parameter's shape may use numbers and circuit arguments, not data sizes such as `N`"),
+                );
+                return;
+            }
+        }
+        if let Some(rule) = &update_v {
+            if rule.kind == UpdateKind::Bayes && prior_v == Prior::Flat {
+                let u = update.map_or(name.span, |u| u.span);
+                self.report(
+                    Diagnostic::error("E0508", format!("`bayes` needs a prior on `{full}`"))
+                        .label(
+                            u,
+                            "the Bayesian learning rate starts from the prior's precision",
+                        )
+                        .secondary(
+                            name.span,
+                            "this parameter has a flat prior (zero precision)",
+                        )
+                        .help("give it a proper prior, e.g. `~ normal(0, 1)`"),
+                );
+                return;
+            }
+        }
+        if let Some(&existing) = self.b.param_nodes.get(&full) {
+            // The same instance applied again: it shares its parameters.
+            self.bind(scope, name, Value::Tensor(existing), BindKind::Param);
+            return;
+        }
+        let index = self.b.params.len();
+        self.b.params.push(ParamDecl {
+            name: full.clone(),
+            ty: t.clone(),
+            init: init_v,
+            prior: prior_v,
+            update: update_v,
+            span: name.span,
+        });
+        let node = self.push(Op::Param(index), vec![], t, name.span);
+        self.b.param_nodes.insert(full, node);
+        self.bind(scope, name, Value::Tensor(node), BindKind::Param);
+    }
+
+    /// A type whose dimensions may introduce new symbolic sizes (`data`, circuit inputs).
+    fn declare_type(
+        &mut self,
+        ty: &'p ast::TypeExpr,
+        scope: &mut Scope,
+        declare: bool,
+    ) -> Option<Ty> {
+        let mut dims = Vec::new();
+        for d in &ty.dims {
+            if declare {
+                if let ExprKind::Path(p) = &d.kind {
+                    let n = &p[0].name;
+                    if p.len() == 1 && !scope.vars.contains_key(n) && !scope.dims.contains_key(n) {
+                        let s = Dim::Sym(self.new_sym(n));
+                        scope.dims.insert(n.clone(), s);
+                    }
+                }
+            }
+            dims.push(self.eval_dim(d, scope, false)?);
+        }
+        Some(Ty {
+            elem: elem_of(ty.elem),
+            dims,
+        })
+    }
+
+    /// A type whose dimensions must all be known names or numbers (parameters, return types).
+    pub fn lookup_type(&mut self, ty: &'p ast::TypeExpr, scope: &mut Scope) -> Option<Ty> {
+        self.declare_type(ty, scope, false)
+    }
+
+    /// Evaluates one dimension of a type.
+    pub fn eval_dim(&mut self, e: &'p Expr, scope: &mut Scope, _pattern: bool) -> Option<Dim> {
+        if let ExprKind::Path(p) = &e.kind {
+            if p.len() == 1 {
+                if let Some(d) = scope.dims.get(&p[0].name) {
+                    return Some(*d);
+                }
+                if !scope.vars.contains_key(&p[0].name) {
+                    let mut d =
+                        Diagnostic::error("E0205", format!("unknown dimension `{}`", p[0].name))
+                            .label(e.span, "not a circuit argument or a size named earlier");
+                    if scope.in_circuit {
+                        d = d.help(
+                            "a size variable such as `B` must first appear in an input's type",
+                        );
+                    }
+                    self.report(d);
+                    return None;
+                }
+            }
+        }
+        let v = self.eval(e, scope)?;
+        let s = match v {
+            Value::Static(s) => s,
+            _ => {
+                self.report(
+                    Diagnostic::error("E0403", "a dimension must be known when compiling")
+                        .label(e.span, "this is not a compile-time number"),
+                );
+                return None;
+            }
+        };
+        match s {
+            Static::Int(n) if n >= 1 => Some(Dim::Known(n as u64)),
+            Static::Float(f) if f >= 1.0 && f.fract() == 0.0 && f < 9e15 => {
+                Some(Dim::Known(f as u64))
+            }
+            Static::Dim(d) => Some(d),
+            Static::Unknown => Some(Dim::Any),
+            Static::Int(n) => {
+                self.report(
+                    Diagnostic::error(
+                        "E0307",
+                        format!("a dimension must be at least 1, found {n}"),
+                    )
+                    .label(e.span, "invalid size"),
+                );
+                None
+            }
+            Static::Float(f) => {
+                self.report(
+                    Diagnostic::error(
+                        "E0307",
+                        format!("a dimension must be a positive integer, found {f}"),
+                    )
+                    .label(e.span, "invalid size"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `eval_dim` without diagnostics, for messages.
+    fn eval_dim_quiet(&mut self, e: &'p Expr, scope: &mut Scope) -> Option<Dim> {
+        let saved = (self.diags.len(), self.reported.clone());
+        let d = self.eval_dim(e, scope, false);
+        self.diags.truncate(saved.0);
+        self.reported = saved.1;
+        d
+    }
+}
+
+pub fn elem_of(e: ElemType) -> Elem {
+    match e {
+        ElemType::Float => Elem::Float,
+        ElemType::Int => Elem::Int,
+    }
+}
+
+pub fn types_agree(a: &Ty, b: &Ty) -> bool {
+    a.elem == b.elem
+        && a.rank() == b.rank()
+        && a.dims.iter().zip(&b.dims).all(|(x, y)| dims_agree(*x, *y))
+}
+
+/// The item index of circuit `name` in a module.
+pub fn find_circuit(prog: &Program, module: ModuleId, name: &str) -> Option<CircuitRef> {
+    prog.module(module)
+        .ast
+        .items
+        .iter()
+        .enumerate()
+        .find_map(|(i, item)| match item {
+            Item::Circuit(c) if c.name.name == name => Some(CircuitRef { module, item: i }),
+            _ => None,
+        })
+}

@@ -1,0 +1,37 @@
+//! The checker: name resolution, shape and type inference with symbolic dimensions, and the
+//! validation of priors, likelihoods and optimizer settings. It elaborates every model into a
+//! [`checked::CheckedModel`]: circuits inlined, names made hierarchical, every node typed.
+//!
+//! Circuits are checked twice: once on their own with symbolic arguments (so an unused circuit
+//! is still checked, and errors read in the circuit's own terms), then at every instantiation
+//! with the real arguments. A diagnostic is reported once per code and place.
+
+pub mod builtins;
+pub mod checked;
+mod decl;
+mod elaborate;
+mod expr;
+pub mod signature;
+pub mod suggest;
+pub mod types;
+
+use crate::diagnostic::Diagnostic;
+use crate::front::loader::Program;
+use checked::CheckedModel;
+
+pub struct CheckOutput {
+    /// The models of the root file that checked without errors.
+    pub models: Vec<CheckedModel>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckOutput {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks a loaded program: every circuit of every module, and every model of the root module.
+pub fn check(program: &Program) -> CheckOutput {
+    elaborate::Checker::new(program).run()
+}

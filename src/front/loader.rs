@@ -1,0 +1,198 @@
+//! Loading a program: the root file and, transitively, every module it imports. A module is
+//! looked up next to the importing file (`name.circ`), then in the standard library bundled into
+//! the binary (stdlib/). Import cycles and missing modules are diagnostics.
+
+use super::ast::{Item, Module};
+use super::parser::parse;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, SourceMap, Span};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The standard library, compiled into the binary so `import nn` works from any directory.
+pub const STDLIB: &[(&str, &str)] = &[("nn", include_str!("../../stdlib/nn.circ"))];
+
+/// Index of a module in [`Program::modules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId(pub u32);
+
+pub struct LoadedModule {
+    pub name: String,
+    pub file: FileId,
+    pub ast: Module,
+    /// Local name → module, one entry per import that resolved.
+    pub imports: HashMap<String, ModuleId>,
+}
+
+/// Every module of one compilation; the root is module 0.
+pub struct Program {
+    pub sources: SourceMap,
+    pub modules: Vec<LoadedModule>,
+}
+
+impl Program {
+    pub fn module(&self, id: ModuleId) -> &LoadedModule {
+        &self.modules[id.0 as usize]
+    }
+}
+
+/// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read.
+pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), std::io::Error> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(load_source(
+        &path.display().to_string(),
+        Some(path.to_path_buf()),
+        &text,
+    ))
+}
+
+/// Loads a program whose root is the given text (`path` is where imports are looked up from).
+pub fn load_source(name: &str, path: Option<PathBuf>, text: &str) -> (Program, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        sources: SourceMap::new(),
+        modules: Vec::new(),
+        diags: Vec::new(),
+        by_key: HashMap::new(),
+    };
+    let stem = path
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map_or("main".to_string(), |s| s.to_string_lossy().into_owned());
+    let file = loader.sources.add(name, path.clone(), text);
+    loader.add_module(stem, file, path, &mut Vec::new());
+    (
+        Program {
+            sources: loader.sources,
+            modules: loader.modules,
+        },
+        loader.diags,
+    )
+}
+
+struct Loader {
+    sources: SourceMap,
+    modules: Vec<LoadedModule>,
+    diags: Vec<Diagnostic>,
+    /// Canonical location → module, so a module imported twice is loaded once.
+    by_key: HashMap<String, ModuleId>,
+}
+
+impl Loader {
+    fn add_module(
+        &mut self,
+        name: String,
+        file: FileId,
+        path: Option<PathBuf>,
+        stack: &mut Vec<String>,
+    ) -> ModuleId {
+        let (ast, diags) = parse(file, &self.sources.file(file).text);
+        self.diags.extend(diags);
+        // Reserve the slot first: imported modules are appended after it.
+        let id = ModuleId(self.modules.len() as u32);
+        self.modules.push(LoadedModule {
+            name,
+            file,
+            ast: Module { items: Vec::new() },
+            imports: HashMap::new(),
+        });
+        let key = module_key(&self.modules[id.0 as usize].name, path.as_deref());
+        self.by_key.insert(key.clone(), id);
+        stack.push(key);
+        let dir = path
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let mut imports = HashMap::new();
+        let mut import_spans: HashMap<String, Span> = HashMap::new();
+        for item in &ast.items {
+            let Item::Import(imp) = item else { continue };
+            let local = imp.local_name();
+            if let Some(prev) = import_spans.get(&local.name) {
+                self.diags.push(
+                    Diagnostic::error("E0202", format!("`{}` is imported twice", local.name))
+                        .label(local.span, "imported again here")
+                        .secondary(*prev, "first imported here")
+                        .help("import it once, or use `import … as other_name`"),
+                );
+                continue;
+            }
+            import_spans.insert(local.name.clone(), local.span);
+            if let Some(m) = self.resolve(&imp.module.name, imp.module.span, dir.as_deref(), stack)
+            {
+                imports.insert(local.name.clone(), m);
+            }
+        }
+        stack.pop();
+        let slot = &mut self.modules[id.0 as usize];
+        slot.ast = ast;
+        slot.imports = imports;
+        id
+    }
+
+    fn resolve(
+        &mut self,
+        name: &str,
+        span: Span,
+        dir: Option<&Path>,
+        stack: &mut Vec<String>,
+    ) -> Option<ModuleId> {
+        let local = dir
+            .map(|d| d.join(format!("{name}.circ")))
+            .filter(|p| p.is_file());
+        let key = module_key(name, local.as_deref());
+        if stack.contains(&key) {
+            self.diags.push(
+                Diagnostic::error("E0203", format!("module `{name}` imports itself"))
+                    .label(span, "this import closes a cycle")
+                    .note(format!("import chain: {} -> {key}", stack.join(" -> "))),
+            );
+            return None;
+        }
+        if let Some(id) = self.by_key.get(&key) {
+            return Some(*id);
+        }
+        if let Some(path) = local {
+            return match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let file =
+                        self.sources
+                            .add(path.display().to_string(), Some(path.clone()), text);
+                    Some(self.add_module(name.to_string(), file, Some(path), stack))
+                }
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::error("E0201", format!("cannot read module `{name}`"))
+                            .label(span, format!("{}: {e}", path.display())),
+                    );
+                    None
+                }
+            };
+        }
+        if let Some((_, text)) = STDLIB.iter().find(|(n, _)| *n == name) {
+            let file = self
+                .sources
+                .add(format!("<stdlib>/{name}.circ"), None, *text);
+            return Some(self.add_module(name.to_string(), file, None, stack));
+        }
+        let stdlib: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
+        self.diags.push(
+            Diagnostic::error("E0201", format!("unknown module `{name}`"))
+                .label(span, "no such module")
+                .note(format!(
+                    "modules are looked up as `{name}.circ` next to this file, then in the standard library ({})",
+                    stdlib.join(", ")
+                )),
+        );
+        None
+    }
+}
+
+fn module_key(name: &str, path: Option<&Path>) -> String {
+    match path {
+        Some(p) => p
+            .canonicalize()
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string(),
+        None => format!("<stdlib>/{name}"),
+    }
+}

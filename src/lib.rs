@@ -1,0 +1,10 @@
+//! circ: a compiler for `.circ` neural circuits with Bayesian priors.
+//!
+//! The pipeline follows the folder tree: `front` (lexer, parser, imports) → `check` (names,
+//! shapes, priors) → later stages. See ARCHITECTURE.md.
+
+pub mod check;
+pub mod diagnostic;
+pub mod driver;
+pub mod front;
+pub mod source;

@@ -1,0 +1,91 @@
+//! The `circ` command line: argument parsing and printing only; the work is in `circ::driver`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "circ",
+    version,
+    about = "Compiler and runtime for .circ neural circuits with Bayesian priors"
+)]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse, resolve names and check shapes, priors and settings of .circ files.
+    ///
+    /// Exits with 0 when every file is valid, 1 when any has errors, 2 when a file cannot be read.
+    Check {
+        /// The .circ files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print each model's signature: sizes, data, parameters with shapes and priors.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match cli.command {
+        Command::Check { files, verbose } => check(&files, verbose, color),
+    }
+}
+
+fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
+    let mut errors = false;
+    let mut unreadable = false;
+    for file in files {
+        let checked = match circ::driver::check_file(file) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                unreadable = true;
+                continue;
+            }
+        };
+        if !checked.diagnostics.is_empty() {
+            eprint!("{}", checked.render(color));
+        }
+        errors |= checked.has_errors();
+        if verbose && !checked.has_errors() {
+            println!("{}", checked.signatures());
+        }
+        if checked.has_errors() {
+            let n = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "error: {} has {n} error{}",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if errors {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
