@@ -42,29 +42,18 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
     /// The primary label: what is wrong, and where.
     pub fn label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(DiagLabel {
-            span,
-            message: message.into(),
-            primary: true,
-        });
+        self.labels.push(DiagLabel { span, message: message.into(), primary: true });
         self
     }
 
     /// A secondary label: context that explains the primary one.
     pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(DiagLabel {
-            span,
-            message: message.into(),
-            primary: false,
-        });
+        self.labels.push(DiagLabel { span, message: message.into(), primary: false });
         self
     }
 
@@ -79,11 +68,7 @@ impl Diagnostic {
     }
 
     pub fn primary_span(&self) -> Option<Span> {
-        self.labels
-            .iter()
-            .find(|l| l.primary)
-            .or(self.labels.first())
-            .map(|l| l.span)
+        self.labels.iter().find(|l| l.primary).or(self.labels.first()).map(|l| l.span)
     }
 
     pub fn is_error(&self) -> bool {
@@ -110,17 +95,13 @@ impl Diagnostic {
             Severity::Error => ReportKind::Error,
             Severity::Warning => ReportKind::Warning,
         };
-        let config = Config::default()
-            .with_color(color)
-            .with_index_type(IndexType::Byte);
+        let config = Config::default().with_color(color).with_index_type(IndexType::Byte);
         let mut report = Report::build(kind, (main.file, main.range()))
             .with_config(config)
             .with_code(self.code)
             .with_message(&self.message);
         for (i, l) in self.labels.iter().enumerate() {
-            let mut label = Label::new((l.span.file, l.span.range()))
-                .with_message(&l.message)
-                .with_order(i as i32);
+            let mut label = Label::new((l.span.file, l.span.range())).with_message(&l.message).with_order(i as i32);
             if color {
                 label = label.with_color(if l.primary { Color::Red } else { Color::Blue });
             }
@@ -150,10 +131,7 @@ struct SourceCache<'a> {
 
 impl<'a> SourceCache<'a> {
     fn new(map: &'a SourceMap) -> Self {
-        let sources = map
-            .files()
-            .map(|(_, f)| ariadne::Source::from(f.text.as_str()))
-            .collect();
+        let sources = map.files().map(|(_, f)| ariadne::Source::from(f.text.as_str())).collect();
         SourceCache { map, sources }
     }
 }
@@ -174,9 +152,5 @@ impl<'a> ariadne::Cache<FileId> for SourceCache<'a> {
 pub fn render_all(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
     sorted.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start)));
-    sorted
-        .iter()
-        .map(|d| d.render(sources, color))
-        .collect::<Vec<_>>()
-        .join("\n")
+    sorted.iter().map(|d| d.render(sources, color)).collect::<Vec<_>>().join("\n")
 }

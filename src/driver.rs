@@ -24,11 +24,7 @@ impl Checked {
 
     /// The `--verbose` signature of every model.
     pub fn signatures(&self) -> String {
-        self.models
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.models.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -48,17 +44,9 @@ pub fn check_source(name: &str, text: &str) -> Checked {
 fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
     // Names and shapes are only checked in files that parsed: errors after a syntax error mislead.
     if diagnostics.iter().any(Diagnostic::is_error) {
-        return Checked {
-            program,
-            diagnostics,
-            models: Vec::new(),
-        };
+        return Checked { program, diagnostics, models: Vec::new() };
     }
     let out = check::check(&program);
     diagnostics.extend(out.diagnostics);
-    Checked {
-        program,
-        diagnostics,
-        models: out.models,
-    }
+    Checked { program, diagnostics, models: out.models }
 }

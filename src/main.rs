@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "circ",
-    version,
-    about = "Compiler and runtime for .circ neural circuits with Bayesian priors"
-)]
+#[command(name = "circ", version, about = "Compiler and runtime for .circ neural circuits with Bayesian priors")]
 struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -74,11 +70,7 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
         }
         if checked.has_errors() {
             let n = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "error: {} has {n} error{}",
-                file.display(),
-                if n == 1 { "" } else { "s" }
-            );
+            eprintln!("error: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
         }
     }
     if unreadable {

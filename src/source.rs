@@ -17,11 +17,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span {
-            file,
-            start: start as u32,
-            end: end as u32,
-        }
+        Span { file, start: start as u32, end: end as u32 }
     }
 
     /// The smallest span covering both (same file assumed; falls back to `self`).
@@ -29,11 +25,7 @@ impl Span {
         if self.file != other.file {
             return self;
         }
-        Span {
-            file: self.file,
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     pub fn range(self) -> std::ops::Range<usize> {
@@ -60,17 +52,8 @@ impl SourceMap {
         SourceMap::default()
     }
 
-    pub fn add(
-        &mut self,
-        name: impl Into<String>,
-        path: Option<PathBuf>,
-        text: impl Into<String>,
-    ) -> FileId {
-        self.files.push(SourceFile {
-            name: name.into(),
-            path,
-            text: text.into(),
-        });
+    pub fn add(&mut self, name: impl Into<String>, path: Option<PathBuf>, text: impl Into<String>) -> FileId {
+        self.files.push(SourceFile { name: name.into(), path, text: text.into() });
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -79,10 +62,7 @@ impl SourceMap {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (FileId(i as u32), f))
+        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
     }
 
     pub fn text(&self, span: Span) -> &str {
@@ -103,11 +83,7 @@ impl SourceMap {
     /// `file:line:col` of a span's start.
     pub fn location(&self, span: Span) -> Location<'_> {
         let (line, col) = self.line_col(span);
-        Location {
-            file: &self.file(span.file).name,
-            line,
-            col,
-        }
+        Location { file: &self.file(span.file).name, line, col }
     }
 }
 

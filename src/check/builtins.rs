@@ -29,31 +29,11 @@ pub const BUILTINS: &[(&str, Builtin, &[&str], usize)] = &[
     ("sqrt", Builtin::Unary(UnaryFn::Sqrt), &["x"], 1),
     ("abs", Builtin::Unary(UnaryFn::Abs), &["x"], 1),
     ("pow", Builtin::Pow, &["x", "p"], 2),
-    (
-        "sum",
-        Builtin::Reduce(ReduceFn::Sum),
-        &["x", "axis", "keepdims"],
-        1,
-    ),
-    (
-        "mean",
-        Builtin::Reduce(ReduceFn::Mean),
-        &["x", "axis", "keepdims"],
-        1,
-    ),
-    (
-        "max",
-        Builtin::Reduce(ReduceFn::Max),
-        &["x", "axis", "keepdims"],
-        1,
-    ),
+    ("sum", Builtin::Reduce(ReduceFn::Sum), &["x", "axis", "keepdims"], 1),
+    ("mean", Builtin::Reduce(ReduceFn::Mean), &["x", "axis", "keepdims"], 1),
+    ("max", Builtin::Reduce(ReduceFn::Max), &["x", "axis", "keepdims"], 1),
     ("softmax", Builtin::Softmax, &["x", "axis"], 1),
-    (
-        "logsumexp",
-        Builtin::LogSumExp,
-        &["x", "axis", "keepdims"],
-        1,
-    ),
+    ("logsumexp", Builtin::LogSumExp, &["x", "axis", "keepdims"], 1),
     ("reshape", Builtin::Reshape, &["x", "shape"], 2),
     ("transpose", Builtin::Transpose, &["x", "axes"], 1),
     // concat takes any number of tensors, then `axis`; its argument list is bound by hand.
@@ -64,10 +44,7 @@ pub const BUILTINS: &[(&str, Builtin, &[&str], usize)] = &[
 ];
 
 pub fn lookup(name: &str) -> Option<(Builtin, &'static [&'static str], usize)> {
-    BUILTINS
-        .iter()
-        .find(|(n, ..)| *n == name)
-        .map(|(_, b, a, r)| (*b, *a, *r))
+    BUILTINS.iter().find(|(n, ..)| *n == name).map(|(_, b, a, r)| (*b, *a, *r))
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -86,24 +63,13 @@ pub const DISTRIBUTIONS: &[(&str, &[&str])] = &[
 ];
 
 pub fn distribution(name: &str) -> Option<&'static [&'static str]> {
-    DISTRIBUTIONS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, a)| *a)
+    DISTRIBUTIONS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
 }
 
 /// Update rules with their hyperparameters and defaults.
 pub const UPDATE_RULES: &[(&str, &[(&str, f64)])] = &[
     ("sgd", &[("lr", 0.01), ("momentum", 0.0)]),
-    (
-        "adam",
-        &[
-            ("lr", 0.001),
-            ("beta1", 0.9),
-            ("beta2", 0.999),
-            ("eps", 1e-8),
-        ],
-    ),
+    ("adam", &[("lr", 0.001), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8)]),
     ("egd", &[("lr", 0.01)]),
     ("newton", &[("lr", 1.0), ("damping", 1e-4)]),
     ("bayes", &[("lr", 1.0), ("decay", 0.0)]),
@@ -113,5 +79,4 @@ pub const UPDATE_RULES: &[(&str, &[(&str, f64)])] = &[
 pub const TRAIN_SETTINGS: &[&str] = &["optimizer", "epochs", "batch", "valid", "seed"];
 
 /// Names that are values everywhere.
-pub const CONSTANTS: &[(&str, f64)] =
-    &[("pi", std::f64::consts::PI), ("true", 1.0), ("false", 0.0)];
+pub const CONSTANTS: &[(&str, f64)] = &[("pi", std::f64::consts::PI), ("true", 1.0), ("false", 0.0)];

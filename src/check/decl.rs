@@ -25,22 +25,15 @@ impl<'p> Checker<'p> {
         ty: &'p ast::TypeExpr,
         source: Option<&'p Expr>,
     ) -> Option<DataSource> {
-        let width = if t.rank() == 2 {
-            t.dims[1]
-        } else {
-            super::types::Dim::Known(1)
-        };
+        let width = if t.rank() == 2 { t.dims[1] } else { super::types::Dim::Known(1) };
         let Some(src) = source else {
             if t.rank() == 1 {
                 return Some(DataSource::Columns(vec![name.name.clone()]));
             }
             self.report(
-                Diagnostic::error(
-                    "E0313",
-                    format!("data `{}` has several columns but no source", name.name),
-                )
-                .label(ty.span, "which CSV columns hold these values?")
-                .help("name them: `= csv(\"first\" .. \"last\")` or `= csv(\"a\", \"b\", …)`"),
+                Diagnostic::error("E0313", format!("data `{}` has several columns but no source", name.name))
+                    .label(ty.span, "which CSV columns hold these values?")
+                    .help("name them: `= csv(\"first\" .. \"last\")` or `= csv(\"a\", \"b\", …)`"),
             );
             return None;
         };
@@ -81,10 +74,8 @@ impl<'p> Checker<'p> {
                 (None, Some(s)) => cols.push(s),
                 _ => {
                     self.report(
-                        Diagnostic::error("E0404", "`csv` takes column names").label(
-                            arg.value.span,
-                            "expected a string such as \"age\" or a range \"a\" .. \"z\"",
-                        ),
+                        Diagnostic::error("E0404", "`csv` takes column names")
+                            .label(arg.value.span, "expected a string such as \"age\" or a range \"a\" .. \"z\""),
                     );
                     return None;
                 }
@@ -104,10 +95,7 @@ impl<'p> Checker<'p> {
                         super::expr::plural(expected, "column")
                     ),
                 )
-                .label(
-                    src.span,
-                    format!("this names {}", super::expr::plural(cols.len(), "column")),
-                )
+                .label(src.span, format!("this names {}", super::expr::plural(cols.len(), "column")))
                 .secondary(ty.span, format!("the type has {expected} per example")),
             );
             return None;
@@ -125,14 +113,8 @@ impl<'p> Checker<'p> {
         let Some(arg_names) = builtins::distribution(name) else {
             return self.unknown_distribution(name, name_span);
         };
-        if matches!(name, "categorical" | "bernoulli")
-            || (usage == DistUse::ActivationPrior && name == "flat")
-        {
-            let what = if usage == DistUse::ParamPrior {
-                "a parameter"
-            } else {
-                "a hidden value"
-            };
+        if matches!(name, "categorical" | "bernoulli") || (usage == DistUse::ActivationPrior && name == "flat") {
+            let what = if usage == DistUse::ParamPrior { "a parameter" } else { "a hidden value" };
             self.report(
                 Diagnostic::error("E0503", format!("`{name}` cannot be the prior of {what}"))
                     .label(name_span, "not a prior")
@@ -144,13 +126,7 @@ impl<'p> Checker<'p> {
             );
             return None;
         }
-        let bound = self.bind_args(
-            &format!("`{name}`"),
-            e.span,
-            arg_names,
-            arg_names.len(),
-            args,
-        )?;
+        let bound = self.bind_args(&format!("`{name}`"), e.span, arg_names, arg_names.len(), args)?;
         let mut vals = Vec::new();
         for (arg, an) in bound.iter().zip(arg_names) {
             let arg = (*arg)?;
@@ -162,12 +138,9 @@ impl<'p> Checker<'p> {
                     "an activation prior takes numbers"
                 };
                 self.report(
-                    Diagnostic::error(
-                        "E0403",
-                        format!("`{an}` of a prior must be a number known when compiling"),
-                    )
-                    .label(arg.span, "this is a tensor")
-                    .help(help),
+                    Diagnostic::error("E0403", format!("`{an}` of a prior must be a number known when compiling"))
+                        .label(arg.span, "this is a tensor")
+                        .help(help),
                 );
                 return None;
             };
@@ -177,10 +150,7 @@ impl<'p> Checker<'p> {
             // Symbolic arguments while checking a circuit on its own: nothing to validate yet.
             return Some(Prior::Flat);
         }
-        let v: Vec<(f64, Span, &str)> = vals
-            .into_iter()
-            .map(|(v, s, n)| (v.unwrap_or(0.0), s, n))
-            .collect();
+        let v: Vec<(f64, Span, &str)> = vals.into_iter().map(|(v, s, n)| (v.unwrap_or(0.0), s, n)).collect();
         for (x, s, n) in &v {
             if !x.is_finite() {
                 self.report(
@@ -203,18 +173,9 @@ impl<'p> Checker<'p> {
             Some(x)
         };
         Some(match name {
-            "normal" => Prior::Normal {
-                mu: v[0].0,
-                sigma: positive(self, 1)?,
-            },
-            "laplace" => Prior::Laplace {
-                mu: v[0].0,
-                b: positive(self, 1)?,
-            },
-            "lognormal" => Prior::LogNormal {
-                mu: v[0].0,
-                sigma: positive(self, 1)?,
-            },
+            "normal" => Prior::Normal { mu: v[0].0, sigma: positive(self, 1)? },
+            "laplace" => Prior::Laplace { mu: v[0].0, b: positive(self, 1)? },
+            "lognormal" => Prior::LogNormal { mu: v[0].0, sigma: positive(self, 1)? },
             "uniform" => {
                 if v[0].0 >= v[1].0 {
                     self.report(
@@ -224,10 +185,7 @@ impl<'p> Checker<'p> {
                     );
                     return None;
                 }
-                Prior::Uniform {
-                    low: v[0].0,
-                    high: v[1].0,
-                }
+                Prior::Uniform { low: v[0].0, high: v[1].0 }
             }
             _ => Prior::Flat,
         })
@@ -274,33 +232,25 @@ impl<'p> Checker<'p> {
     }
 
     fn unknown_distribution<T>(&mut self, name: &str, span: Span) -> Option<T> {
-        let mut d = Diagnostic::error("E0502", format!("unknown distribution `{name}`"))
-            .label(span, "not a distribution");
+        let mut d =
+            Diagnostic::error("E0502", format!("unknown distribution `{name}`")).label(span, "not a distribution");
         d = match closest(name, builtins::DISTRIBUTIONS.iter().map(|(n, _)| *n)) {
             Some(s) => d.help(format!("did you mean `{s}`?")),
-            None => d.help(
-                "distributions: normal, laplace, lognormal, uniform, flat, categorical, bernoulli",
-            ),
+            None => d.help("distributions: normal, laplace, lognormal, uniform, flat, categorical, bernoulli"),
         };
         self.report(d);
         None
     }
 
     /// `param a: [] = 100`: a fixed start value, which must lie where the prior has mass.
-    pub fn param_init(
-        &mut self,
-        e: &'p Expr,
-        prior: Option<Prior>,
-        scope: &mut Scope,
-    ) -> Option<Option<f64>> {
+    pub fn param_init(&mut self, e: &'p Expr, prior: Option<Prior>, scope: &mut Scope) -> Option<Option<f64>> {
         let s = self.static_value(e, scope, "a parameter's initial value")?;
         let Some(x) = s.as_f64() else {
             return Some(None);
         };
         if !x.is_finite() {
             self.report(
-                Diagnostic::error("E0507", "the initial value is not finite")
-                    .label(e.span, format!("this is {x}")),
+                Diagnostic::error("E0507", "the initial value is not finite").label(e.span, format!("this is {x}")),
             );
             return None;
         }
@@ -308,19 +258,16 @@ impl<'p> Checker<'p> {
             Some(Prior::LogNormal { .. }) if x <= 0.0 => {
                 Some("a lognormal prior has mass on positive values only".to_string())
             }
-            Some(Prior::Uniform { low, high }) if x < low || x > high => Some(format!(
-                "the uniform prior has mass on [{low}, {high}] only"
-            )),
+            Some(Prior::Uniform { low, high }) if x < low || x > high => {
+                Some(format!("the uniform prior has mass on [{low}, {high}] only"))
+            }
             _ => None,
         };
         if let Some(why) = outside {
             self.report(
-                Diagnostic::error(
-                    "E0507",
-                    format!("initial value {x} is impossible under the prior"),
-                )
-                .label(e.span, "outside the prior's support")
-                .note(why),
+                Diagnostic::error("E0507", format!("initial value {x} is impossible under the prior"))
+                    .label(e.span, "outside the prior's support")
+                    .note(why),
             );
             return None;
         }
@@ -441,28 +388,21 @@ impl<'p> Checker<'p> {
                     *slot = Some(n as u64);
                 }
                 "valid" => {
-                    let Some(x) = self
-                        .static_value(&s.value, scope, "`valid`")
-                        .and_then(Static::as_f64)
-                    else {
+                    let Some(x) = self.static_value(&s.value, scope, "`valid`").and_then(Static::as_f64) else {
                         continue;
                     };
                     if !(0.0..1.0).contains(&x) {
                         self.report(
-                            Diagnostic::error(
-                                "E0406",
-                                "`valid` is the held-out fraction, in [0, 1)",
-                            )
-                            .label(s.value.span, format!("this is {x}")),
+                            Diagnostic::error("E0406", "`valid` is the held-out fraction, in [0, 1)")
+                                .label(s.value.span, format!("this is {x}")),
                         );
                         continue;
                     }
                     self.b.train.valid = Some(x);
                 }
                 _ => {
-                    let mut d =
-                        Diagnostic::error("E0509", format!("unknown training setting `{key}`"))
-                            .label(s.key.span, "not a setting");
+                    let mut d = Diagnostic::error("E0509", format!("unknown training setting `{key}`"))
+                        .label(s.key.span, "not a setting");
                     d = match closest(key, TRAIN_SETTINGS.iter().copied()) {
                         Some(c) => d.help(format!("did you mean `{c}`?")),
                         None => d.help(format!("settings: {}", TRAIN_SETTINGS.join(", "))),
@@ -480,8 +420,8 @@ impl<'p> Checker<'p> {
     pub fn tilde(&mut self, target: &'p ast::Ident, dist: &'p Expr, scope: &mut Scope) {
         let Some(binding) = scope.vars.get(&target.name).cloned() else {
             let candidates: Vec<&str> = scope.vars.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error("E0204", format!("unknown name `{}`", target.name))
-                .label(target.span, "not defined");
+            let mut d =
+                Diagnostic::error("E0204", format!("unknown name `{}`", target.name)).label(target.span, "not defined");
             if let Some(s) = closest(&target.name, candidates) {
                 d = d.help(format!("a name with a similar spelling exists: `{s}`"));
             }
@@ -493,15 +433,8 @@ impl<'p> Checker<'p> {
             Value::Poison => return,
             _ => {
                 self.report(
-                    Diagnostic::error(
-                        "E0405",
-                        format!(
-                            "`{}` is a {}, not a tensor",
-                            target.name,
-                            binding.kind.noun()
-                        ),
-                    )
-                    .label(target.span, "only data and values have distributions"),
+                    Diagnostic::error("E0405", format!("`{}` is a {}, not a tensor", target.name, binding.kind.noun()))
+                        .label(target.span, "only data and values have distributions"),
                 );
                 return;
             }
@@ -516,21 +449,13 @@ impl<'p> Checker<'p> {
                     return;
                 }
                 let name = format!("{}{}", scope.prefix, target.name);
-                self.b.activation_priors.push(ActivationPrior {
-                    name,
-                    node,
-                    prior,
-                    span: target.span.to(dist.span),
-                });
+                self.b.activation_priors.push(ActivationPrior { name, node, prior, span: target.span.to(dist.span) });
             }
             BindKind::Param => {
                 self.report(
                     Diagnostic::error(
                         "E0505",
-                        format!(
-                            "the prior of parameter `{}` belongs in its declaration",
-                            target.name
-                        ),
+                        format!("the prior of parameter `{}` belongs in its declaration", target.name),
                     )
                     .label(target.span, "a parameter")
                     .secondary(binding.span, "declared here")
@@ -545,13 +470,7 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn observation(
-        &mut self,
-        target: &'p ast::Ident,
-        node: NodeId,
-        dist: &'p Expr,
-        scope: &mut Scope,
-    ) {
+    fn observation(&mut self, target: &'p ast::Ident, node: NodeId, dist: &'p Expr, scope: &mut Scope) {
         let Op::Data(data) = self.b.nodes[node.0 as usize].op else {
             return;
         };
@@ -561,9 +480,7 @@ impl<'p> Checker<'p> {
                 Diagnostic::error("E0506", format!("`{}` is observed twice", target.name))
                     .label(target.span, "second likelihood")
                     .secondary(prev, "first likelihood")
-                    .help(
-                        "each datum has one likelihood; combine the models into one distribution",
-                    ),
+                    .help("each datum has one likelihood; combine the models into one distribution"),
             );
             return;
         }
@@ -576,22 +493,13 @@ impl<'p> Checker<'p> {
         };
         if !matches!(name, "normal" | "laplace" | "categorical" | "bernoulli") {
             self.report(
-                Diagnostic::error(
-                    "E0503",
-                    format!("`{name}` cannot be the likelihood of data"),
-                )
-                .label(name_span, "not a likelihood")
-                .help("likelihoods: normal, laplace (real data), categorical, bernoulli (labels)"),
+                Diagnostic::error("E0503", format!("`{name}` cannot be the likelihood of data"))
+                    .label(name_span, "not a likelihood")
+                    .help("likelihoods: normal, laplace (real data), categorical, bernoulli (labels)"),
             );
             return;
         }
-        let Some(bound) = self.bind_args(
-            &format!("`{name}`"),
-            dist.span,
-            arg_names,
-            arg_names.len(),
-            args,
-        ) else {
+        let Some(bound) = self.bind_args(&format!("`{name}`"), dist.span, arg_names, arg_names.len(), args) else {
             return;
         };
         let target_ty = self.ty(node).clone();
@@ -625,15 +533,9 @@ impl<'p> Checker<'p> {
                     return;
                 };
                 if name == "normal" {
-                    Likelihood::Normal {
-                        mean: pred,
-                        sigma: scale,
-                    }
+                    Likelihood::Normal { mean: pred, sigma: scale }
                 } else {
-                    Likelihood::Laplace {
-                        mean: pred,
-                        b: scale,
-                    }
+                    Likelihood::Laplace { mean: pred, b: scale }
                 }
             }
             "categorical" => {
@@ -642,79 +544,51 @@ impl<'p> Checker<'p> {
                     self.report(
                         Diagnostic::error(
                             "E0402",
-                            format!(
-                                "`categorical` needs integer class labels, `{}` is {shown}",
-                                target.name
-                            ),
+                            format!("`categorical` needs integer class labels, `{}` is {shown}", target.name),
                         )
                         .label(target.span, "real-valued data")
-                        .help(format!(
-                            "declare the labels as `int[…]`: `data {}: int[N]`",
-                            target.name
-                        )),
+                        .help(format!("declare the labels as `int[…]`: `data {}: int[N]`", target.name)),
                     );
                     return;
                 }
                 let mut want = target_ty.dims.clone();
                 want.push(*pred_ty.dims.last().unwrap_or(&super::types::Dim::Any));
-                if pred_ty.rank() != target_ty.rank() + 1
-                    || !super::elaborate::types_agree(&Ty::float(want), &pred_ty)
+                if pred_ty.rank() != target_ty.rank() + 1 || !super::elaborate::types_agree(&Ty::float(want), &pred_ty)
                 {
                     let (p, t) = (self.show(&pred_ty), self.show(&target_ty));
                     self.report(
                         Diagnostic::error("E0308", format!("logits {p} do not fit labels {t}"))
                             .label(first.span, format!("this has shape {p}"))
                             .secondary(target.span, format!("this has shape {t}"))
-                            .help("logits have the labels' shape plus one axis of class scores, e.g. [N, 10] for int[N]"),
+                            .help(
+                                "logits have the labels' shape plus one axis of class scores, e.g. [N, 10] for int[N]",
+                            ),
                     );
                     return;
                 }
                 Likelihood::Categorical { logits: pred }
             }
             _ => {
-                if !self.same_shape(
-                    &pred_ty,
-                    &Ty::float(target_ty.dims.clone()),
-                    first.span,
-                    target,
-                    "the logits",
-                ) {
+                if !self.same_shape(&pred_ty, &Ty::float(target_ty.dims.clone()), first.span, target, "the logits") {
                     return;
                 }
                 Likelihood::Bernoulli { logits: pred }
             }
         };
         self.b.observed.insert(data, target.span);
-        self.b.observations.push(Observation {
-            data,
-            likelihood,
-            span: target.span.to(dist.span),
-        });
+        self.b.observations.push(Observation { data, likelihood, span: target.span.to(dist.span) });
     }
 
-    fn same_shape(
-        &mut self,
-        got: &Ty,
-        want: &Ty,
-        span: Span,
-        target: &ast::Ident,
-        what: &str,
-    ) -> bool {
+    fn same_shape(&mut self, got: &Ty, want: &Ty, span: Span, target: &ast::Ident, what: &str) -> bool {
         if got.rank() == want.rank()
-            && super::elaborate::types_agree(
-                &Ty::float(got.dims.clone()),
-                &Ty::float(want.dims.clone()),
-            )
+            && super::elaborate::types_agree(&Ty::float(got.dims.clone()), &Ty::float(want.dims.clone()))
         {
             return true;
         }
         let (g, w) = (self.show(got), self.show(want));
-        let mut d = Diagnostic::error(
-            "E0308",
-            format!("{what} has shape {g} but `{}` has shape {w}", target.name),
-        )
-        .label(span, format!("this has shape {g}"))
-        .secondary(target.span, format!("this has shape {w}"));
+        let mut d = Diagnostic::error("E0308", format!("{what} has shape {g} but `{}` has shape {w}", target.name))
+            .label(span, format!("this has shape {g}"))
+            .secondary(target.span, format!("this has shape {w}"));
         if got.rank() == want.rank() + 1 && got.dims.last() == Some(&super::types::Dim::Known(1)) {
             d = d.help("drop the last axis: `prediction[:, 0]`");
         } else {
@@ -740,11 +614,8 @@ impl<'p> Checker<'p> {
                 };
                 if x <= 0.0 || !x.is_finite() {
                     self.report(
-                        Diagnostic::error(
-                            "E0501",
-                            format!("the scale of `{dist}` must be positive"),
-                        )
-                        .label(e.span, format!("this is {x}")),
+                        Diagnostic::error("E0501", format!("the scale of `{dist}` must be positive"))
+                            .label(e.span, format!("this is {x}")),
                     );
                     return None;
                 }
@@ -756,20 +627,14 @@ impl<'p> Checker<'p> {
                 let t = self.ty(n).clone();
                 let fits = broadcast(&t.dims, &target_ty.dims).is_ok_and(|d| {
                     d.len() == target_ty.rank()
-                        && super::elaborate::types_agree(
-                            &Ty::float(d),
-                            &Ty::float(target_ty.dims.clone()),
-                        )
+                        && super::elaborate::types_agree(&Ty::float(d), &Ty::float(target_ty.dims.clone()))
                 });
                 if !fits {
                     let (a, b) = (self.show(&t), self.show(target_ty));
                     self.report(
                         Diagnostic::error(
                             "E0308",
-                            format!(
-                                "the scale has shape {a}, which does not broadcast to `{}`'s {b}",
-                                target.name
-                            ),
+                            format!("the scale has shape {a}, which does not broadcast to `{}`'s {b}", target.name),
                         )
                         .label(e.span, format!("this has shape {a}"))
                         .secondary(target.span, format!("this has shape {b}")),

@@ -153,10 +153,7 @@ impl<'p> Checker<'p> {
         for (mi, module) in self.prog.modules.iter().enumerate() {
             for (ii, item) in module.ast.items.iter().enumerate() {
                 if let Item::Circuit(_) = item {
-                    self.check_circuit_alone(CircuitRef {
-                        module: ModuleId(mi as u32),
-                        item: ii,
-                    });
+                    self.check_circuit_alone(CircuitRef { module: ModuleId(mi as u32), item: ii });
                 }
             }
         }
@@ -172,10 +169,7 @@ impl<'p> Checker<'p> {
                 }
             }
         }
-        CheckOutput {
-            models,
-            diagnostics: self.diags,
-        }
+        CheckOutput { models, diagnostics: self.diags }
     }
 
     fn error_count(&self) -> usize {
@@ -191,9 +185,7 @@ impl<'p> Checker<'p> {
             for (c, site, name) in self.stack.iter().rev() {
                 let cname = &self.circuit(*c).name.name;
                 let loc = self.prog.sources.location(*site);
-                d = d.note(format!(
-                    "in `{name}`, an instance of circuit `{cname}` used at {loc}"
-                ));
+                d = d.note(format!("in `{name}`, an instance of circuit `{cname}` used at {loc}"));
             }
         }
         self.diags.push(d);
@@ -211,12 +203,7 @@ impl<'p> Checker<'p> {
     }
 
     pub fn push(&mut self, op: Op, inputs: Vec<NodeId>, ty: Ty, span: Span) -> NodeId {
-        self.b.nodes.push(Node {
-            op,
-            inputs,
-            ty,
-            span,
-        });
+        self.b.nodes.push(Node { op, inputs, ty, span });
         NodeId(self.b.nodes.len() as u32 - 1)
     }
 
@@ -255,8 +242,10 @@ impl<'p> Checker<'p> {
             dims: HashMap::new(),
             in_circuit: false,
         };
+        let errors_before = self.error_count();
         self.stmts(&m.body, &mut scope, false);
-        if self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
+        if self.error_count() == errors_before
+            && self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
             self.report(
                 Diagnostic::warning("W0001", format!("model `{}` observes no data", m.name.name))
                     .label(m.name.span, "nothing here has a likelihood")
@@ -304,15 +293,9 @@ impl<'p> Checker<'p> {
                 span: input.name.span,
             });
             let node = self.push(Op::Data(data), vec![], ty, input.name.span);
-            self.bind(
-                &mut scope,
-                &input.name,
-                Value::Tensor(node),
-                BindKind::Input,
-            );
+            self.bind(&mut scope, &input.name, Value::Tensor(node), BindKind::Input);
         }
-        self.stack
-            .push((c, circuit.name.span, circuit.name.name.clone()));
+        self.stack.push((c, circuit.name.span, circuit.name.name.clone()));
         self.circuit_body(c, &mut scope);
         self.stack.pop();
         self.generic = false;
@@ -324,13 +307,7 @@ impl<'p> Checker<'p> {
     }
 
     fn circuit_scope(&self, c: CircuitRef, prefix: String) -> Scope {
-        Scope {
-            module: c.module,
-            prefix,
-            vars: HashMap::new(),
-            dims: HashMap::new(),
-            in_circuit: true,
-        }
+        Scope { module: c.module, prefix, vars: HashMap::new(), dims: HashMap::new(), in_circuit: true }
     }
 
     fn bind_statics(&mut self, c: CircuitRef, values: &[Static], scope: &mut Scope) {
@@ -356,14 +333,7 @@ impl<'p> Checker<'p> {
                 return;
             }
         }
-        scope.vars.insert(
-            name.name.clone(),
-            Binding {
-                value,
-                span: name.span,
-                kind,
-            },
-        );
+        scope.vars.insert(name.name.clone(), Binding { value, span: name.span, kind });
     }
 
     pub fn stmts(&mut self, stmts: &'p [Stmt], scope: &mut Scope, in_repeat: bool) {
@@ -376,67 +346,44 @@ impl<'p> Checker<'p> {
         match &stmt.kind {
             StmtKind::Data { name, ty, source } => {
                 if scope.in_circuit || in_repeat {
-                    return self.not_here(
+                    self.not_here(
                         stmt,
                         "`data` declarations",
-                        if in_repeat {
-                            "a `repeat` block"
-                        } else {
-                            "a circuit"
-                        },
+                        if in_repeat { "a `repeat` block" } else { "a circuit" },
                         "declare data in the model and pass it to the circuit as an input",
                     );
+                } else {
+                    self.data_decl(name, ty, source.as_ref(), scope);
                 }
-                self.data_decl(name, ty, source.as_ref(), scope);
+                poison_if_unbound(scope, name);
             }
-            StmtKind::Param {
-                name,
-                ty,
-                init,
-                prior,
-                update,
-            } => {
+            StmtKind::Param { name, ty, init, prior, update } => {
                 if in_repeat {
-                    return self.not_here(
+                    self.not_here(
                         stmt,
                         "`param` declarations",
                         "a `repeat` block",
                         "declare the parameter before the block; every step then shares it",
                     );
+                } else {
+                    self.param_decl(name, ty, init.as_ref(), prior.as_ref(), update.as_ref(), scope);
                 }
-                self.param_decl(
-                    name,
-                    ty,
-                    init.as_ref(),
-                    prior.as_ref(),
-                    update.as_ref(),
-                    scope,
-                );
+                poison_if_unbound(scope, name);
             }
             StmtKind::Let { name, value } => {
                 let Some(v) = self.eval_bound(value, scope, Some(name)) else {
-                    // Bind nothing: later uses report "unknown name" only if it truly is unknown.
-                    scope.vars.entry(name.name.clone()).or_insert(Binding {
-                        value: Value::Poison,
-                        span: name.span,
-                        kind: BindKind::Let,
-                    });
+                    // A failed `let` hides any earlier `let` of the same name: its value is unknown.
+                    if scope.vars.get(&name.name).is_none_or(|b| b.kind == BindKind::Let) {
+                        scope.vars.insert(name.name.clone(), Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
+                    }
                     return;
                 };
-                let kind = if matches!(v, Value::Instance(_)) {
-                    BindKind::Instance
-                } else {
-                    BindKind::Let
-                };
+                let kind = if matches!(v, Value::Instance(_)) { BindKind::Instance } else { BindKind::Let };
                 self.bind(scope, name, v, kind);
             }
             StmtKind::Tilde { target, dist } => self.tilde(target, dist, scope),
             StmtKind::Return(_) => {
-                let what = if scope.in_circuit {
-                    "a `repeat` block"
-                } else {
-                    "a model"
-                };
+                let what = if scope.in_circuit { "a `repeat` block" } else { "a model" };
                 let help = if scope.in_circuit {
                     "return after the block"
                 } else {
@@ -456,10 +403,8 @@ impl<'p> Checker<'p> {
                 };
                 if !(0..=MAX_REPEAT).contains(&n) {
                     self.report(
-                        Diagnostic::error("E0406", format!("cannot repeat {n} times")).label(
-                            count.span,
-                            format!("the count must be between 0 and {MAX_REPEAT}"),
-                        ),
+                        Diagnostic::error("E0406", format!("cannot repeat {n} times"))
+                            .label(count.span, format!("the count must be between 0 and {MAX_REPEAT}")),
                     );
                     return;
                 }
@@ -472,11 +417,7 @@ impl<'p> Checker<'p> {
                     return self.not_here(
                         stmt,
                         "`train` settings",
-                        if in_repeat {
-                            "a `repeat` block"
-                        } else {
-                            "a circuit"
-                        },
+                        if in_repeat { "a `repeat` block" } else { "a circuit" },
                         "put `train { … }` in the model",
                     );
                 }
@@ -511,23 +452,12 @@ impl<'p> Checker<'p> {
             }
             self.stmt(stmt, scope, false);
         }
-        let Some(Stmt {
-            kind: StmtKind::Return(e),
-            ..
-        }) = last
-        else {
-            if !circuit
-                .body
-                .iter()
-                .any(|s| matches!(s.kind, StmtKind::Return(_) | StmtKind::Error))
-            {
+        let Some(Stmt { kind: StmtKind::Return(e), .. }) = last else {
+            if !circuit.body.iter().any(|s| matches!(s.kind, StmtKind::Return(_) | StmtKind::Error)) {
                 self.report(
-                    Diagnostic::error(
-                        "E0208",
-                        format!("circuit `{}` has no `return`", circuit.name.name),
-                    )
-                    .label(circuit.name.span, "this circuit returns nothing")
-                    .help("end its body with `return <expression>`"),
+                    Diagnostic::error("E0208", format!("circuit `{}` has no `return`", circuit.name.name))
+                        .label(circuit.name.span, "this circuit returns nothing")
+                        .help("end its body with `return <expression>`"),
                 );
             }
             return None;
@@ -540,10 +470,7 @@ impl<'p> Checker<'p> {
             self.report(
                 Diagnostic::error("E0311", "returned value does not have the declared type")
                     .label(e.span, format!("this has type {}", self.show(&got)))
-                    .secondary(
-                        circuit.ret.span,
-                        format!("the circuit declares {}", self.show(&want)),
-                    ),
+                    .secondary(circuit.ret.span, format!("the circuit declares {}", self.show(&want))),
             );
         }
         Some(node)
@@ -560,37 +487,22 @@ impl<'p> Checker<'p> {
         scope: &mut Scope,
     ) -> Option<Value> {
         let circuit = self.circuit(c);
-        let names: Vec<&str> = circuit
-            .statics
-            .iter()
-            .map(|s| s.name.name.as_str())
-            .collect();
-        let bound = self.bind_args(
-            &format!("circuit `{}`", circuit.name.name),
-            span,
-            &names,
-            names.len(),
-            args,
-        )?;
+        let names: Vec<&str> = circuit.statics.iter().map(|s| s.name.name.as_str()).collect();
+        let bound = self.bind_args(&format!("circuit `{}`", circuit.name.name), span, &names, names.len(), args)?;
         let mut statics = Vec::new();
         for (s, arg) in circuit.statics.iter().zip(bound) {
             let arg = arg?;
             let v = self.eval(arg, scope)?;
             let Value::Static(st) = v else {
                 self.report(
-                    Diagnostic::error(
-                        "E0403",
-                        format!("`{}` must be known when compiling", s.name.name),
-                    )
-                    .label(arg.span, "this is not a constant")
-                    .secondary(s.span, "declared as a compile-time argument here"),
+                    Diagnostic::error("E0403", format!("`{}` must be known when compiling", s.name.name))
+                        .label(arg.span, "this is not a constant")
+                        .secondary(s.span, "declared as a compile-time argument here"),
                 );
                 return None;
             };
             let st = match (s.kind, st) {
-                (StaticKind::Int, Static::Float(f)) if f.fract() == 0.0 && f.abs() < 9e15 => {
-                    Static::Int(f as i64)
-                }
+                (StaticKind::Int, Static::Float(f)) if f.fract() == 0.0 && f.abs() < 9e15 => Static::Int(f as i64),
                 (StaticKind::Int, Static::Float(f)) => {
                     self.report(
                         Diagnostic::error("E0403", format!("`{}` must be an integer", s.name.name))
@@ -609,15 +521,12 @@ impl<'p> Checker<'p> {
             None => {
                 if self.circuit_has_params(c, &mut HashSet::new()) {
                     self.report(
-                        Diagnostic::error(
-                            "E0209",
-                            format!("this instance of `{}` needs a name", circuit.name.name),
-                        )
-                        .label(span, "its parameters would have no name")
-                        .help(format!(
-                            "bind it first: `let layer = {}`, then call `layer(…)`",
-                            self.prog.sources.text(span)
-                        )),
+                        Diagnostic::error("E0209", format!("this instance of `{}` needs a name", circuit.name.name))
+                            .label(span, "its parameters would have no name")
+                            .help(format!(
+                                "bind it first: `let layer = {}`, then call `layer(…)`",
+                                self.prog.sources.text(span)
+                            )),
                     );
                     return None;
                 }
@@ -637,11 +546,7 @@ impl<'p> Checker<'p> {
             }
             self.b.instance_names.insert(inst_name.clone(), span);
         }
-        Some(Value::Instance(Rc::new(Instance {
-            circuit: c,
-            statics,
-            name: inst_name,
-        })))
+        Some(Value::Instance(Rc::new(Instance { circuit: c, statics, name: inst_name })))
     }
 
     /// Whether a circuit, or any circuit it instantiates, declares parameters.
@@ -656,22 +561,12 @@ impl<'p> Checker<'p> {
             match &s.kind {
                 StmtKind::Param { .. } => return true,
                 StmtKind::Repeat { body, .. } => stack.extend(body.iter()),
-                StmtKind::Let {
-                    value:
-                        Expr {
-                            kind: ExprKind::Call { callee, .. },
-                            ..
-                        },
-                    ..
-                } => {
+                StmtKind::Let { value: Expr { kind: ExprKind::Call { callee, .. }, .. }, .. } => {
                     let target = match &callee.kind {
-                        ExprKind::Path(p) if p.len() == 1 => {
-                            find_circuit(self.prog, c.module, &p[0].name)
+                        ExprKind::Path(p) if p.len() == 1 => find_circuit(self.prog, c.module, &p[0].name),
+                        ExprKind::Path(p) if p.len() == 2 => {
+                            module.imports.get(&p[0].name).and_then(|m| find_circuit(self.prog, *m, &p[1].name))
                         }
-                        ExprKind::Path(p) if p.len() == 2 => module
-                            .imports
-                            .get(&p[0].name)
-                            .and_then(|m| find_circuit(self.prog, *m, &p[1].name)),
                         _ => None,
                     };
                     if target.is_some_and(|t| self.circuit_has_params(t, seen)) {
@@ -685,28 +580,20 @@ impl<'p> Checker<'p> {
     }
 
     /// Applies an instance to tensor arguments: binds inputs, runs the body, returns its result.
-    pub fn apply(
-        &mut self,
-        inst: &Rc<Instance>,
-        args: &'p [ast::Arg],
-        span: Span,
-        scope: &mut Scope,
-    ) -> Option<Value> {
+    pub fn apply(&mut self, inst: &Rc<Instance>, args: &'p [ast::Arg], span: Span, scope: &mut Scope) -> Option<Value> {
         let c = inst.circuit;
         let circuit = self.circuit(c);
         if self.stack.iter().any(|(sc, ..)| *sc == c) || self.stack.len() >= MAX_INSTANCE_DEPTH {
             self.report(
                 Diagnostic::error("E0207", format!("circuit `{}` uses itself", circuit.name.name))
                     .label(span, "this application recurses")
-                    .note("circuits are inlined, so they cannot be recursive; use `repeat` for a fixed number of steps"),
+                    .note(
+                        "circuits are inlined, so they cannot be recursive; use `repeat` for a fixed number of steps",
+                    ),
             );
             return None;
         }
-        let names: Vec<&str> = circuit
-            .inputs
-            .iter()
-            .map(|i| i.name.name.as_str())
-            .collect();
+        let names: Vec<&str> = circuit.inputs.iter().map(|i| i.name.name.as_str()).collect();
         let bound = self.bind_args(&format!("`{}`", inst.name), span, &names, names.len(), args)?;
         let mut values = Vec::new();
         for arg in bound {
@@ -718,12 +605,7 @@ impl<'p> Checker<'p> {
         self.bind_statics(c, &inst.statics, &mut inner);
         for (input, (node, arg_span)) in circuit.inputs.iter().zip(values) {
             self.unify_input(input, node, arg_span, &mut inner)?;
-            self.bind(
-                &mut inner,
-                &input.name,
-                Value::Tensor(node),
-                BindKind::Input,
-            );
+            self.bind(&mut inner, &input.name, Value::Tensor(node), BindKind::Input);
         }
         self.stack.push((c, span, inst.name.clone()));
         let out = self.circuit_body(c, &mut inner);
@@ -733,25 +615,14 @@ impl<'p> Checker<'p> {
 
     /// Matches an argument's type against a circuit input's declared type, binding size
     /// variables such as `B` on first sight.
-    fn unify_input(
-        &mut self,
-        input: &'p ast::Input,
-        node: NodeId,
-        arg_span: Span,
-        scope: &mut Scope,
-    ) -> Option<()> {
+    fn unify_input(&mut self, input: &'p ast::Input, node: NodeId, arg_span: Span, scope: &mut Scope) -> Option<()> {
         let got = self.ty(node).clone();
         let want_elem = elem_of(input.ty.elem);
         let mismatch = |this: &mut Self, want: String| {
-            let d = Diagnostic::error(
-                "E0310",
-                format!(
-                    "argument `{}` does not fit the circuit's input",
-                    input.name.name
-                ),
-            )
-            .label(arg_span, format!("this has type {}", this.show(&got)))
-            .secondary(input.ty.span, format!("the input expects {want}"));
+            let d =
+                Diagnostic::error("E0310", format!("argument `{}` does not fit the circuit's input", input.name.name))
+                    .label(arg_span, format!("this has type {}", this.show(&got)))
+                    .secondary(input.ty.span, format!("the input expects {want}"));
             this.report(d);
         };
         if got.rank() != input.ty.dims.len() || got.elem != want_elem {
@@ -761,10 +632,7 @@ impl<'p> Checker<'p> {
         }
         for (dim_expr, &actual) in input.ty.dims.iter().zip(&got.dims) {
             if let ExprKind::Path(p) = &dim_expr.kind {
-                if p.len() == 1
-                    && !scope.vars.contains_key(&p[0].name)
-                    && !scope.dims.contains_key(&p[0].name)
-                {
+                if p.len() == 1 && !scope.vars.contains_key(&p[0].name) && !scope.dims.contains_key(&p[0].name) {
                     scope.dims.insert(p[0].name.clone(), actual);
                     continue;
                 }
@@ -788,13 +656,7 @@ impl<'p> Checker<'p> {
         Some(())
     }
 
-    fn data_decl(
-        &mut self,
-        name: &'p ast::Ident,
-        ty: &'p ast::TypeExpr,
-        source: Option<&'p Expr>,
-        scope: &mut Scope,
-    ) {
+    fn data_decl(&mut self, name: &'p ast::Ident, ty: &'p ast::TypeExpr, source: Option<&'p Expr>, scope: &mut Scope) {
         let Some(t) = self.declare_type(ty, scope, true) else {
             return;
         };
@@ -818,15 +680,9 @@ impl<'p> Checker<'p> {
             if first.ty.dims[0] != t.dims[0] {
                 let (fspan, fname) = (first.span, first.name.clone());
                 self.report(
-                    Diagnostic::error(
-                        "E0306",
-                        "all data of a model must have the same number of examples",
-                    )
-                    .label(ty.dims[0].span, "this names a different number of rows")
-                    .secondary(
-                        fspan,
-                        format!("`{fname}` is declared with another first axis here"),
-                    ),
+                    Diagnostic::error("E0306", "all data of a model must have the same number of examples")
+                        .label(ty.dims[0].span, "this names a different number of rows")
+                        .secondary(fspan, format!("`{fname}` is declared with another first axis here")),
                 );
                 return;
             }
@@ -835,12 +691,7 @@ impl<'p> Checker<'p> {
             return;
         };
         let index = self.b.data.len();
-        self.b.data.push(DataDecl {
-            name: name.name.clone(),
-            ty: t.clone(),
-            source: src,
-            span: name.span,
-        });
+        self.b.data.push(DataDecl { name: name.name.clone(), ty: t.clone(), source: src, span: name.span });
         let node = self.push(Op::Data(index), vec![], t, name.span);
         self.bind(scope, name, Value::Tensor(node), BindKind::Data);
     }
@@ -869,8 +720,7 @@ impl<'p> Checker<'p> {
             Some(u) => self.update_rule(u, scope).map(Some),
             None => Some(None),
         };
-        let (Some(t), Some(prior_v), Some(init_v), Some(update_v)) = (t, prior_v, init_v, update_v)
-        else {
+        let (Some(t), Some(prior_v), Some(init_v), Some(update_v)) = (t, prior_v, init_v, update_v) else {
             return;
         };
         if ty.elem == ElemType::Int {
@@ -897,14 +747,8 @@ impl<'p> Checker<'p> {
                 let u = update.map_or(name.span, |u| u.span);
                 self.report(
                     Diagnostic::error("E0508", format!("`bayes` needs a prior on `{full}`"))
-                        .label(
-                            u,
-                            "the Bayesian learning rate starts from the prior's precision",
-                        )
-                        .secondary(
-                            name.span,
-                            "this parameter has a flat prior (zero precision)",
-                        )
+                        .label(u, "the Bayesian learning rate starts from the prior's precision")
+                        .secondary(name.span, "this parameter has a flat prior (zero precision)")
                         .help("give it a proper prior, e.g. `~ normal(0, 1)`"),
                 );
                 return;
@@ -930,12 +774,7 @@ impl<'p> Checker<'p> {
     }
 
     /// A type whose dimensions may introduce new symbolic sizes (`data`, circuit inputs).
-    fn declare_type(
-        &mut self,
-        ty: &'p ast::TypeExpr,
-        scope: &mut Scope,
-        declare: bool,
-    ) -> Option<Ty> {
+    fn declare_type(&mut self, ty: &'p ast::TypeExpr, scope: &mut Scope, declare: bool) -> Option<Ty> {
         let mut dims = Vec::new();
         for d in &ty.dims {
             if declare {
@@ -949,10 +788,7 @@ impl<'p> Checker<'p> {
             }
             dims.push(self.eval_dim(d, scope, false)?);
         }
-        Some(Ty {
-            elem: elem_of(ty.elem),
-            dims,
-        })
+        Some(Ty { elem: elem_of(ty.elem), dims })
     }
 
     /// A type whose dimensions must all be known names or numbers (parameters, return types).
@@ -968,13 +804,10 @@ impl<'p> Checker<'p> {
                     return Some(*d);
                 }
                 if !scope.vars.contains_key(&p[0].name) {
-                    let mut d =
-                        Diagnostic::error("E0205", format!("unknown dimension `{}`", p[0].name))
-                            .label(e.span, "not a circuit argument or a size named earlier");
+                    let mut d = Diagnostic::error("E0205", format!("unknown dimension `{}`", p[0].name))
+                        .label(e.span, "not a circuit argument or a size named earlier");
                     if scope.in_circuit {
-                        d = d.help(
-                            "a size variable such as `B` must first appear in an input's type",
-                        );
+                        d = d.help("a size variable such as `B` must first appear in an input's type");
                     }
                     self.report(d);
                     return None;
@@ -994,28 +827,20 @@ impl<'p> Checker<'p> {
         };
         match s {
             Static::Int(n) if n >= 1 => Some(Dim::Known(n as u64)),
-            Static::Float(f) if f >= 1.0 && f.fract() == 0.0 && f < 9e15 => {
-                Some(Dim::Known(f as u64))
-            }
+            Static::Float(f) if f >= 1.0 && f.fract() == 0.0 && f < 9e15 => Some(Dim::Known(f as u64)),
             Static::Dim(d) => Some(d),
             Static::Unknown => Some(Dim::Any),
             Static::Int(n) => {
                 self.report(
-                    Diagnostic::error(
-                        "E0307",
-                        format!("a dimension must be at least 1, found {n}"),
-                    )
-                    .label(e.span, "invalid size"),
+                    Diagnostic::error("E0307", format!("a dimension must be at least 1, found {n}"))
+                        .label(e.span, "invalid size"),
                 );
                 None
             }
             Static::Float(f) => {
                 self.report(
-                    Diagnostic::error(
-                        "E0307",
-                        format!("a dimension must be a positive integer, found {f}"),
-                    )
-                    .label(e.span, "invalid size"),
+                    Diagnostic::error("E0307", format!("a dimension must be a positive integer, found {f}"))
+                        .label(e.span, "invalid size"),
                 );
                 None
             }
@@ -1032,6 +857,11 @@ impl<'p> Checker<'p> {
     }
 }
 
+/// After a failed declaration, binds its name to `Poison` so its uses report nothing more.
+fn poison_if_unbound(scope: &mut Scope, name: &ast::Ident) {
+    scope.vars.entry(name.name.clone()).or_insert(Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
+}
+
 pub fn elem_of(e: ElemType) -> Elem {
     match e {
         ElemType::Float => Elem::Float,
@@ -1040,20 +870,13 @@ pub fn elem_of(e: ElemType) -> Elem {
 }
 
 pub fn types_agree(a: &Ty, b: &Ty) -> bool {
-    a.elem == b.elem
-        && a.rank() == b.rank()
-        && a.dims.iter().zip(&b.dims).all(|(x, y)| dims_agree(*x, *y))
+    a.elem == b.elem && a.rank() == b.rank() && a.dims.iter().zip(&b.dims).all(|(x, y)| dims_agree(*x, *y))
 }
 
 /// The item index of circuit `name` in a module.
 pub fn find_circuit(prog: &Program, module: ModuleId, name: &str) -> Option<CircuitRef> {
-    prog.module(module)
-        .ast
-        .items
-        .iter()
-        .enumerate()
-        .find_map(|(i, item)| match item {
-            Item::Circuit(c) if c.name.name == name => Some(CircuitRef { module, item: i }),
-            _ => None,
-        })
+    prog.module(module).ast.items.iter().enumerate().find_map(|(i, item)| match item {
+        Item::Circuit(c) if c.name.name == name => Some(CircuitRef { module, item: i }),
+        _ => None,
+    })
 }

@@ -16,20 +16,13 @@ impl<'p> Checker<'p> {
     }
 
     /// Evaluates an expression; `name` is the `let` it is bound to, which names circuit instances.
-    pub fn eval_bound(
-        &mut self,
-        e: &'p Expr,
-        scope: &mut Scope,
-        name: Option<&'p ast::Ident>,
-    ) -> Option<Value> {
+    pub fn eval_bound(&mut self, e: &'p Expr, scope: &mut Scope, name: Option<&'p ast::Ident>) -> Option<Value> {
         match &e.kind {
             ExprKind::Int(i) => Some(Value::Static(Static::Int(*i))),
             ExprKind::Float(f) => Some(Value::Static(Static::Float(*f))),
-            ExprKind::Str(_) => self.misplaced(
-                e.span,
-                "a string",
-                "strings name CSV columns: `data x: [N] = csv(\"column\")`",
-            ),
+            ExprKind::Str(_) => {
+                self.misplaced(e.span, "a string", "strings name CSV columns: `data x: [N] = csv(\"column\")`")
+            }
             ExprKind::Path(p) => self.lookup(p, e.span, scope),
             ExprKind::Neg(x) => {
                 let v = self.eval(x, scope)?;
@@ -38,16 +31,12 @@ impl<'p> Checker<'p> {
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e.span, scope),
             ExprKind::Call { callee, args } => self.call(callee, args, e.span, scope, name),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span, scope),
-            ExprKind::List(_) => self.misplaced(
-                e.span,
-                "a list",
-                "lists give the shape of `reshape` or the axes of a reduction",
-            ),
-            ExprKind::Range(..) => self.misplaced(
-                e.span,
-                "a column range",
-                "`..` ranges name CSV columns: `csv(\"a\" .. \"z\")`",
-            ),
+            ExprKind::List(_) => {
+                self.misplaced(e.span, "a list", "lists give the shape of `reshape` or the axes of a reduction")
+            }
+            ExprKind::Range(..) => {
+                self.misplaced(e.span, "a column range", "`..` ranges name CSV columns: `csv(\"a\" .. \"z\")`")
+            }
             ExprKind::Error => None,
         }
     }
@@ -82,16 +71,11 @@ impl<'p> Checker<'p> {
                         _ => None,
                     })
                     .collect();
-                let mut d = Diagnostic::error(
-                    "E0210",
-                    format!("module `{}` has no circuit `{}`", first.name, path[1].name),
-                )
-                .label(path[1].span, "not found in this module");
+                let mut d =
+                    Diagnostic::error("E0210", format!("module `{}` has no circuit `{}`", first.name, path[1].name))
+                        .label(path[1].span, "not found in this module");
                 if let Some(s) = closest(&path[1].name, names.iter().copied()) {
-                    d = d.help(format!(
-                        "a circuit with a similar name exists: `{}.{s}`",
-                        first.name
-                    ));
+                    d = d.help(format!("a circuit with a similar name exists: `{}.{s}`", first.name));
                 }
                 self.report(d);
                 None
@@ -138,11 +122,7 @@ impl<'p> Checker<'p> {
             return Some(Value::Module(*m));
         }
         if let Some((_, v)) = builtins::CONSTANTS.iter().find(|(c, _)| *c == n) {
-            return Some(Value::Static(if n == "pi" {
-                Static::Float(*v)
-            } else {
-                Static::Int(*v as i64)
-            }));
+            return Some(Value::Static(if n == "pi" { Static::Float(*v) } else { Static::Int(*v as i64) }));
         }
         if builtins::lookup(n).is_some() || builtins::distribution(n).is_some() {
             self.report(
@@ -160,8 +140,7 @@ impl<'p> Checker<'p> {
             ast::Item::Circuit(c) => Some(c.name.name.clone()),
             _ => None,
         }));
-        let mut d =
-            Diagnostic::error("E0204", format!("unknown name `{n}`")).label(id.span, "not defined");
+        let mut d = Diagnostic::error("E0204", format!("unknown name `{n}`")).label(id.span, "not defined");
         if let Some(s) = closest(n, candidates.iter().map(String::as_str)) {
             d = d.help(format!("a name with a similar spelling exists: `{s}`"));
         } else if n == "nn" {
@@ -181,8 +160,7 @@ impl<'p> Checker<'p> {
     ) -> Option<Value> {
         if let ExprKind::Path(p) = &callee.kind {
             let n = p[0].name.as_str();
-            let shadowed =
-                scope.vars.contains_key(n) || find_circuit(self.prog, scope.module, n).is_some();
+            let shadowed = scope.vars.contains_key(n) || find_circuit(self.prog, scope.module, n).is_some();
             if p.len() == 1 && !shadowed {
                 if let Some((b, names, required)) = builtins::lookup(n) {
                     return self.builtin(b, n, names, required, args, span, scope);
@@ -235,16 +213,11 @@ impl<'p> Checker<'p> {
             match &arg.name {
                 Some(key) => {
                     let Some(i) = names.iter().position(|n| *n == key.name) else {
-                        let mut d = Diagnostic::error(
-                            "E0206",
-                            format!("{what} has no argument `{}`", key.name),
-                        )
-                        .label(key.span, "unknown argument name");
+                        let mut d = Diagnostic::error("E0206", format!("{what} has no argument `{}`", key.name))
+                            .label(key.span, "unknown argument name");
                         d = match closest(&key.name, names.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None if names.is_empty() => {
-                                d.help(format!("{what} takes no arguments"))
-                            }
+                            None if names.is_empty() => d.help(format!("{what} takes no arguments")),
                             None => d.help(format!("its arguments are: {}", names.join(", "))),
                         };
                         self.report(d);
@@ -253,11 +226,8 @@ impl<'p> Checker<'p> {
                     };
                     if out[i].is_some() {
                         self.report(
-                            Diagnostic::error(
-                                "E0202",
-                                format!("argument `{}` is given twice", key.name),
-                            )
-                            .label(key.span, "given again here"),
+                            Diagnostic::error("E0202", format!("argument `{}` is given twice", key.name))
+                                .label(key.span, "given again here"),
                         );
                         ok = false;
                     }
@@ -268,20 +238,14 @@ impl<'p> Checker<'p> {
                         self.report(
                             Diagnostic::error("E0401", format!("too many arguments for {what}"))
                                 .label(arg.value.span, "unexpected argument")
-                                .secondary(
-                                    span,
-                                    format!("{what} takes {}", plural(names.len(), "argument")),
-                                ),
+                                .secondary(span, format!("{what} takes {}", plural(names.len(), "argument"))),
                         );
                         return None;
                     }
                     if out[next].is_some() {
                         self.report(
-                            Diagnostic::error(
-                                "E0202",
-                                format!("argument `{}` is given twice", names[next]),
-                            )
-                            .label(arg.value.span, "given again here by position"),
+                            Diagnostic::error("E0202", format!("argument `{}` is given twice", names[next]))
+                                .label(arg.value.span, "given again here by position"),
                         );
                         ok = false;
                     }
@@ -290,32 +254,15 @@ impl<'p> Checker<'p> {
                 }
             }
         }
-        let missing: Vec<&str> = (0..required)
-            .filter(|i| out[*i].is_none())
-            .map(|i| names[i])
-            .collect();
+        let missing: Vec<&str> = (0..required).filter(|i| out[*i].is_none()).map(|i| names[i]).collect();
         if ok && !missing.is_empty() {
-            let list = missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
             self.report(
                 Diagnostic::error(
                     "E0401",
-                    format!(
-                        "missing {} {list} of {what}",
-                        if missing.len() == 1 {
-                            "argument"
-                        } else {
-                            "arguments"
-                        }
-                    ),
+                    format!("missing {} {list} of {what}", if missing.len() == 1 { "argument" } else { "arguments" }),
                 )
-                .label(
-                    span,
-                    format!("{what} takes {}", plural(names.len(), "argument")),
-                )
+                .label(span, format!("{what} takes {}", plural(names.len(), "argument")))
                 .help(format!("arguments, in order: {}", names.join(", "))),
             );
             return None;
@@ -364,10 +311,9 @@ impl<'p> Checker<'p> {
             }
             Value::Poison => return None,
             Value::Instance(_) => ("a circuit instance", "apply it to its inputs: `layer(x)`"),
-            Value::Circuit(_) => (
-                "a circuit",
-                "create an instance and apply it: `let layer = dense(4, 2)`, then `layer(x)`",
-            ),
+            Value::Circuit(_) => {
+                ("a circuit", "create an instance and apply it: `let layer = dense(4, 2)`, then `layer(x)`")
+            }
             Value::Module(_) => ("a module", "name one of its circuits: `module.circuit`"),
         };
         self.report(
@@ -407,14 +353,7 @@ impl<'p> Checker<'p> {
         Some(Value::Tensor(self.push(Op::Unary(f), vec![x], ty, span)))
     }
 
-    fn binary(
-        &mut self,
-        op: BinOp,
-        lhs: &'p Expr,
-        rhs: &'p Expr,
-        span: Span,
-        scope: &mut Scope,
-    ) -> Option<Value> {
+    fn binary(&mut self, op: BinOp, lhs: &'p Expr, rhs: &'p Expr, span: Span, scope: &mut Scope) -> Option<Value> {
         let l = self.eval(lhs, scope);
         let r = self.eval(rhs, scope);
         let (l, r) = (l?, r?);
@@ -427,12 +366,7 @@ impl<'p> Checker<'p> {
         let (ta, tb) = (self.ty(a).clone(), self.ty(b).clone());
         if op == BinOp::MatMul {
             return match matmul(&ta.dims, &tb.dims) {
-                Ok(dims) => Some(Value::Tensor(self.push(
-                    Op::MatMul,
-                    vec![a, b],
-                    Ty::float(dims),
-                    span,
-                ))),
+                Ok(dims) => Some(Value::Tensor(self.push(Op::MatMul, vec![a, b], Ty::float(dims), span))),
                 Err(e) => {
                     self.matmul_error(e, &ta, &tb, lhs.span, rhs.span);
                     None
@@ -447,34 +381,19 @@ impl<'p> Checker<'p> {
             BinOp::MatMul => unreachable!("handled above"),
         };
         let dims = self.broadcast_or_report(&ta, &tb, lhs.span, rhs.span, op.symbol())?;
-        Some(Value::Tensor(self.push(
-            Op::Binary(f),
-            vec![a, b],
-            Ty::float(dims),
-            span,
-        )))
+        Some(Value::Tensor(self.push(Op::Binary(f), vec![a, b], Ty::float(dims), span)))
     }
 
-    pub fn broadcast_or_report(
-        &mut self,
-        ta: &Ty,
-        tb: &Ty,
-        sa: Span,
-        sb: Span,
-        what: &str,
-    ) -> Option<Vec<Dim>> {
+    pub fn broadcast_or_report(&mut self, ta: &Ty, tb: &Ty, sa: Span, sb: Span, what: &str) -> Option<Vec<Dim>> {
         match broadcast(&ta.dims, &tb.dims) {
             Ok(d) => Some(d),
             Err(k) => {
                 let (na, nb) = (self.show(ta), self.show(tb));
                 let da = ta.dims.len().checked_sub(k + 1).map(|i| ta.dims[i]);
                 let db = tb.dims.len().checked_sub(k + 1).map(|i| tb.dims[i]);
-                let mut d = Diagnostic::error(
-                    "E0301",
-                    format!("shapes {na} and {nb} do not broadcast in `{what}`"),
-                )
-                .label(sa, format!("this has shape {na}"))
-                .secondary(sb, format!("this has shape {nb}"));
+                let mut d = Diagnostic::error("E0301", format!("shapes {na} and {nb} do not broadcast in `{what}`"))
+                    .label(sa, format!("this has shape {na}"))
+                    .secondary(sb, format!("this has shape {nb}"));
                 if let (Some(x), Some(y)) = (da, db) {
                     let show = |d| self.show(&Ty::float(vec![d]));
                     d = d.note(format!(
@@ -493,43 +412,34 @@ impl<'p> Checker<'p> {
     fn matmul_error(&mut self, e: MatMulError, ta: &Ty, tb: &Ty, sa: Span, sb: Span) {
         let (na, nb) = (self.show(ta), self.show(tb));
         let d = match e {
-            MatMulError::Scalar => {
-                Diagnostic::error("E0302", "`@` needs tensors with at least one axis")
-                    .label(if ta.dims.is_empty() { sa } else { sb }, "this is a scalar")
-                    .help("to scale a tensor, use `*`")
-            }
+            MatMulError::Scalar => Diagnostic::error("E0302", "`@` needs tensors with at least one axis")
+                .label(if ta.dims.is_empty() { sa } else { sb }, "this is a scalar")
+                .help("to scale a tensor, use `*`"),
             MatMulError::Inner(x, y) => {
                 let sx = self.show(&Ty::float(vec![x]));
                 let sy = self.show(&Ty::float(vec![y]));
-                let mut d = Diagnostic::error(
-                    "E0302",
-                    format!("matrix product of {na} and {nb}: inner sizes differ"),
-                )
-                .label(
-                    sa,
-                    format!(
-                        "this has shape {na}, its last axis is {}",
-                        sx.trim_matches(|c| c == '[' || c == ']')
-                    ),
-                )
-                .secondary(
-                    sb,
-                    format!(
-                        "this has shape {nb}, its contracted axis is {}",
-                        sy.trim_matches(|c| c == '[' || c == ']')
-                    ),
-                );
+                let mut d = Diagnostic::error("E0302", format!("matrix product of {na} and {nb}: inner sizes differ"))
+                    .label(
+                        sa,
+                        format!("this has shape {na}, its last axis is {}", sx.trim_matches(|c| c == '[' || c == ']')),
+                    )
+                    .secondary(
+                        sb,
+                        format!(
+                            "this has shape {nb}, its contracted axis is {}",
+                            sy.trim_matches(|c| c == '[' || c == ']')
+                        ),
+                    );
                 if tb.dims.len() == 2 && tb.dims[1] == x {
                     d = d.help("the right operand fits if transposed: `transpose(…)`");
                 }
                 d
             }
-            MatMulError::Batch => Diagnostic::error(
-                "E0302",
-                format!("matrix product of {na} and {nb}: batch axes do not broadcast"),
-            )
-            .label(sa, format!("this has shape {na}"))
-            .secondary(sb, format!("this has shape {nb}")),
+            MatMulError::Batch => {
+                Diagnostic::error("E0302", format!("matrix product of {na} and {nb}: batch axes do not broadcast"))
+                    .label(sa, format!("this has shape {na}"))
+                    .secondary(sb, format!("this has shape {nb}"))
+            }
         };
         self.report(d);
     }
@@ -539,20 +449,14 @@ impl<'p> Checker<'p> {
         let r = rank as i64;
         if a >= r || a < -r {
             let shown = self.show(ty);
-            self.report(
-                Diagnostic::error("E0303", format!("axis {a} is out of range for {shown}")).label(
-                    span,
-                    format!(
-                        "a tensor of {} has axes {}",
-                        plural(rank, "axis"),
-                        if rank == 0 {
-                            "none".to_string()
-                        } else {
-                            format!("0 to {} (or -1 to -{rank})", rank - 1)
-                        }
-                    ),
+            self.report(Diagnostic::error("E0303", format!("axis {a} is out of range for {shown}")).label(
+                span,
+                format!(
+                    "a tensor of {} has axes {}",
+                    plural(rank, "axis"),
+                    if rank == 0 { "none".to_string() } else { format!("0 to {} (or -1 to -{rank})", rank - 1) }
                 ),
-            );
+            ));
             return None;
         }
         Some(if a < 0 { (a + r) as usize } else { a as usize })
@@ -591,12 +495,7 @@ impl<'p> Checker<'p> {
                 let p = self.float_tensor(pv, p_expr.span)?;
                 let (tx, tp) = (self.ty(x).clone(), self.ty(p).clone());
                 let dims = self.broadcast_or_report(&tx, &tp, x_expr.span, p_expr.span, "pow")?;
-                return Some(Value::Tensor(self.push(
-                    Op::Binary(BinaryFn::Pow),
-                    vec![x, p],
-                    Ty::float(dims),
-                    span,
-                )));
+                return Some(Value::Tensor(self.push(Op::Binary(BinaryFn::Pow), vec![x, p], Ty::float(dims), span)));
             }
             _ => {}
         }
@@ -606,24 +505,16 @@ impl<'p> Checker<'p> {
             if tx.elem != Elem::Int {
                 let shown = self.show(&tx);
                 self.report(
-                    Diagnostic::error(
-                        "E0402",
-                        format!("`one_hot` needs integer labels, found {shown}"),
-                    )
-                    .label(x_expr.span, "this is real-valued")
-                    .help("declare the labels as `int[N]`"),
+                    Diagnostic::error("E0402", format!("`one_hot` needs integer labels, found {shown}"))
+                        .label(x_expr.span, "this is real-valued")
+                        .help("declare the labels as `int[N]`"),
                 );
                 return None;
             }
             let k = self.positive_int(bound[1]?, scope, "the number of classes")?;
             let mut dims = tx.dims.clone();
             dims.push(k);
-            return Some(Value::Tensor(self.push(
-                Op::OneHot { classes: known(k) },
-                vec![x],
-                Ty::float(dims),
-                span,
-            )));
+            return Some(Value::Tensor(self.push(Op::OneHot { classes: known(k) }, vec![x], Ty::float(dims), span)));
         }
         let x = self.float_tensor(xv, x_expr.span)?;
         let tx = self.ty(x).clone();
@@ -651,10 +542,7 @@ impl<'p> Checker<'p> {
                     None => false,
                     Some(e) => self.static_int(e, scope, "`keepdims`")? != 0,
                 };
-                (
-                    Op::LogSumExp { axis: a, keepdims },
-                    Ty::float(reduce_dims(&tx.dims, &[a], keepdims)),
-                )
+                (Op::LogSumExp { axis: a, keepdims }, Ty::float(reduce_dims(&tx.dims, &[a], keepdims)))
             }
             Builtin::Reshape => {
                 let dims = self.reshape_target(bound[1]?, &tx, scope)?;
@@ -667,14 +555,8 @@ impl<'p> Checker<'p> {
                         let perm = self.axes(e, &tx, scope)?;
                         if perm.len() != rank {
                             self.report(
-                                Diagnostic::error(
-                                    "E0303",
-                                    format!("`transpose` needs all {rank} axes in some order"),
-                                )
-                                .label(
-                                    e.span,
-                                    format!("this lists {}", plural(perm.len(), "axis")),
-                                ),
+                                Diagnostic::error("E0303", format!("`transpose` needs all {rank} axes in some order"))
+                                    .label(e.span, format!("this lists {}", plural(perm.len(), "axis"))),
                             );
                             return None;
                         }
@@ -699,10 +581,7 @@ impl<'p> Checker<'p> {
                         let shown = self.show(&tx);
                         self.report(
                             Diagnostic::error("E0309", format!("cannot keep {kk} of {n} entries"))
-                                .label(
-                                    ke.span,
-                                    format!("`k` is larger than the last axis of {shown}"),
-                                ),
+                                .label(ke.span, format!("`k` is larger than the last axis of {shown}")),
                         );
                         return None;
                     }
@@ -718,20 +597,12 @@ impl<'p> Checker<'p> {
                 if dims.len() != rank {
                     let (a, b) = (self.show(&tt), self.show(&tx));
                     self.report(
-                        Diagnostic::error(
-                            "E0301",
-                            format!("the threshold {a} is larger than the input {b}"),
-                        )
-                        .label(te.span, "the threshold must broadcast to the input's shape"),
+                        Diagnostic::error("E0301", format!("the threshold {a} is larger than the input {b}"))
+                            .label(te.span, "the threshold must broadcast to the input's shape"),
                     );
                     return None;
                 }
-                return Some(Value::Tensor(self.push(
-                    Op::Shrink,
-                    vec![x, t],
-                    Ty::float(dims),
-                    span,
-                )));
+                return Some(Value::Tensor(self.push(Op::Shrink, vec![x, t], Ty::float(dims), span)));
             }
             Builtin::Unary(_) | Builtin::Pow | Builtin::OneHot | Builtin::Concat => {
                 unreachable!("handled above")
@@ -758,13 +629,7 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn axis_arg(
-        &mut self,
-        e: Option<&'p Expr>,
-        ty: &Ty,
-        scope: &mut Scope,
-        x_span: Span,
-    ) -> Option<usize> {
+    fn axis_arg(&mut self, e: Option<&'p Expr>, ty: &Ty, scope: &mut Scope, x_span: Span) -> Option<usize> {
         match e {
             None => self.axis(-1, ty.rank(), x_span, ty),
             Some(e) => {
@@ -786,8 +651,7 @@ impl<'p> Checker<'p> {
             let a = self.axis(a, ty.rank(), item.span, ty)?;
             if out.contains(&a) {
                 self.report(
-                    Diagnostic::error("E0303", format!("axis {a} is listed twice"))
-                        .label(item.span, "repeated axis"),
+                    Diagnostic::error("E0303", format!("axis {a} is listed twice")).label(item.span, "repeated axis"),
                 );
                 return None;
             }
@@ -844,12 +708,9 @@ impl<'p> Checker<'p> {
         let target_text = self.prog.sources.text(e.span).to_string();
         let fail = |this: &mut Self, why: String| {
             this.report(
-                Diagnostic::error(
-                    "E0304",
-                    format!("cannot reshape {shown_in} to {target_text}"),
-                )
-                .label(e.span, why)
-                .note("a reshape keeps the number of elements"),
+                Diagnostic::error("E0304", format!("cannot reshape {shown_in} to {target_text}"))
+                    .label(e.span, why)
+                    .note("a reshape keeps the number of elements"),
             );
         };
         if anyin || anyout {
@@ -872,19 +733,13 @@ impl<'p> Checker<'p> {
                             sin.remove(p);
                         }
                         None => {
-                            fail(
-                                self,
-                                "a symbolic size appears here that the input does not have".into(),
-                            );
+                            fail(self, "a symbolic size appears here that the input does not have".into());
                             return None;
                         }
                     }
                 }
                 if kout == 0 || kin % kout != 0 {
-                    fail(
-                        self,
-                        format!("{kin} elements do not divide into groups of {kout}"),
-                    );
+                    fail(self, format!("{kin} elements do not divide into groups of {kout}"));
                     return None;
                 }
                 let rest = kin / kout;
@@ -909,12 +764,9 @@ impl<'p> Checker<'p> {
                 Some(k) if k.name == "axis" => axis_expr = Some(&a.value),
                 Some(k) => {
                     self.report(
-                        Diagnostic::error(
-                            "E0206",
-                            format!("`concat` has no argument `{}`", k.name),
-                        )
-                        .label(k.span, "unknown argument name")
-                        .help("`concat(a, b, …, axis = -1)`"),
+                        Diagnostic::error("E0206", format!("`concat` has no argument `{}`", k.name))
+                            .label(k.span, "unknown argument name")
+                            .help("`concat(a, b, …, axis = -1)`"),
                     );
                     return None;
                 }
@@ -926,8 +778,7 @@ impl<'p> Checker<'p> {
         }
         if parts.is_empty() {
             self.report(
-                Diagnostic::error("E0401", "`concat` needs at least one tensor")
-                    .label(span, "nothing to concatenate"),
+                Diagnostic::error("E0401", "`concat` needs at least one tensor").label(span, "nothing to concatenate"),
             );
             return None;
         }
@@ -952,13 +803,10 @@ impl<'p> Checker<'p> {
             if !fits {
                 let (a, b) = (self.show(&t0), self.show(&tp));
                 self.report(
-                    Diagnostic::error(
-                        "E0312",
-                        format!("cannot concatenate {a} and {b} along axis {axis}"),
-                    )
-                    .label(s, format!("this has shape {b}"))
-                    .secondary(parts[0].1, format!("this has shape {a}"))
-                    .note("all other axes must have equal sizes"),
+                    Diagnostic::error("E0312", format!("cannot concatenate {a} and {b} along axis {axis}"))
+                        .label(s, format!("this has shape {b}"))
+                        .secondary(parts[0].1, format!("this has shape {a}"))
+                        .note("all other axes must have equal sizes"),
                 );
                 return None;
             }
@@ -967,47 +815,27 @@ impl<'p> Checker<'p> {
                 (Dim::Any, _) | (_, Dim::Any) => Dim::Any,
                 _ => {
                     self.report(
-                        Diagnostic::error(
-                            "E0312",
-                            "cannot concatenate along an axis of symbolic size",
-                        )
-                        .label(s, "the result's size would not be known when compiling"),
+                        Diagnostic::error("E0312", "cannot concatenate along an axis of symbolic size")
+                            .label(s, "the result's size would not be known when compiling"),
                     );
                     return None;
                 }
             };
         }
         let inputs = parts.iter().map(|p| p.0).collect();
-        Some(Value::Tensor(self.push(
-            Op::Concat { axis },
-            inputs,
-            Ty::float(dims),
-            span,
-        )))
+        Some(Value::Tensor(self.push(Op::Concat { axis }, inputs, Ty::float(dims), span)))
     }
 
-    fn index(
-        &mut self,
-        base: &'p Expr,
-        indices: &'p [IndexItem],
-        span: Span,
-        scope: &mut Scope,
-    ) -> Option<Value> {
+    fn index(&mut self, base: &'p Expr, indices: &'p [IndexItem], span: Span, scope: &mut Scope) -> Option<Value> {
         let v = self.eval(base, scope)?;
         let x = self.as_tensor(v, base.span)?;
         let tx = self.ty(x).clone();
         if indices.len() > tx.rank() {
             let shown = self.show(&tx);
-            self.report(
-                Diagnostic::error("E0309", format!("too many indices for {shown}")).label(
-                    span,
-                    format!(
-                        "{} given, the tensor has {}",
-                        plural(indices.len(), "index"),
-                        plural(tx.rank(), "axis")
-                    ),
-                ),
-            );
+            self.report(Diagnostic::error("E0309", format!("too many indices for {shown}")).label(
+                span,
+                format!("{} given, the tensor has {}", plural(indices.len(), "index"), plural(tx.rank(), "axis")),
+            ));
             return None;
         }
         let mut items = Vec::new();
@@ -1020,11 +848,7 @@ impl<'p> Checker<'p> {
                     let i = self.position(i, size, e.span, &tx, false)?;
                     items.push(Slice::At(i));
                 }
-                IndexItem::Slice {
-                    start,
-                    end,
-                    span: sspan,
-                } => {
+                IndexItem::Slice { start, end, span: sspan } => {
                     let s = match start {
                         Some(e) => {
                             let v = self.static_int(e, scope, "a slice bound")?;
@@ -1053,21 +877,14 @@ impl<'p> Checker<'p> {
                         Some(l) if l >= 1 => dims.push(Dim::Known(l as u64)),
                         Some(_) => {
                             self.report(
-                                Diagnostic::error("E0309", "empty slice")
-                                    .label(*sspan, "this selects nothing"),
+                                Diagnostic::error("E0309", "empty slice").label(*sspan, "this selects nothing"),
                             );
                             return None;
                         }
                         None => {
                             self.report(
-                                Diagnostic::error(
-                                    "E0309",
-                                    "the length of this slice is not known when compiling",
-                                )
-                                .label(
-                                    *sspan,
-                                    "slicing an axis of symbolic size needs an end bound",
-                                ),
+                                Diagnostic::error("E0309", "the length of this slice is not known when compiling")
+                                    .label(*sspan, "slicing an axis of symbolic size needs an end bound"),
                             );
                             return None;
                         }
@@ -1077,15 +894,7 @@ impl<'p> Checker<'p> {
             }
         }
         dims.extend_from_slice(&tx.dims[indices.len()..]);
-        Some(Value::Tensor(self.push(
-            Op::Index { items },
-            vec![x],
-            Ty {
-                elem: tx.elem,
-                dims,
-            },
-            span,
-        )))
+        Some(Value::Tensor(self.push(Op::Index { items }, vec![x], Ty { elem: tx.elem, dims }, span)))
     }
 
     /// An index made non-negative and checked against the axis size where known.
@@ -1147,9 +956,7 @@ pub fn plural(n: usize, word: &str) -> String {
 
 pub fn static_unary(f: UnaryFn, s: Static) -> Static {
     if let (UnaryFn::Neg, Static::Int(i)) = (f, s) {
-        return i
-            .checked_neg()
-            .map_or(Static::Float(-(i as f64)), Static::Int);
+        return i.checked_neg().map_or(Static::Float(-(i as f64)), Static::Int);
     }
     let Some(x) = s.as_f64() else {
         return Static::Unknown;

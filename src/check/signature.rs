@@ -28,11 +28,7 @@ pub fn prior(p: &Prior) -> String {
 }
 
 pub fn update(u: &UpdateRule) -> String {
-    let args: Vec<String> = u
-        .hyper
-        .iter()
-        .map(|(n, v)| format!("{n} = {}", num(*v)))
-        .collect();
+    let args: Vec<String> = u.hyper.iter().map(|(n, v)| format!("{n} = {}", num(*v))).collect();
     format!("{}({})", u.kind.name(), args.join(", "))
 }
 
@@ -47,12 +43,7 @@ impl fmt::Display for CheckedModel {
         for d in &self.data {
             let src = match &d.source {
                 DataSource::Columns(c) if c.len() == 1 => format!("csv(\"{}\")", c[0]),
-                DataSource::Columns(c) => format!(
-                    "csv({} columns: \"{}\" … \"{}\")",
-                    c.len(),
-                    c[0],
-                    c[c.len() - 1]
-                ),
+                DataSource::Columns(c) => format!("csv({} columns: \"{}\" … \"{}\")", c.len(), c[0], c[c.len() - 1]),
                 DataSource::ColumnRange(a, b) => format!("csv(\"{a}\" .. \"{b}\")"),
             };
             rows.push((format!("data    {}", d.name), ty(&d.ty), src));
@@ -92,11 +83,7 @@ impl fmt::Display for CheckedModel {
             rows.push((format!("observe {}", data.name), ty(&data.ty), l));
         }
         for a in &self.activation_priors {
-            rows.push((
-                format!("prior   {}", a.name),
-                ty(&self.node(a.node).ty),
-                format!("~ {}", prior(&a.prior)),
-            ));
+            rows.push((format!("prior   {}", a.name), ty(&self.node(a.node).ty), format!("~ {}", prior(&a.prior))));
         }
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);

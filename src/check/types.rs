@@ -31,10 +31,7 @@ pub struct Ty {
 
 impl Ty {
     pub fn float(dims: Vec<Dim>) -> Ty {
-        Ty {
-            elem: Elem::Float,
-            dims,
-        }
+        Ty { elem: Elem::Float, dims }
     }
 
     pub fn scalar() -> Ty {
@@ -107,16 +104,8 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, usize> {
     let n = a.len().max(b.len());
     let mut out = vec![Dim::Known(1); n];
     for k in 0..n {
-        let da = if k < a.len() {
-            a[a.len() - 1 - k]
-        } else {
-            Dim::Known(1)
-        };
-        let db = if k < b.len() {
-            b[b.len() - 1 - k]
-        } else {
-            Dim::Known(1)
-        };
+        let da = if k < a.len() { a[a.len() - 1 - k] } else { Dim::Known(1) };
+        let db = if k < b.len() { b[b.len() - 1 - k] } else { Dim::Known(1) };
         out[n - 1 - k] = if da == Dim::Known(1) {
             db
         } else if db == Dim::Known(1) || dims_agree(da, db) {
@@ -149,16 +138,8 @@ pub fn matmul(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, MatMulError> {
     if !dims_agree(ka, kb) {
         return Err(MatMulError::Inner(ka, kb));
     }
-    let a_batch = if a.len() > 2 {
-        &a[..a.len() - 2]
-    } else {
-        &[][..]
-    };
-    let b_batch = if b.len() > 2 {
-        &b[..b.len() - 2]
-    } else {
-        &[][..]
-    };
+    let a_batch = if a.len() > 2 { &a[..a.len() - 2] } else { &[][..] };
+    let b_batch = if b.len() > 2 { &b[..b.len() - 2] } else { &[][..] };
     let mut out = broadcast(a_batch, b_batch).map_err(|_| MatMulError::Batch)?;
     if a.len() >= 2 {
         out.push(a[a.len() - 2]);
@@ -193,14 +174,8 @@ mod tests {
         assert_eq!(matmul(&[k(64)], &[k(64)]), Ok(vec![]));
         assert_eq!(matmul(&[N, k(64)], &[k(64)]), Ok(vec![N]));
         assert_eq!(matmul(&[k(64)], &[k(64), k(3)]), Ok(vec![k(3)]));
-        assert_eq!(
-            matmul(&[k(5), N, k(2)], &[k(2), k(3)]),
-            Ok(vec![k(5), N, k(3)])
-        );
-        assert_eq!(
-            matmul(&[N, k(64)], &[k(32), k(10)]),
-            Err(MatMulError::Inner(k(64), k(32)))
-        );
+        assert_eq!(matmul(&[k(5), N, k(2)], &[k(2), k(3)]), Ok(vec![k(5), N, k(3)]));
+        assert_eq!(matmul(&[N, k(64)], &[k(32), k(10)]), Err(MatMulError::Inner(k(64), k(32))));
         assert_eq!(matmul(&[], &[k(2)]), Err(MatMulError::Scalar));
     }
 }

@@ -105,19 +105,9 @@ pub struct Stmt {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `data x: [N, 64] = csv("a" .. "b")`
-    Data {
-        name: Ident,
-        ty: TypeExpr,
-        source: Option<Expr>,
-    },
+    Data { name: Ident, ty: TypeExpr, source: Option<Expr> },
     /// `param w: [i, o] = 0.5 ~ normal(0, 1) update adam(lr = 1e-3)`
-    Param {
-        name: Ident,
-        ty: TypeExpr,
-        init: Option<Expr>,
-        prior: Option<Expr>,
-        update: Option<Expr>,
-    },
+    Param { name: Ident, ty: TypeExpr, init: Option<Expr>, prior: Option<Expr>, update: Option<Expr> },
     /// `let h = relu(x @ w)`
     Let { name: Ident, value: Expr },
     /// `y ~ normal(mean, 1)`: an observation (on data) or an activation prior (on a value).
@@ -209,11 +199,7 @@ pub enum IndexItem {
     /// `x[3]`: picks one position and drops the axis.
     At(Expr),
     /// `x[a:b]`, `x[:]`, `x[a:]`: keeps the axis.
-    Slice {
-        start: Option<Expr>,
-        end: Option<Expr>,
-        span: Span,
-    },
+    Slice { start: Option<Expr>, end: Option<Expr>, span: Span },
 }
 
 impl Expr {
@@ -221,11 +207,7 @@ impl Expr {
     pub fn new(kind: ExprKind, span: Span) -> Expr {
         let depth = 1 + kind.children().map(|c| c.depth).max().unwrap_or(0);
         if depth > MAX_EXPR_DEPTH {
-            return Expr {
-                kind: ExprKind::Error,
-                span,
-                depth: MAX_EXPR_DEPTH + 1,
-            };
+            return Expr { kind: ExprKind::Error, span, depth: MAX_EXPR_DEPTH + 1 };
         }
         Expr { kind, span, depth }
     }
@@ -237,12 +219,7 @@ impl Expr {
     /// The dotted name if this is a plain path: `nn.dense` → `"nn.dense"`.
     pub fn path_name(&self) -> Option<String> {
         match &self.kind {
-            ExprKind::Path(p) => Some(
-                p.iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("."),
-            ),
+            ExprKind::Path(p) => Some(p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".")),
             _ => None,
         }
     }
@@ -252,30 +229,22 @@ impl ExprKind {
     /// Direct sub-expressions, in source order.
     pub fn children(&self) -> Box<dyn Iterator<Item = &Expr> + '_> {
         match self {
-            ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Str(_)
-            | ExprKind::Path(_)
-            | ExprKind::Error => Box::new(std::iter::empty()),
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Path(_) | ExprKind::Error => {
+                Box::new(std::iter::empty())
+            }
             ExprKind::Call { callee, args } => {
                 Box::new(std::iter::once(&**callee).chain(args.iter().map(|a| &a.value)))
             }
-            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Range(lhs, rhs) => {
-                Box::new([&**lhs, &**rhs].into_iter())
-            }
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Range(lhs, rhs) => Box::new([&**lhs, &**rhs].into_iter()),
             ExprKind::Neg(e) => Box::new(std::iter::once(&**e)),
-            ExprKind::Index { base, indices } => Box::new(
-                std::iter::once(&**base).chain(indices.iter().flat_map(
-                    |i| -> Box<dyn Iterator<Item = &Expr>> {
-                        match i {
-                            IndexItem::At(e) => Box::new(std::iter::once(e)),
-                            IndexItem::Slice { start, end, .. } => {
-                                Box::new(start.iter().chain(end.iter()))
-                            }
-                        }
-                    },
-                )),
-            ),
+            ExprKind::Index { base, indices } => Box::new(std::iter::once(&**base).chain(indices.iter().flat_map(
+                |i| -> Box<dyn Iterator<Item = &Expr>> {
+                    match i {
+                        IndexItem::At(e) => Box::new(std::iter::once(e)),
+                        IndexItem::Slice { start, end, .. } => Box::new(start.iter().chain(end.iter())),
+                    }
+                },
+            ))),
             ExprKind::List(items) => Box::new(items.iter()),
         }
     }
@@ -283,12 +252,5 @@ impl ExprKind {
 
 /// A binary node (used by the grammar).
 pub fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
-    Expr::new(
-        ExprKind::Binary {
-            op,
-            lhs: Box::new(lhs),
-            rhs: Box::new(rhs),
-        },
-        span,
-    )
+    Expr::new(ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
 }

@@ -186,9 +186,7 @@ pub fn lex(file: FileId, src: &str, errors: &mut Vec<Diagnostic>) -> Vec<Spanned
                     errors.push(
                         Diagnostic::error("E0104", "brackets nested too deeply")
                             .label(span, format!("this is nesting level {}", brackets.len()))
-                            .note(format!(
-                                "circ allows at most {MAX_NESTING} levels of nesting"
-                            )),
+                            .note(format!("circ allows at most {MAX_NESTING} levels of nesting")),
                     );
                 }
             }
@@ -198,8 +196,7 @@ pub fn lex(file: FileId, src: &str, errors: &mut Vec<Diagnostic>) -> Vec<Spanned
             }
             Tok::Int(s) if s.parse::<i64>().is_err() => {
                 errors.push(
-                    Diagnostic::error("E0103", "integer literal is too large")
-                        .label(span, "does not fit in 64 bits"),
+                    Diagnostic::error("E0103", "integer literal is too large").label(span, "does not fit in 64 bits"),
                 );
                 out.push((range.start, Tok::Int("0".into()), range.end));
                 continue;
@@ -243,11 +240,8 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
             .help("strings cannot span lines; close it with `\"`");
     }
     let c = text.chars().next().unwrap_or('?');
-    let mut d = Diagnostic::error(
-        "E0101",
-        format!("unexpected character `{}`", c.escape_debug()),
-    )
-    .label(span, "not part of the circ language");
+    let mut d = Diagnostic::error("E0101", format!("unexpected character `{}`", c.escape_debug()))
+        .label(span, "not part of the circ language");
     let hint = match c {
         '^' => Some("for powers, write `pow(x, p)`"),
         '%' => Some("circ has no modulo operator"),
@@ -259,4 +253,58 @@ fn lex_error(src: &str, span: Span) -> Diagnostic {
         d = d.help(h);
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(src: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        let toks = lex(FileId(0), src, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        toks.into_iter().map(|(_, t, _)| token_text(&t).to_string()).collect()
+    }
+
+    #[test]
+    fn newline_ends_statement_after_operand() {
+        assert_eq!(kinds("let a = b\nlet c = d"), ["let", "identifier", "=", "identifier", ";", "let", "identifier", "=", "identifier", ";"]);
+    }
+
+    #[test]
+    fn newline_continues_after_operator_and_inside_parens() {
+        assert_eq!(kinds("a +\nb"), ["identifier", "+", "identifier", ";"]);
+        assert_eq!(kinds("f(a\n)"), ["identifier", "(", "identifier", ")", ";"]);
+        assert_eq!(kinds("{\na\n}"), ["{", "identifier", ";", "}", ";"]);
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_skipped() {
+        assert_eq!(kinds("a # note\n\n\nb"), ["identifier", ";", "identifier", ";"]);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(kinds("1 1.5 1e-3 2.0E+4"), ["integer", "number", "number", "number", ";"]);
+        assert_eq!(kinds("\"a\" .. \"b\""), ["string", "..", "string", ";"]);
+    }
+
+    #[test]
+    fn too_deep_nesting_is_one_error() {
+        let mut errors = Vec::new();
+        let src = "(".repeat(10_000);
+        let toks = lex(FileId(0), &src, &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].code, "E0104");
+        assert!(toks.is_empty());
+    }
+
+    #[test]
+    fn bad_characters_are_reported_and_skipped() {
+        let mut errors = Vec::new();
+        let toks = lex(FileId(0), "a ^ b", &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].code, "E0101");
+        assert_eq!(toks.len(), 3);
+    }
 }

@@ -39,34 +39,18 @@ impl Program {
 /// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read.
 pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), std::io::Error> {
     let text = std::fs::read_to_string(path)?;
-    Ok(load_source(
-        &path.display().to_string(),
-        Some(path.to_path_buf()),
-        &text,
-    ))
+    Ok(load_source(&path.display().to_string(), Some(path.to_path_buf()), &text))
 }
 
 /// Loads a program whose root is the given text (`path` is where imports are looked up from).
 pub fn load_source(name: &str, path: Option<PathBuf>, text: &str) -> (Program, Vec<Diagnostic>) {
-    let mut loader = Loader {
-        sources: SourceMap::new(),
-        modules: Vec::new(),
-        diags: Vec::new(),
-        by_key: HashMap::new(),
-    };
-    let stem = path
-        .as_ref()
-        .and_then(|p| p.file_stem())
-        .map_or("main".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut loader =
+        Loader { sources: SourceMap::new(), modules: Vec::new(), diags: Vec::new(), by_key: HashMap::new() };
+    let stem =
+        path.as_ref().and_then(|p| p.file_stem()).map_or("main".to_string(), |s| s.to_string_lossy().into_owned());
     let file = loader.sources.add(name, path.clone(), text);
     loader.add_module(stem, file, path, &mut Vec::new());
-    (
-        Program {
-            sources: loader.sources,
-            modules: loader.modules,
-        },
-        loader.diags,
-    )
+    (Program { sources: loader.sources, modules: loader.modules }, loader.diags)
 }
 
 struct Loader {
@@ -78,29 +62,16 @@ struct Loader {
 }
 
 impl Loader {
-    fn add_module(
-        &mut self,
-        name: String,
-        file: FileId,
-        path: Option<PathBuf>,
-        stack: &mut Vec<String>,
-    ) -> ModuleId {
+    fn add_module(&mut self, name: String, file: FileId, path: Option<PathBuf>, stack: &mut Vec<String>) -> ModuleId {
         let (ast, diags) = parse(file, &self.sources.file(file).text);
         self.diags.extend(diags);
         // Reserve the slot first: imported modules are appended after it.
         let id = ModuleId(self.modules.len() as u32);
-        self.modules.push(LoadedModule {
-            name,
-            file,
-            ast: Module { items: Vec::new() },
-            imports: HashMap::new(),
-        });
+        self.modules.push(LoadedModule { name, file, ast: Module { items: Vec::new() }, imports: HashMap::new() });
         let key = module_key(&self.modules[id.0 as usize].name, path.as_deref());
         self.by_key.insert(key.clone(), id);
         stack.push(key);
-        let dir = path
-            .as_ref()
-            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let dir = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
         let mut imports = HashMap::new();
         let mut import_spans: HashMap<String, Span> = HashMap::new();
         for item in &ast.items {
@@ -116,8 +87,7 @@ impl Loader {
                 continue;
             }
             import_spans.insert(local.name.clone(), local.span);
-            if let Some(m) = self.resolve(&imp.module.name, imp.module.span, dir.as_deref(), stack)
-            {
+            if let Some(m) = self.resolve(&imp.module.name, imp.module.span, dir.as_deref(), stack) {
                 imports.insert(local.name.clone(), m);
             }
         }
@@ -128,16 +98,8 @@ impl Loader {
         id
     }
 
-    fn resolve(
-        &mut self,
-        name: &str,
-        span: Span,
-        dir: Option<&Path>,
-        stack: &mut Vec<String>,
-    ) -> Option<ModuleId> {
-        let local = dir
-            .map(|d| d.join(format!("{name}.circ")))
-            .filter(|p| p.is_file());
+    fn resolve(&mut self, name: &str, span: Span, dir: Option<&Path>, stack: &mut Vec<String>) -> Option<ModuleId> {
+        let local = dir.map(|d| d.join(format!("{name}.circ"))).filter(|p| p.is_file());
         let key = module_key(name, local.as_deref());
         if stack.contains(&key) {
             self.diags.push(
@@ -153,9 +115,7 @@ impl Loader {
         if let Some(path) = local {
             return match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    let file =
-                        self.sources
-                            .add(path.display().to_string(), Some(path.clone()), text);
+                    let file = self.sources.add(path.display().to_string(), Some(path.clone()), text);
                     Some(self.add_module(name.to_string(), file, Some(path), stack))
                 }
                 Err(e) => {
@@ -168,19 +128,15 @@ impl Loader {
             };
         }
         if let Some((_, text)) = STDLIB.iter().find(|(n, _)| *n == name) {
-            let file = self
-                .sources
-                .add(format!("<stdlib>/{name}.circ"), None, *text);
+            let file = self.sources.add(format!("<stdlib>/{name}.circ"), None, *text);
             return Some(self.add_module(name.to_string(), file, None, stack));
         }
         let stdlib: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
         self.diags.push(
-            Diagnostic::error("E0201", format!("unknown module `{name}`"))
-                .label(span, "no such module")
-                .note(format!(
-                    "modules are looked up as `{name}.circ` next to this file, then in the standard library ({})",
-                    stdlib.join(", ")
-                )),
+            Diagnostic::error("E0201", format!("unknown module `{name}`")).label(span, "no such module").note(format!(
+                "modules are looked up as `{name}.circ` next to this file, then in the standard library ({})",
+                stdlib.join(", ")
+            )),
         );
         None
     }
@@ -188,11 +144,7 @@ impl Loader {
 
 fn module_key(name: &str, path: Option<&Path>) -> String {
     match path {
-        Some(p) => p
-            .canonicalize()
-            .unwrap_or_else(|_| p.to_path_buf())
-            .display()
-            .to_string(),
+        Some(p) => p.canonicalize().unwrap_or_else(|_| p.to_path_buf()).display().to_string(),
         None => format!("<stdlib>/{name}"),
     }
 }

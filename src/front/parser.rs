@@ -42,48 +42,31 @@ pub fn parse(file: FileId, src: &str) -> (Module, Vec<Diagnostic>) {
 
 fn parse_error(file: FileId, src: &str, e: ParseError<usize, Tok, ()>) -> Diagnostic {
     match e {
-        ParseError::InvalidToken { location } => Diagnostic::error("E0101", "invalid token").label(
-            Span::new(file, location, location + 1),
-            "not part of the circ language",
-        ),
+        ParseError::InvalidToken { location } => Diagnostic::error("E0101", "invalid token")
+            .label(Span::new(file, location, location + 1), "not part of the circ language"),
         ParseError::UnrecognizedEof { location, expected } => {
             let span = Span::new(file, location, location);
             Diagnostic::error("E0105", "unexpected end of file")
-                .label(
-                    span,
-                    format!("expected {} here", describe_expected(&expected)),
-                )
+                .label(span, format!("expected {} here", describe_expected(&expected)))
                 .help("check for an unclosed `{`, `(` or `[`")
         }
-        ParseError::UnrecognizedToken {
-            token: (l, tok, r),
-            expected,
-        } => unexpected_token(file, src, l, tok, r, &expected),
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+            unexpected_token(file, src, l, tok, r, &expected)
+        }
         ParseError::ExtraToken { token: (l, tok, r) } => {
-            Diagnostic::error("E0106", format!("unexpected {tok}"))
-                .label(Span::new(file, l, r), "not expected here")
+            Diagnostic::error("E0106", format!("unexpected {tok}")).label(Span::new(file, l, r), "not expected here")
         }
         ParseError::User { .. } => Diagnostic::error("E0101", "invalid input"),
     }
 }
 
-fn unexpected_token(
-    file: FileId,
-    src: &str,
-    l: usize,
-    tok: Tok,
-    r: usize,
-    expected: &[String],
-) -> Diagnostic {
+fn unexpected_token(file: FileId, src: &str, l: usize, tok: Tok, r: usize, expected: &[String]) -> Diagnostic {
     // An inserted `;` is zero-width: point at the end of the line it ends instead.
     let (span, found) = if tok == Tok::Semi && l == r {
         let line_start = src[..l].rfind('\n').map_or(0, |i| i + 1);
         let last = src[line_start..l].trim_end();
         let end = line_start + last.len();
-        (
-            Span::new(file, end.saturating_sub(1).max(line_start), end),
-            "end of line".to_string(),
-        )
+        (Span::new(file, end.saturating_sub(1).max(line_start), end), "end of line".to_string())
     } else {
         (Span::new(file, l, r), tok.to_string())
     };
@@ -92,13 +75,17 @@ fn unexpected_token(
     if tok == Tok::Semi && l == r {
         d = d.help("a line ends a statement after a name, a number or a closing bracket; put an operator at the end of the line to continue it");
     }
-    let is_keyword =
-        token_text(&tok).chars().all(|c| c.is_ascii_lowercase()) && !matches!(tok, Tok::Ident(_));
-    if is_keyword && expected.iter().any(|e| e == "IDENT") {
+    let line_start = src[..l.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
+    let starts_line = src[line_start..l.min(src.len())].trim().is_empty() && line_start > 0;
+    if starts_line && matches!(tok, Tok::Plus | Tok::Minus | Tok::Star | Tok::Slash | Tok::At | Tok::DotDot) {
         d = d.help(format!(
-            "`{}` is a keyword and cannot be used as a name",
+            "the previous line already ended the statement; to continue it, end that line with `{}` instead",
             token_text(&tok)
         ));
+    }
+    let is_keyword = token_text(&tok).chars().all(|c| c.is_ascii_lowercase()) && !matches!(tok, Tok::Ident(_));
+    if is_keyword && expected.iter().any(|e| e == "IDENT") {
+        d = d.help(format!("`{}` is a keyword and cannot be used as a name", token_text(&tok)));
     }
     if matches!(tok, Tok::Eq) && expected.iter().any(|e| e == "\"~\"") {
         d = d.help("bind a value with `let name = …`");
@@ -122,13 +109,8 @@ fn describe_expected(expected: &[String]) -> String {
     words.dedup();
     // Long lists help nobody: an expression can start with many tokens.
     if words.len() > 6 {
-        let starts_expr =
-            expected.iter().any(|e| e == "INT") && expected.iter().any(|e| e == "IDENT");
-        return if starts_expr {
-            "an expression".into()
-        } else {
-            "a statement".into()
-        };
+        let starts_expr = expected.iter().any(|e| e == "INT") && expected.iter().any(|e| e == "IDENT");
+        return if starts_expr { "an expression".into() } else { "a statement".into() };
     }
     match words.len() {
         0 => "nothing".into(),
@@ -160,13 +142,9 @@ fn check_stmts(stmts: &[Stmt], diags: &mut Vec<Diagnostic>) {
     for s in stmts {
         match &s.kind {
             StmtKind::Data { ty, source, .. } => check_exprs(ty.dims.iter().chain(source), diags),
-            StmtKind::Param {
-                ty,
-                init,
-                prior,
-                update,
-                ..
-            } => check_exprs(ty.dims.iter().chain(init).chain(prior).chain(update), diags),
+            StmtKind::Param { ty, init, prior, update, .. } => {
+                check_exprs(ty.dims.iter().chain(init).chain(prior).chain(update), diags)
+            }
             StmtKind::Let { value, .. } => check_exprs([value], diags),
             StmtKind::Tilde { dist, .. } => check_exprs([dist], diags),
             StmtKind::Return(e) => check_exprs([e], diags),
@@ -186,10 +164,7 @@ fn check_exprs<'a>(exprs: impl IntoIterator<Item = &'a Expr>, diags: &mut Vec<Di
             diags.push(
                 Diagnostic::error("E0104", "expression nested too deeply")
                     .label(e.span, "this expression")
-                    .note(format!(
-                        "circ allows expressions at most {} levels deep",
-                        ast::MAX_EXPR_DEPTH
-                    ))
+                    .note(format!("circ allows expressions at most {} levels deep", ast::MAX_EXPR_DEPTH))
                     .help("split it into several `let` bindings"),
             );
         }
