@@ -50,3 +50,8 @@ fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
     diagnostics.extend(out.diagnostics);
     Checked { program, diagnostics, models: out.models }
 }
+
+/// Lowers every model of a checked file to the graph IR.
+pub fn lower(checked: &Checked, seed: u64) -> Vec<crate::ir::Graph> {
+    checked.models.iter().map(|m| crate::ir::lower::lower(m, seed)).collect()
+}

@@ -8,3 +8,5 @@ pub mod diagnostic;
 pub mod driver;
 pub mod front;
 pub mod source;
+pub mod ir;
+pub mod passes;

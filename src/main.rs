@@ -35,6 +35,17 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Print the tensor graph of each model: one node per line, or Graphviz DOT.
+    Graph {
+        /// The .circ file.
+        file: PathBuf,
+        /// Print Graphviz DOT instead of text.
+        #[arg(long)]
+        dot: bool,
+        /// Seed of the parameters' initial draws (recorded in the graph).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +57,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
+        Command::Graph { file, dot, seed } => graph(&file, dot, seed, color),
     }
 }
 
@@ -80,4 +92,35 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Checks a file for the commands that need a valid model; prints diagnostics.
+fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> {
+    let checked = circ::driver::check_file(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })?;
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", checked.render(color));
+    }
+    if checked.has_errors() {
+        return Err(ExitCode::from(1));
+    }
+    Ok(checked)
+}
+
+fn graph(file: &PathBuf, dot: bool, seed: u64, color: bool) -> ExitCode {
+    let checked = match load(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
+        if dot {
+            print!("{}", circ::ir::print::dot(&g));
+        } else {
+            println!("graph {} ({} nodes)", model.name, g.len());
+            print!("{}", circ::ir::print::text(&g, Some(&checked.program.sources)));
+        }
+    }
+    ExitCode::SUCCESS
 }

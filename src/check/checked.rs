@@ -5,7 +5,7 @@
 //! Invariants: node inputs always precede the node (`nodes` is in topological order); every shape
 //! is concrete or symbolic, never `Dim::Any`; every span points at the source that produced it.
 
-use super::types::{Dim, SymNames, Ty};
+use super::types::{SymNames, Ty};
 use crate::source::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -256,8 +256,18 @@ impl CheckedModel {
         self.params.iter().filter_map(|p| p.ty.known_len()).sum()
     }
 
-    /// Whether a dimension of this model's shapes is concrete.
-    pub fn is_concrete(d: Dim) -> bool {
-        matches!(d, Dim::Known(_))
+    /// The node that reads data input `i`.
+    pub fn data_node(&self, i: usize) -> NodeId {
+        self.leaf(|op| *op == Op::Data(i))
+    }
+
+    /// The node that holds parameter `i`.
+    pub fn param_node(&self, i: usize) -> NodeId {
+        self.leaf(|op| *op == Op::Param(i))
+    }
+
+    fn leaf(&self, is: impl Fn(&Op) -> bool) -> NodeId {
+        let i = self.nodes.iter().position(|n| is(&n.op)).expect("every datum and parameter has a node");
+        NodeId(i as u32)
     }
 }

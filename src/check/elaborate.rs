@@ -115,7 +115,8 @@ pub struct Builder {
     pub train: TrainSettings,
     pub train_span: Option<Span>,
     pub param_nodes: HashMap<String, NodeId>,
-    pub instance_names: HashMap<String, Span>,
+    /// Named instances: where each was created, so re-running a shared body finds its own.
+    pub instance_names: HashMap<String, (Span, Rc<Instance>)>,
     pub observed: HashMap<usize, Span>,
 }
 
@@ -134,6 +135,8 @@ pub struct Checker<'p> {
     pub stack: Vec<(CircuitRef, Span, String)>,
     /// Checking a circuit on its own, with symbolic arguments.
     pub generic: bool,
+    /// The statement being elaborated sits directly in a `repeat` block.
+    in_repeat_body: bool,
 }
 
 impl<'p> Checker<'p> {
@@ -145,6 +148,7 @@ impl<'p> Checker<'p> {
             b: Builder::default(),
             stack: Vec::new(),
             generic: false,
+            in_repeat_body: false,
         }
     }
 
@@ -371,7 +375,10 @@ impl<'p> Checker<'p> {
                 poison_if_unbound(scope, name);
             }
             StmtKind::Let { name, value } => {
-                let Some(v) = self.eval_bound(value, scope, Some(name)) else {
+                self.in_repeat_body = in_repeat;
+                let v = self.eval_bound(value, scope, Some(name));
+                self.in_repeat_body = false;
+                let Some(v) = v else {
                     // A failed `let` hides any earlier `let` of the same name: its value is unknown.
                     if scope.vars.get(&name.name).is_none_or(|b| b.kind == BindKind::Let) {
                         scope.vars.insert(name.name.clone(), Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
@@ -487,6 +494,14 @@ impl<'p> Checker<'p> {
         scope: &mut Scope,
     ) -> Option<Value> {
         let circuit = self.circuit(c);
+        if self.in_repeat_body {
+            self.report(
+                Diagnostic::error("E0208", "circuit instances are not created in a `repeat` block")
+                    .label(span, "this would create a new instance at every step")
+                    .help("create the instance before the block; every step then shares its parameters"),
+            );
+            return None;
+        }
         let names: Vec<&str> = circuit.statics.iter().map(|s| s.name.name.as_str()).collect();
         let bound = self.bind_args(&format!("circuit `{}`", circuit.name.name), span, &names, names.len(), args)?;
         let mut statics = Vec::new();
@@ -534,19 +549,26 @@ impl<'p> Checker<'p> {
             }
         };
         if name.is_some() {
-            if let Some(prev) = self.b.instance_names.get(&inst_name) {
+            if let Some((prev, inst)) = self.b.instance_names.get(&inst_name) {
+                // The same statement run again (its enclosing instance is applied again): share.
+                if *prev == span {
+                    return Some(Value::Instance(inst.clone()));
+                }
                 let prev = *prev;
                 self.report(
                     Diagnostic::error("E0209", format!("instance name `{inst_name}` is used twice"))
                         .label(span, "its parameters would clash with the first instance's")
                         .secondary(prev, "first instance")
-                        .help("give each instance its own name (inside `repeat`, create instances before the block)"),
+                        .help("give each instance its own name"),
                 );
                 return None;
             }
-            self.b.instance_names.insert(inst_name.clone(), span);
         }
-        Some(Value::Instance(Rc::new(Instance { circuit: c, statics, name: inst_name })))
+        let inst = Rc::new(Instance { circuit: c, statics, name: inst_name.clone() });
+        if name.is_some() {
+            self.b.instance_names.insert(inst_name, (span, inst.clone()));
+        }
+        Some(Value::Instance(inst))
     }
 
     /// Whether a circuit, or any circuit it instantiates, declares parameters.

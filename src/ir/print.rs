@@ -1,0 +1,114 @@
+//! Printing graphs: one node per line as text (id, op, operands, type, label, source line), or
+//! Graphviz DOT. Nodes print in topological order, so a printout reads top to bottom.
+
+use super::graph::{Graph, NodeId};
+use super::op::Op;
+use crate::check::signature;
+use crate::check::types::{Elem, ShowTy, Ty};
+use crate::source::SourceMap;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+fn ty_of(g: &Graph, id: NodeId) -> String {
+    let n = g.node(id);
+    ShowTy(&Ty { elem: n.elem, dims: n.shape.clone() }, g).to_string()
+}
+
+/// The graph as text. With `sources`, each node shows the `file:line` it came from.
+pub fn text(g: &Graph, sources: Option<&SourceMap>) -> String {
+    let mut out = String::new();
+    for (i, d) in g.data.iter().enumerate() {
+        let ty = ShowTy(&Ty { elem: d.elem, dims: d.shape.clone() }, g);
+        let _ = writeln!(out, "data#{i} {}: {ty}", d.name);
+    }
+    for (i, p) in g.params.iter().enumerate() {
+        let shape: Vec<String> = p.shape.iter().map(u64::to_string).collect();
+        let init = match p.init {
+            super::graph::Init::Fixed(v) => format!("= {}", signature::num(v)),
+            super::graph::Init::Draw(_) => "drawn".to_string(),
+        };
+        let _ = writeln!(out, "param#{i} {}: [{}] ~ {} {init}", p.name, shape.join(", "), signature::prior(&p.prior));
+    }
+    let order = g.topo_order();
+    let rows: Vec<(String, String, String)> = order
+        .iter()
+        .map(|&id| {
+            let n = g.node(id);
+            let ops: Vec<String> = g.operands(id).iter().map(ToString::to_string).collect();
+            let lhs = format!("{id} = {}{}{}", n.op.name(), if ops.is_empty() { "" } else { " " }, ops.join(", "));
+            let mut note = String::new();
+            if let Some(l) = &n.label {
+                note.push_str(l);
+            }
+            if let (Some(src), Some(span)) = (sources, n.span) {
+                let loc = src.location(span);
+                let file = loc.file.rsplit('/').next().unwrap_or(loc.file);
+                let _ = write!(note, "{}{file}:{}", if note.is_empty() { "" } else { "  " }, loc.line);
+            }
+            (lhs, ty_of(g, id), note)
+        })
+        .collect();
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (a, b, c) in rows {
+        let line = if c.is_empty() { format!("{a:w0$} : {b}") } else { format!("{a:w0$} : {b:w1$}  # {c}") };
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for o in &g.outputs {
+        let _ = writeln!(out, "output {} = {}", o.name, o.node);
+    }
+    out
+}
+
+/// Graphviz DOT: leaves as boxes, the loss and outputs double-circled, edges labelled by position
+/// when an op has more than one operand.
+pub fn dot(g: &Graph) -> String {
+    let mut out = String::from("digraph circ {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n");
+    let outputs: BTreeMap<NodeId, &str> = g.outputs.iter().map(|o| (o.node, o.name.as_str())).collect();
+    for id in g.topo_order() {
+        let n = g.node(id);
+        let mut label = format!("{id} {}", n.op.name());
+        if let Some(l) = &n.label {
+            let _ = write!(label, "\\n{}", l.replace('"', "\\\""));
+        }
+        let _ = write!(label, "\\n{}", ty_of(g, id));
+        let shape = match (&n.op, outputs.get(&id)) {
+            (_, Some(_)) => "doublecircle",
+            (Op::Data(_) | Op::Param(_), _) => "box",
+            (Op::Const(_), _) => "plaintext",
+            _ => "ellipse",
+        };
+        let fill = match n.op {
+            Op::Param(_) => ", style=filled, fillcolor=\"#fde9c9\"",
+            Op::Data(_) => ", style=filled, fillcolor=\"#d7e8fb\"",
+            _ if n.elem == Elem::Int => ", style=dashed",
+            _ => "",
+        };
+        let _ = writeln!(out, "  n{} [label=\"{label}\", shape={shape}{fill}];", id.index());
+        let ops = g.operands(id);
+        for (pos, o) in ops.iter().enumerate() {
+            if ops.len() > 1 {
+                let _ = writeln!(out, "  n{} -> n{} [label=\"{pos}\"];", o.index(), id.index());
+            } else {
+                let _ = writeln!(out, "  n{} -> n{};", o.index(), id.index());
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Node counts per op kind, for `circ graph --passes` and `--stats`.
+pub fn op_counts(g: &Graph) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for id in g.node_ids() {
+        let name = match &g.node(id).op {
+            Op::Data(_) => "data".to_string(),
+            Op::Param(_) => "param".to_string(),
+            Op::Const(_) => "const".to_string(),
+            op => op.name().split([' ', '[']).next().unwrap_or("").to_string(),
+        };
+        *m.entry(name).or_insert(0) += 1;
+    }
+    m
+}
