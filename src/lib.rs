@@ -8,5 +8,6 @@ pub mod diagnostic;
 pub mod driver;
 pub mod front;
 pub mod source;
+pub mod interp;
 pub mod ir;
 pub mod passes;

@@ -68,21 +68,21 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
         let checked = match circ::driver::check_file(file) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", file.display());
+                err(&(format!("error: cannot read {}: {e}", file.display()) + "\n"));
                 unreadable = true;
                 continue;
             }
         };
         if !checked.diagnostics.is_empty() {
-            eprint!("{}", checked.render(color));
+            err(&checked.render(color));
         }
         errors |= checked.has_errors();
         if verbose && !checked.has_errors() {
-            println!("{}", checked.signatures());
+            out(&(checked.signatures() + "\n"));
         }
         if checked.has_errors() {
             let n = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!("error: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+            err(&(format!("error: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" }) + "\n"));
         }
     }
     if unreadable {
@@ -97,11 +97,11 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
 /// Checks a file for the commands that need a valid model; prints diagnostics.
 fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> {
     let checked = circ::driver::check_file(file).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", file.display());
+        err(&(format!("error: cannot read {}: {e}", file.display()) + "\n"));
         ExitCode::from(2)
     })?;
     if !checked.diagnostics.is_empty() {
-        eprint!("{}", checked.render(color));
+        err(&checked.render(color));
     }
     if checked.has_errors() {
         return Err(ExitCode::from(1));
@@ -116,11 +116,23 @@ fn graph(file: &PathBuf, dot: bool, seed: u64, color: bool) -> ExitCode {
     };
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
         if dot {
-            print!("{}", circ::ir::print::dot(&g));
+            out(&circ::ir::print::dot(&g));
         } else {
-            println!("graph {} ({} nodes)", model.name, g.len());
-            print!("{}", circ::ir::print::text(&g, Some(&checked.program.sources)));
+            out(&(format!("graph {} ({} nodes)", model.name, g.len()) + "\n"));
+            out(&circ::ir::print::text(&g, Some(&checked.program.sources)));
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Writes to stdout, ignoring a closed pipe (`circ graph … | head` must not panic).
+fn out(s: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+}
+
+/// Writes to stderr, ignoring errors.
+fn err(s: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
 }

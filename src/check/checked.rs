@@ -253,7 +253,7 @@ impl CheckedModel {
 
     /// Total number of scalar parameters.
     pub fn param_count(&self) -> u64 {
-        self.params.iter().filter_map(|p| p.ty.known_len()).sum()
+        self.params.iter().filter_map(|p| p.ty.known_len()).fold(0u64, u64::saturating_add)
     }
 
     /// The node that reads data input `i`.

@@ -27,7 +27,7 @@ impl<'p> Checker<'p> {
     ) -> Option<DataSource> {
         let width = if t.rank() == 2 { t.dims[1] } else { super::types::Dim::Known(1) };
         let Some(src) = source else {
-            if t.rank() == 1 {
+            if width == super::types::Dim::Known(1) {
                 return Some(DataSource::Columns(vec![name.name.clone()]));
             }
             self.report(
@@ -135,7 +135,7 @@ impl<'p> Checker<'p> {
                 let help = if usage == DistUse::ParamPrior {
                     "a prior is fixed before training; for learned scales, use a likelihood on data"
                 } else {
-                    "an activation prior takes numbers"
+                    "`~` on a value the model computes states a prior on it, with numbers as arguments; only `data` is observed against a prediction"
                 };
                 self.report(
                     Diagnostic::error("E0403", format!("`{an}` of a prior must be a number known when compiling"))
@@ -579,10 +579,13 @@ impl<'p> Checker<'p> {
         self.b.observations.push(Observation { data, likelihood, span: target.span.to(dist.span) });
     }
 
+    /// A prediction fits data when it broadcasts to exactly the data's shape (a scalar mean fits
+    /// everything; a `[N, 1]` mean does not fit `[N]`, where numpy would silently make `[N, N]`).
     fn same_shape(&mut self, got: &Ty, want: &Ty, span: Span, target: &ast::Ident, what: &str) -> bool {
-        if got.rank() == want.rank()
-            && super::elaborate::types_agree(&Ty::float(got.dims.clone()), &Ty::float(want.dims.clone()))
-        {
+        let fits = broadcast(&got.dims, &want.dims).is_ok_and(|d| {
+            d.len() == want.rank() && super::elaborate::types_agree(&Ty::float(d), &Ty::float(want.dims.clone()))
+        });
+        if fits {
             return true;
         }
         let (g, w) = (self.show(got), self.show(want));

@@ -10,6 +10,8 @@ use crate::source::Span;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+/// Largest parameter tensor, in elements (16 GiB of f32).
+pub const MAX_PARAM_ELEMENTS: u64 = 1 << 32;
 /// Most times a `repeat` body may be written out.
 pub const MAX_REPEAT: i64 = 1000;
 /// Deepest chain of circuit instances inside instances.
@@ -248,6 +250,14 @@ impl<'p> Checker<'p> {
         };
         let errors_before = self.error_count();
         self.stmts(&m.body, &mut scope, false);
+        if let (Some(opt), Some(train)) = (&self.b.train.optimizer, self.b.train_span) {
+            if opt.kind == UpdateKind::Egd {
+                let params: Vec<ParamDecl> = self.b.params.iter().filter(|p| p.update.is_none()).cloned().collect();
+                for p in params {
+                    self.egd_start_ok(&p.name, p.init, p.prior, train, p.span);
+                }
+            }
+        }
         if self.error_count() == errors_before
             && self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
             self.report(
@@ -698,6 +708,14 @@ impl<'p> Checker<'p> {
             );
             return;
         }
+        if let Some(k) = t.dims.iter().skip(1).position(|d| !matches!(d, Dim::Known(_))) {
+            self.report(
+                Diagnostic::error("E0306", "the number of columns of data must be a number")
+                    .label(ty.dims[k + 1].span, "a size only known at run time")
+                    .help("write the number of columns, as in `[N, 64]`; only the first axis counts rows"),
+            );
+            return;
+        }
         if let Some(first) = self.b.data.first() {
             if first.ty.dims[0] != t.dims[0] {
                 let (fspan, fname) = (first.span, first.name.clone());
@@ -753,6 +771,14 @@ impl<'p> Checker<'p> {
             );
             return;
         }
+        if !self.generic && t.known_len().is_none_or(|n| n > MAX_PARAM_ELEMENTS) {
+            let shown = self.show(&t);
+            self.report(
+                Diagnostic::error("E0305", format!("parameter `{full}` is too large"))
+                    .label(ty.span, format!("{shown} has more than {MAX_PARAM_ELEMENTS} elements")),
+            );
+            return;
+        }
         if let Some(d) = t.dims.iter().position(|d| matches!(d, Dim::Sym(_))) {
             if !self.generic {
                 let shown = self.show(&t);
@@ -761,6 +787,12 @@ impl<'p> Checker<'p> {
                         .label(ty.dims[d].span, format!("this size is only known at run time ({shown})"))
                         .help("a parameter's shape may use numbers and circuit arguments, not data sizes such as `N`"),
                 );
+                return;
+            }
+        }
+        if update_v.as_ref().is_some_and(|r| r.kind == UpdateKind::Egd) {
+            let u = update.map_or(name.span, |u| u.span);
+            if !self.egd_start_ok(&full, init_v, prior_v, u, name.span) {
                 return;
             }
         }
@@ -876,6 +908,27 @@ impl<'p> Checker<'p> {
         self.diags.truncate(saved.0);
         self.reported = saved.1;
         d
+    }
+}
+
+impl Checker<'_> {
+    /// Exponentiated gradient multiplies a weight by a positive factor: it must start positive.
+    fn egd_start_ok(&mut self, name: &str, init: Option<f64>, prior: Prior, rule: Span, param: Span) -> bool {
+        let problem = match (init, prior) {
+            (Some(x), _) if x > 0.0 => return true,
+            (Some(x), _) => format!("it starts at {x}"),
+            (None, Prior::LogNormal { .. }) => return true,
+            (None, Prior::Uniform { low, .. }) if low >= 0.0 => return true,
+            (None, Prior::Flat) => "with a flat prior it starts at 0".to_string(),
+            (None, p) => format!("its prior {} draws values of either sign", super::signature::prior(&p)),
+        };
+        self.report(
+            Diagnostic::error("E0508", format!("`egd` needs `{name}` to start positive, but {problem}"))
+                .label(rule, "exponentiated gradient only rescales a weight, so its sign never changes")
+                .secondary(param, "this parameter")
+                .help("start it at a positive value (`= 0.1`) or draw it from `lognormal(…)`; for signed weights use a pair `w_pos - w_neg`"),
+        );
+        false
     }
 }
 

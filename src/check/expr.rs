@@ -451,11 +451,11 @@ impl<'p> Checker<'p> {
             let shown = self.show(ty);
             self.report(Diagnostic::error("E0303", format!("axis {a} is out of range for {shown}")).label(
                 span,
-                format!(
-                    "a tensor of {} has axes {}",
-                    plural(rank, "axis"),
-                    if rank == 0 { "none".to_string() } else { format!("0 to {} (or -1 to -{rank})", rank - 1) }
-                ),
+                if rank == 0 {
+                    "a scalar has no axes".to_string()
+                } else {
+                    format!("a tensor of {} has axes 0 to {} (or -1 to -{rank})", plural(rank, "axis"), rank - 1)
+                },
             ));
             return None;
         }
@@ -713,7 +713,9 @@ impl<'p> Checker<'p> {
                     .note("a reshape keeps the number of elements"),
             );
         };
-        if anyin || anyout {
+        // Checked on its own, a circuit's `int` arguments are symbols that may take any value:
+        // the counts are compared again at each instance, with numbers.
+        if anyin || anyout || (self.generic && !(sin.is_empty() && sout.is_empty())) {
             if let Some(i) = infer_at {
                 dims[i] = Some(Dim::Any);
             }
@@ -746,8 +748,12 @@ impl<'p> Checker<'p> {
                 dims[i] = Some(match (sin.as_slice(), rest) {
                     ([], r) => Dim::Known(r),
                     ([s], 1) => Dim::Sym(super::types::SymId(*s)),
-                    _ => {
-                        fail(self, "the size of -1 would mix symbolic sizes".into());
+                    (rest_syms, r) => {
+                        let mut parts: Vec<String> = rest_syms.iter().map(|s| self.b.syms[*s as usize].clone()).collect();
+                        if r != 1 {
+                            parts.insert(0, r.to_string());
+                        }
+                        fail(self, format!("-1 would stand for {}, which is not a size circ can name", parts.join("·")));
                         return None;
                     }
                 });
@@ -813,6 +819,8 @@ impl<'p> Checker<'p> {
             dims[axis] = match (dims[axis], tp.dims[axis]) {
                 (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
                 (Dim::Any, _) | (_, Dim::Any) => Dim::Any,
+                // Checked on its own, a circuit's `int` arguments are symbols: sizes come at instances.
+                _ if self.generic => Dim::Any,
                 _ => {
                     self.report(
                         Diagnostic::error("E0312", "cannot concatenate along an axis of symbolic size")

@@ -108,10 +108,10 @@ impl fmt::Display for CheckedModel {
         }
         writeln!(
             f,
-            "  {} parameters in {} tensors, {} graph nodes",
-            self.param_count(),
-            self.params.len(),
-            self.nodes.len()
+            "  {}, {}, {}",
+            super::expr::plural(self.param_count() as usize, "parameter"),
+            super::expr::plural(self.params.len(), "tensor"),
+            super::expr::plural(self.nodes.len(), "graph node")
         )
     }
 }

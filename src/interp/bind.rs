@@ -1,0 +1,115 @@
+//! The boundary: checks the data and parameters handed to the interpreter against the graph's
+//! declarations, binds every symbolic size (`N`) from the data, and turns node shapes into
+//! concrete ones.
+
+use super::error::InterpError;
+use super::tensor::count;
+use crate::check::types::{Dim, Elem, ShowDim, SymNames};
+use crate::ir::{Graph, NodeId};
+
+/// A data input as the host gives it: a shape and its values, row-major. Integer data (labels)
+/// come as `f64` values that are integers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+impl HostTensor {
+    pub fn new(shape: Vec<usize>, values: Vec<f64>) -> HostTensor {
+        HostTensor { shape, values }
+    }
+}
+
+/// The size of every symbol (indexed by `SymId`), `None` where no datum mentions it.
+pub type Sizes = Vec<Option<usize>>;
+
+/// Checks the inputs against the graph and binds the symbolic sizes.
+pub fn bind(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Sizes, InterpError> {
+    if data.len() != g.data.len() {
+        let expected = g.data.iter().map(|d| d.name.clone()).collect();
+        return Err(InterpError::DataCount { expected, got: data.len() });
+    }
+    if params.len() != g.params.len() {
+        let expected = g.params.iter().map(|p| p.name.clone()).collect();
+        return Err(InterpError::ParamCount { expected, got: params.len() });
+    }
+    // Each symbol's size and the datum that fixed it.
+    let mut bound: Vec<Option<(usize, &str)>> = vec![None; g.syms.len()];
+    for (info, d) in g.data.iter().zip(data) {
+        let name = info.name.as_str();
+        if d.values.len() != count(&d.shape) {
+            return Err(InterpError::DataValues { name: name.into(), shape: d.shape.clone(), got: d.values.len() });
+        }
+        let fits = d.shape.len() == info.shape.len()
+            && info.shape.iter().zip(&d.shape).all(|(want, got)| !matches!(want, Dim::Known(n) if *n != *got as u64));
+        if !fits {
+            let dims: Vec<String> = info.shape.iter().map(|x| ShowDim(*x, g).to_string()).collect();
+            let expected = format!("[{}]", dims.join(", "));
+            return Err(InterpError::DataShape { name: name.into(), expected, got: d.shape.clone() });
+        }
+        for (want, got) in info.shape.iter().zip(&d.shape) {
+            let Dim::Sym(s) = want else { continue };
+            let slot = s.0 as usize;
+            if slot >= bound.len() {
+                bound.resize(slot + 1, None);
+            }
+            match bound[slot] {
+                None => bound[slot] = Some((*got, name)),
+                Some((n, first)) if n != *got => {
+                    return Err(InterpError::SymConflict {
+                        sym: g.sym_name(*s).into(),
+                        first: (first.into(), n),
+                        second: (name.into(), *got),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if info.elem == Elem::Int {
+            if let Some(at) = d.values.iter().position(|v| !v.is_finite() || v.fract() != 0.0) {
+                let index = unflatten(at, &d.shape);
+                return Err(InterpError::NotInteger { name: name.into(), index, value: d.values[at] });
+            }
+        }
+    }
+    for (info, p) in g.params.iter().zip(params) {
+        let shape: Vec<usize> = info.shape.iter().map(|n| *n as usize).collect();
+        if p.len() != count(&shape) {
+            return Err(InterpError::ParamValues { name: info.name.clone(), shape, got: p.len() });
+        }
+    }
+    Ok(bound.into_iter().map(|b| b.map(|(n, _)| n)).collect())
+}
+
+/// The multi-index of a row-major offset.
+fn unflatten(mut at: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        index[k] = at % shape[k];
+        at /= shape[k];
+    }
+    index
+}
+
+/// A node's shape with every symbol replaced by its bound size.
+pub fn concrete(g: &Graph, id: NodeId, sizes: &Sizes) -> Result<Vec<usize>, InterpError> {
+    let node = g.node(id);
+    node.shape
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => Ok(*n as usize),
+            Dim::Sym(s) => sizes
+                .get(s.0 as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| InterpError::UnboundSym { sym: g.sym_name(*s).into(), node: id }),
+            Dim::Any => Err(InterpError::Node {
+                node: id,
+                op: node.op.name(),
+                label: node.label.clone(),
+                message: "the node has an unknown size (`Dim::Any`)".into(),
+            }),
+        })
+        .collect()
+}
