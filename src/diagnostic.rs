@@ -100,8 +100,11 @@ impl Diagnostic {
             .with_config(config)
             .with_code(self.code)
             .with_message(&self.message);
-        for (i, l) in self.labels.iter().enumerate() {
-            let mut label = Label::new((l.span.file, l.span.range())).with_message(&l.message).with_order(i as i32);
+        // In source order: ariadne starts a new snippet whenever a label goes back up the file.
+        let mut labels: Vec<&DiagLabel> = self.labels.iter().collect();
+        labels.sort_by_key(|l| (l.span.file != main.file, l.span.file, l.span.start));
+        for l in labels {
+            let mut label = Label::new((l.span.file, l.span.range())).with_message(&l.message);
             if color {
                 label = label.with_color(if l.primary { Color::Red } else { Color::Blue });
             }

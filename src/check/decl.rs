@@ -367,7 +367,10 @@ impl<'p> Checker<'p> {
             }
             seen.push((key, s.key.span));
             match key {
-                "optimizer" => self.b.train.optimizer = self.update_rule(&s.value, scope),
+                "optimizer" => {
+                    self.b.train.optimizer = self.update_rule(&s.value, scope);
+                    self.b.optimizer_span = Some(s.value.span);
+                }
                 "epochs" | "batch" | "seed" => {
                     let Some(n) = self.static_int(&s.value, scope, &format!("`{key}`")) else {
                         continue;
@@ -394,7 +397,12 @@ impl<'p> Checker<'p> {
                     if !(0.0..1.0).contains(&x) {
                         self.report(
                             Diagnostic::error("E0406", "`valid` is the held-out fraction, in [0, 1)")
-                                .label(s.value.span, format!("this is {x}")),
+                                .label(s.value.span, format!("this is {}", super::signature::num(x)))
+                                .help(if (1.0..100.0).contains(&x) {
+                                    format!("for {}% of the data, write `valid = {}`", super::signature::num(x), super::signature::num(x / 100.0))
+                                } else {
+                                    "for a fifth of the data, write `valid = 0.2`".to_string()
+                                }),
                         );
                         continue;
                     }
@@ -433,8 +441,13 @@ impl<'p> Checker<'p> {
             Value::Poison => return,
             _ => {
                 self.report(
-                    Diagnostic::error("E0405", format!("`{}` is a {}, not a tensor", target.name, binding.kind.noun()))
-                        .label(target.span, "only data and values have distributions"),
+                    Diagnostic::error("E0405", format!("`{}` is {}, not a tensor", target.name, binding.kind.noun()))
+                        .label(target.span, "only data and values have distributions")
+                        .help(if binding.kind == BindKind::Instance {
+                            "apply the instance first, `let h = layer(x)`, then state the distribution of `h`"
+                        } else {
+                            "state distributions of data or of values the model computes"
+                        }),
                 );
                 return;
             }

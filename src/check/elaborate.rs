@@ -78,11 +78,11 @@ impl BindKind {
     pub fn noun(self) -> &'static str {
         match self {
             BindKind::Data => "data",
-            BindKind::Param => "parameter",
-            BindKind::Let => "value",
-            BindKind::Static => "circuit argument",
-            BindKind::Input => "circuit input",
-            BindKind::Instance => "circuit instance",
+            BindKind::Param => "a parameter",
+            BindKind::Let => "a value",
+            BindKind::Static => "a circuit argument",
+            BindKind::Input => "a circuit input",
+            BindKind::Instance => "a circuit instance",
         }
     }
 }
@@ -116,6 +116,8 @@ pub struct Builder {
     pub activation_priors: Vec<ActivationPrior>,
     pub train: TrainSettings,
     pub train_span: Option<Span>,
+    /// Where `optimizer = …` is written in the `train` block.
+    pub optimizer_span: Option<Span>,
     pub param_nodes: HashMap<String, NodeId>,
     /// Named instances: where each was created, so re-running a shared body finds its own.
     pub instance_names: HashMap<String, (Span, Rc<Instance>)>,
@@ -139,6 +141,7 @@ pub struct Checker<'p> {
     pub generic: bool,
     /// The statement being elaborated sits directly in a `repeat` block.
     in_repeat_body: bool,
+    errors_seen: usize,
 }
 
 impl<'p> Checker<'p> {
@@ -151,6 +154,7 @@ impl<'p> Checker<'p> {
             stack: Vec::new(),
             generic: false,
             in_repeat_body: false,
+            errors_seen: 0,
         }
     }
 
@@ -178,12 +182,16 @@ impl<'p> Checker<'p> {
         CheckOutput { models, diagnostics: self.diags }
     }
 
+    /// Errors met so far, counting those not shown again because they were reported before.
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+        self.errors_seen
     }
 
     /// Reports a diagnostic once per code and place, with the chain of instances it arose in.
     pub fn report(&mut self, mut d: Diagnostic) {
+        if d.is_error() {
+            self.errors_seen += 1;
+        }
         if !self.reported.insert((d.code, d.primary_span())) {
             return;
         }
@@ -250,7 +258,7 @@ impl<'p> Checker<'p> {
         };
         let errors_before = self.error_count();
         self.stmts(&m.body, &mut scope, false);
-        if let (Some(opt), Some(train)) = (&self.b.train.optimizer, self.b.train_span) {
+        if let (Some(opt), Some(train)) = (&self.b.train.optimizer, self.b.optimizer_span) {
             if opt.kind == UpdateKind::Egd {
                 let params: Vec<ParamDecl> = self.b.params.iter().filter(|p| p.update.is_none()).cloned().collect();
                 for p in params {
@@ -340,8 +348,8 @@ impl<'p> Checker<'p> {
                 let prev_kind = prev.kind;
                 self.report(
                     Diagnostic::error("E0202", format!("`{}` is defined twice", name.name))
-                        .label(name.span, format!("defined again here as a {}", kind.noun()))
-                        .secondary(prev_span, format!("first defined here as a {}", prev_kind.noun()))
+                        .label(name.span, format!("defined again here as {}", kind.noun()))
+                        .secondary(prev_span, format!("first defined here as {}", prev_kind.noun()))
                         .help("only a `let` value can be redefined by another `let`; choose another name"),
                 );
                 return;
@@ -362,7 +370,7 @@ impl<'p> Checker<'p> {
                 if scope.in_circuit || in_repeat {
                     self.not_here(
                         stmt,
-                        "`data` declarations",
+                        "`data` declarations are",
                         if in_repeat { "a `repeat` block" } else { "a circuit" },
                         "declare data in the model and pass it to the circuit as an input",
                     );
@@ -375,7 +383,7 @@ impl<'p> Checker<'p> {
                 if in_repeat {
                     self.not_here(
                         stmt,
-                        "`param` declarations",
+                        "`param` declarations are",
                         "a `repeat` block",
                         "declare the parameter before the block; every step then shares it",
                     );
@@ -390,7 +398,7 @@ impl<'p> Checker<'p> {
                 self.in_repeat_body = false;
                 let Some(v) = v else {
                     // A failed `let` hides any earlier `let` of the same name: its value is unknown.
-                    if scope.vars.get(&name.name).is_none_or(|b| b.kind == BindKind::Let) {
+                    if scope.vars.get(&name.name).is_none_or(|b| matches!(b.kind, BindKind::Let | BindKind::Instance)) {
                         scope.vars.insert(name.name.clone(), Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
                     }
                     return;
@@ -406,7 +414,7 @@ impl<'p> Checker<'p> {
                 } else {
                     "a model states its outputs with `~` observations"
                 };
-                self.not_here(stmt, "`return`", what, help);
+                self.not_here(stmt, "`return` is", what, help);
             }
             StmtKind::Repeat { count, body } => {
                 let n = match self.static_value(count, scope, "the repeat count") {
@@ -433,7 +441,7 @@ impl<'p> Checker<'p> {
                 if scope.in_circuit || in_repeat {
                     return self.not_here(
                         stmt,
-                        "`train` settings",
+                        "`train` settings are",
                         if in_repeat { "a `repeat` block" } else { "a circuit" },
                         "put `train { … }` in the model",
                     );
@@ -446,7 +454,7 @@ impl<'p> Checker<'p> {
 
     fn not_here(&mut self, stmt: &Stmt, what: &str, place: &str, help: &str) {
         self.report(
-            Diagnostic::error("E0208", format!("{what} are not allowed in {place}"))
+            Diagnostic::error("E0208", format!("{what} not allowed in {place}"))
                 .label(stmt.span, "not allowed here")
                 .help(help),
         );
@@ -470,7 +478,7 @@ impl<'p> Checker<'p> {
             self.stmt(stmt, scope, false);
         }
         let Some(Stmt { kind: StmtKind::Return(e), .. }) = last else {
-            if !circuit.body.iter().any(|s| matches!(s.kind, StmtKind::Return(_) | StmtKind::Error)) {
+            if !contains_return_or_error(&circuit.body) {
                 self.report(
                     Diagnostic::error("E0208", format!("circuit `{}` has no `return`", circuit.name.name))
                         .label(circuit.name.span, "this circuit returns nothing")
@@ -489,6 +497,7 @@ impl<'p> Checker<'p> {
                     .label(e.span, format!("this has type {}", self.show(&got)))
                     .secondary(circuit.ret.span, format!("the circuit declares {}", self.show(&want))),
             );
+            return None;
         }
         Some(node)
     }
@@ -531,7 +540,7 @@ impl<'p> Checker<'p> {
                 (StaticKind::Int, Static::Float(f)) => {
                     self.report(
                         Diagnostic::error("E0403", format!("`{}` must be an integer", s.name.name))
-                            .label(arg.span, format!("this is {f}"))
+                            .label(arg.span, format!("this is {}", super::signature::num(f)))
                             .secondary(s.span, "declared `int` here"),
                     );
                     return None;
@@ -926,10 +935,19 @@ impl Checker<'_> {
             Diagnostic::error("E0508", format!("`egd` needs `{name}` to start positive, but {problem}"))
                 .label(rule, "exponentiated gradient only rescales a weight, so its sign never changes")
                 .secondary(param, "this parameter")
-                .help("start it at a positive value (`= 0.1`) or draw it from `lognormal(…)`; for signed weights use a pair `w_pos - w_neg`"),
+                .help("give it a positive start (`= 0.1`) or a `lognormal(…)` prior, or give it another update rule; for signed weights use a pair `w_pos - w_neg`"),
         );
         false
     }
+}
+
+/// Whether statements (repeat bodies included) hold a `return` or a statement that failed to parse.
+fn contains_return_or_error(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Return(_) | StmtKind::Error => true,
+        StmtKind::Repeat { body, .. } => contains_return_or_error(body),
+        _ => false,
+    })
 }
 
 /// After a failed declaration, binds its name to `Poison` so its uses report nothing more.

@@ -92,7 +92,12 @@ impl<'p> Checker<'p> {
             _ => {
                 self.report(
                     Diagnostic::error("E0210", format!("`{}` has no members", first.name))
-                        .label(span, "`.` follows a module name only"),
+                        .label(span, "`.` follows a module name only")
+                        .help(if path[1].name == "T" {
+                            format!("to transpose, write `transpose({})`", first.name)
+                        } else {
+                            "circ tensors have no fields or methods; use the built-in functions".to_string()
+                        }),
                 );
                 None
             }
@@ -188,9 +193,16 @@ impl<'p> Checker<'p> {
             Value::Circuit(c) => self.instantiate(c, args, span, name, scope),
             Value::Instance(inst) => self.apply(&inst, args, span, scope),
             _ => {
+                let help = match &callee.kind {
+                    ExprKind::Path(p) if p.len() == 1 && scope.vars.get(&p[0].name).is_some_and(|b| b.kind == super::elaborate::BindKind::Param) => {
+                        format!("`{}` is a parameter; to multiply by it, write `… @ {}` or `… * {}`", p[0].name, p[0].name, p[0].name)
+                    }
+                    _ => "only functions, circuits (`dense(4, 2)`) and circuit instances (`layer(x)`) are called".to_string(),
+                };
                 self.report(
                     Diagnostic::error("E0404", "this cannot be called")
-                        .label(callee.span, "not a function, circuit or circuit instance"),
+                        .label(callee.span, "not a function, circuit or circuit instance")
+                        .help(help),
                 );
                 None
             }
@@ -293,7 +305,7 @@ impl<'p> Checker<'p> {
             Static::Float(f) => {
                 self.report(
                     Diagnostic::error("E0403", format!("{what} must be an integer"))
-                        .label(e.span, format!("this is {f}")),
+                        .label(e.span, format!("this is {}", super::signature::num(f))),
                 );
                 None
             }

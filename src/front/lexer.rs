@@ -44,7 +44,7 @@ pub enum Tok {
     #[token("float")]
     FloatType,
 
-    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
+    #[regex(r"[\p{XID_Start}_][\p{XID_Continue}]*", |lex| lex.slice().to_string())]
     Ident(String),
     #[regex(r"[0-9]+", |lex| lex.slice().to_string(), priority = 3)]
     Int(String),
@@ -166,6 +166,17 @@ pub fn lex(file: FileId, src: &str, errors: &mut Vec<Diagnostic>) -> Vec<Spanned
         let span = Span::new(file, range.start, range.end);
         let tok = match res {
             Ok(t) => t,
+            Err(()) if src[range.start..].starts_with('"') => {
+                // An unterminated string runs to the end of its line: keep it as one token so
+                // the brackets around it still match.
+                let rest = &src[range.end..];
+                let len = rest.find('\n').unwrap_or(rest.len());
+                lexer.bump(len);
+                let end = range.end + len;
+                errors.push(lex_error(src, Span::new(file, range.start, end)));
+                out.push((range.start, Tok::Str(src[range.start + 1..end].to_string()), end));
+                continue;
+            }
             Err(()) => {
                 errors.push(lex_error(src, span));
                 continue;
@@ -178,6 +189,11 @@ pub fn lex(file: FileId, src: &str, errors: &mut Vec<Diagnostic>) -> Vec<Spanned
                     out.push((range.start, Tok::Semi, range.start));
                 }
                 continue;
+            }
+            Tok::LBrace if matches!(out.last(), Some((l, Tok::Semi, r)) if l == r) => {
+                // `{` on the line after a header: the inserted `;` was wrong, take it back.
+                out.pop();
+                brackets.push((tok.clone(), range.start));
             }
             Tok::LParen | Tok::LBracket | Tok::LBrace => {
                 brackets.push((tok.clone(), range.start));

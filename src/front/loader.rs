@@ -102,10 +102,16 @@ impl Loader {
         let local = dir.map(|d| d.join(format!("{name}.circ"))).filter(|p| p.is_file());
         let key = module_key(name, local.as_deref());
         if stack.contains(&key) {
+            let chain: Vec<&str> = stack
+                .iter()
+                .filter_map(|k| self.by_key.get(k))
+                .map(|id| self.modules[id.0 as usize].name.as_str())
+                .chain([name])
+                .collect();
             self.diags.push(
                 Diagnostic::error("E0203", format!("module `{name}` imports itself"))
                     .label(span, "this import closes a cycle")
-                    .note(format!("import chain: {} -> {key}", stack.join(" -> "))),
+                    .note(format!("import chain: {}", chain.join(" -> "))),
             );
             return None;
         }

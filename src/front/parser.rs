@@ -20,7 +20,6 @@ pub fn parse(file: FileId, src: &str) -> (Module, Vec<Diagnostic>) {
     let lexed_ok = diags.is_empty();
     let mut recovered: Vec<ErrorRecovery<usize, Tok, ()>> = Vec::new();
     let result = grammar::ModuleParser::new().parse(file, &mut recovered, tokens);
-    // After a lexical error the parser mostly repeats it; keep its first complaint only.
     let mut syntax: Vec<Diagnostic> = Vec::new();
     for r in recovered {
         syntax.push(parse_error(file, src, r.error));
@@ -32,10 +31,10 @@ pub fn parse(file: FileId, src: &str) -> (Module, Vec<Diagnostic>) {
             Module { items: Vec::new() }
         }
     };
-    if !lexed_ok {
-        syntax.truncate(1);
+    // After a lexical error the parser's complaints are about the same mistake.
+    if lexed_ok {
+        diags.extend(syntax);
     }
-    diags.extend(syntax);
     report_deep_expressions(&module, &mut diags);
     (module, diags)
 }
@@ -107,10 +106,20 @@ fn describe_expected(expected: &[String]) -> String {
         })
         .collect();
     words.dedup();
-    // Long lists help nobody: an expression can start with many tokens.
+    // Long lists help nobody: say what kind of thing fits.
     if words.len() > 6 {
-        let starts_expr = expected.iter().any(|e| e == "INT") && expected.iter().any(|e| e == "IDENT");
-        return if starts_expr { "an expression".into() } else { "a statement".into() };
+        let has = |t: &str| expected.iter().any(|e| e.trim_matches('"') == t);
+        if has("INT") && has("IDENT") {
+            return "an expression".into();
+        }
+        if has("+") || has("@") {
+            let closers: Vec<&str> = [",", ")", "]", ";", "}"].into_iter().filter(|c| has(c)).collect();
+            let mut words = vec!["an operator".to_string()];
+            words.extend(closers.iter().map(|c| if *c == ";" { "end of statement".to_string() } else { format!("`{c}`") }));
+            let last = words.pop().unwrap_or_default();
+            return if words.is_empty() { last } else { format!("{} or {last}", words.join(", ")) };
+        }
+        return "a statement".into();
     }
     match words.len() {
         0 => "nothing".into(),

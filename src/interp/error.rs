@@ -56,7 +56,12 @@ impl fmt::Display for InterpError {
             }
             InterpError::DataValues { name, shape, got } => {
                 let n: usize = shape.iter().product();
-                write!(f, "data `{name}`: shape {} needs {}, got {got}", show_shape(shape), plural(n, "value", "values"))
+                write!(
+                    f,
+                    "data `{name}`: shape {} needs {}, got {got}",
+                    show_shape(shape),
+                    plural(n, "value", "values")
+                )
             }
             InterpError::DataShape { name, expected, got } => {
                 write!(f, "data `{name}`: expected {expected}, got {}", show_shape(got))
@@ -69,7 +74,12 @@ impl fmt::Display for InterpError {
             }
             InterpError::ParamValues { name, shape, got } => {
                 let n: usize = shape.iter().product();
-                write!(f, "parameter `{name}`: shape {} needs {}, got {got}", show_shape(shape), plural(n, "value", "values"))
+                write!(
+                    f,
+                    "parameter `{name}`: shape {} needs {}, got {got}",
+                    show_shape(shape),
+                    plural(n, "value", "values")
+                )
             }
             InterpError::UnboundSym { sym, node } => {
                 write!(f, "the size `{sym}` of {node} is not fixed by any data input")

@@ -118,12 +118,8 @@ pub fn run_all<T: Real>(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> 
     let mut tensors: Vec<Option<Tensor<T>>> = vec![None; slots];
     for &id in &order {
         let node = g.node(id);
-        let fail = |message: String| InterpError::Node {
-            node: id,
-            op: node.op.name(),
-            label: node.label.clone(),
-            message,
-        };
+        let fail =
+            |message: String| InterpError::Node { node: id, op: node.op.name(), label: node.label.clone(), message };
         let shape = bind::concrete(g, id, &sizes)?;
         let ids = g.operands(id);
         if let Some(a) = node.op.arity() {
@@ -159,7 +155,8 @@ fn eval<T: Real>(
             Ok(Tensor { shape: d.shape.clone(), data: convert(&d.values) })
         }
         Op::Param(i) => {
-            let (info, p) = g.params.get(*i).zip(params.get(*i)).ok_or_else(|| format!("parameter #{i} does not exist"))?;
+            let (info, p) =
+                g.params.get(*i).zip(params.get(*i)).ok_or_else(|| format!("parameter #{i} does not exist"))?;
             Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(p) })
         }
         Op::Const(c) => Ok(Tensor::scalar(T::from_f64(*c))),

@@ -84,9 +84,7 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
 pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let own = strides(shape);
     let lead = out.len() - shape.len();
-    (0..out.len())
-        .map(|k| if k < lead || shape[k - lead] == 1 { 0 } else { own[k - lead] })
-        .collect()
+    (0..out.len()).map(|k| if k < lead || shape[k - lead] == 1 { 0 } else { own[k - lead] }).collect()
 }
 
 /// The numpy broadcast of two concrete shapes, or `None` when they clash.
