@@ -55,3 +55,52 @@ fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
 pub fn lower(checked: &Checked, seed: u64) -> Vec<crate::ir::Graph> {
     checked.models.iter().map(|m| crate::ir::lower::lower(m, seed)).collect()
 }
+
+/// What `circ eval` reports: the loss, each loss term by its label, and each output's shape.
+pub struct Evaluation {
+    pub loss: f64,
+    pub terms: Vec<(String, f64)>,
+    pub outputs: Vec<(String, Vec<usize>)>,
+    /// The first node (in execution order) whose value is NaN or infinite, with where it came from.
+    pub first_non_finite: Option<String>,
+}
+
+/// Runs a graph's forward pass on the reference interpreter, in f64 or f32.
+pub fn evaluate(
+    g: &crate::ir::Graph,
+    sources: &crate::source::SourceMap,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+    f32: bool,
+) -> Result<Evaluation, crate::interp::InterpError> {
+    if f32 {
+        evaluate_as::<f32>(g, sources, data, params)
+    } else {
+        evaluate_as::<f64>(g, sources, data, params)
+    }
+}
+
+fn evaluate_as<T: crate::interp::Real>(
+    g: &crate::ir::Graph,
+    sources: &crate::source::SourceMap,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+) -> Result<Evaluation, crate::interp::InterpError> {
+    let values = crate::interp::run_all::<T>(g, data, params)?;
+    let scalar = |id| values.get(id).map_or(f64::NAN, |t| t.data.first().map_or(f64::NAN, |x| x.to_f64()));
+    let terms = values
+        .order()
+        .iter()
+        .filter_map(|&id| {
+            let label = g.node(id).label.as_ref()?;
+            (label.starts_with("likelihood ") || label.starts_with("prior ")).then(|| (label.clone(), scalar(id)))
+        })
+        .collect();
+    let outputs = g.outputs.iter().map(|o| (o.name.clone(), values.get(o.node).map(|t| t.shape.clone()).unwrap_or_default())).collect();
+    let first_non_finite = values.first_non_finite().map(|id| {
+        let n = g.node(id);
+        let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
+        format!("{id} ({}){at}", n.op.name())
+    });
+    Ok(Evaluation { loss: scalar(g.loss()), terms, outputs, first_non_finite })
+}

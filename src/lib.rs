@@ -11,3 +11,4 @@ pub mod source;
 pub mod interp;
 pub mod ir;
 pub mod passes;
+pub mod data;

@@ -46,6 +46,23 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run the forward pass on the reference interpreter and print the loss and its terms.
+    Eval {
+        /// The .circ file.
+        file: PathBuf,
+        /// CSV file with one column per data column the model declares.
+        #[arg(long)]
+        data: PathBuf,
+        /// Seed of the parameters' initial draws from their priors.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Evaluate with every parameter at zero instead of its initial draw.
+        #[arg(long)]
+        zero_params: bool,
+        /// Compute in single precision (default: double).
+        #[arg(long)]
+        f32: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
         Command::Graph { file, dot, seed } => graph(&file, dot, seed, color),
+        Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }
 }
 
@@ -135,4 +153,55 @@ fn out(s: &str) {
 fn err(s: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
+fn eval(file: &PathBuf, data: &PathBuf, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
+    let checked = match load(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let table = match circ_runtime::csv::read_csv(data) {
+        Ok(t) => t,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
+        let inputs = match circ::data::bind_table(&g, &table) {
+            Ok(d) => d,
+            Err(e) => {
+                err(&format!("error: model `{}`: {e}\n", model.name));
+                failed = true;
+                continue;
+            }
+        };
+        let mut params = circ::ir::init::initial_values(&g);
+        if zero_params {
+            params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0));
+        }
+        match circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32) {
+            Ok(e) => {
+                let rows = inputs.first().map_or(0, |d| d.shape[0]);
+                out(&format!("model {} on {} ({rows} rows)\n", model.name, data.display()));
+                out(&format!("  loss  {}\n", e.loss));
+                for (label, v) in &e.terms {
+                    out(&format!("    {v:>16.6}  {label}\n"));
+                }
+                if let Some(bad) = e.first_non_finite {
+                    err(&format!("warning: the first non-finite value comes from {bad}\n"));
+                }
+            }
+            Err(e) => {
+                err(&format!("error: model `{}`: {e}\n", model.name));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
