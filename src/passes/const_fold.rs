@@ -5,10 +5,12 @@
 //! The node keeps its id, label and span: only its op changes and its operands go, so outputs
 //! that name it stay right. Constants left unused are removed before returning, so the graph
 //! still verifies. The scalar functions below are the op definitions of `ir/op.rs` in f64, with
-//! the same formulas as the checker's compile-time arithmetic (`check::expr::static_unary`).
+//! the same formulas, NaN and signed-zero corners included, as the reference interpreter's
+//! (`interp::ops::unary_fn`); a test checks them bit for bit. They are written out again here so
+//! that the pass tests, which compare against the interpreter, check an independent copy.
 
 use crate::check::types::Elem;
-use crate::ir::op::{BinaryOp, UnaryOp};
+use crate::ir::op::{BinaryOp, ReduceOp, UnaryOp};
 use crate::ir::{Graph, NodeId, Op};
 
 pub fn run(g: &mut Graph) -> bool {
@@ -43,9 +45,14 @@ fn fold(g: &Graph, id: NodeId) -> Option<f64> {
     match (&n.op, xs.as_slice()) {
         (Op::Unary(f), [x]) => Some(unary(*f, *x)),
         (Op::Binary(f), [x, y]) => Some(binary(*f, *x, *y)),
-        // Each of these is the identity on a scalar: Σ, mean and max of one element are that
-        // element; a reshape or transpose of a scalar, or a slice with no items, is the scalar.
-        (Op::Reduce { axes, .. }, [x]) if axes.is_empty() => Some(*x),
+        // A reduction over no axes takes each element alone. Σ starts from 0 as the interpreter's
+        // does (so −0 becomes +0), a mean divides that by 1, a max of one element is the element.
+        (Op::Reduce { f, axes, .. }, [x]) if axes.is_empty() => Some(match f {
+            ReduceOp::Sum => 0.0 + x,
+            ReduceOp::Mean => (0.0 + x) / 1.0,
+            ReduceOp::Max => *x,
+        }),
+        // A reshape or transpose of a scalar, or a slice with no items, is the scalar.
         (Op::Reshape, [x]) => Some(*x),
         (Op::Transpose { perm }, [x]) if perm.is_empty() => Some(*x),
         (Op::Slice { items }, [x]) if items.is_empty() => Some(*x),
@@ -61,9 +68,25 @@ pub fn unary(f: UnaryOp, x: f64) -> f64 {
         UnaryOp::Neg => -x,
         UnaryOp::Exp => x.exp(),
         UnaryOp::Log => x.ln(),
-        UnaryOp::Relu => x.max(0.0),
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        // NaN (and −0) pass through: `x < 0` is false for them.
+        UnaryOp::Relu => {
+            if x < 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
+        // Both branches take exp of a non-positive number only, so neither overflows.
+        UnaryOp::Sigmoid => {
+            if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                let e = x.exp();
+                e / (1.0 + e)
+            }
+        }
         UnaryOp::Tanh => x.tanh(),
+        // max(x, 0) + log1p(exp(−|x|)); NaN gives NaN through the second term.
         UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Abs => x.abs(),
@@ -133,12 +156,64 @@ mod tests {
         assert!(run(&mut g));
         verify(&g).unwrap();
         assert_eq!(g.len(), 3);
-        assert_eq!(g.operands(m).iter().map(|o| g.node(*o).op.clone()).collect::<Vec<_>>(), [Op::Param(0), Op::Const(3.0)]);
+        assert_eq!(
+            g.operands(m).iter().map(|o| g.node(*o).op.clone()).collect::<Vec<_>>(),
+            [Op::Param(0), Op::Const(3.0)]
+        );
+    }
+
+    #[test]
+    fn scalar_functions_agree_with_the_interpreter_bit_for_bit() {
+        use crate::interp::ops::{binary_fn, unary_fn};
+        let xs = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -2.5,
+            3.0,
+            1e-300,
+            -1e-300,
+            700.0,
+            -750.0,
+            1e308,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for f in [
+            UnaryOp::Neg,
+            UnaryOp::Exp,
+            UnaryOp::Log,
+            UnaryOp::Relu,
+            UnaryOp::Sigmoid,
+            UnaryOp::Tanh,
+            UnaryOp::Softplus,
+            UnaryOp::Sqrt,
+            UnaryOp::Abs,
+            UnaryOp::Square,
+            UnaryOp::Recip,
+        ] {
+            for x in xs {
+                assert!(same(unary(f, x), unary_fn::<f64>(f, x)), "{f:?}({x})");
+            }
+        }
+        for f in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow] {
+            for x in xs {
+                for y in xs {
+                    assert!(same(binary(f, x, y), binary_fn::<f64>(f, x, y)), "{f:?}({x}, {y})");
+                }
+            }
+        }
     }
 
     #[test]
     fn scalar_functions_follow_the_op_definitions() {
         assert_eq!(unary(UnaryOp::Relu, -1.0), 0.0);
+        assert!(unary(UnaryOp::Relu, f64::NAN).is_nan());
+        assert_eq!(unary(UnaryOp::Sigmoid, -800.0), 0.0);
         assert_eq!(unary(UnaryOp::Square, -3.0), 9.0);
         assert_eq!(unary(UnaryOp::Recip, 4.0), 0.25);
         assert!((unary(UnaryOp::Softplus, 0.0) - 2f64.ln()).abs() < 1e-15);

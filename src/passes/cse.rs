@@ -1,14 +1,14 @@
 //! Common subexpression elimination: two nodes with the same op, the same operands and the same
 //! type compute the same value, so every use of the later one is redirected to the earlier one.
 //!
-//! Constants compare by bit pattern (so `0` and `-0` stay apart and equal NaNs merge). The
-//! operands of `+` and `×` are compared as a multiset: IEEE addition and multiplication are
-//! commutative exactly, broadcasting included. Nodes are visited in topological order, so the
-//! operands of a node are already merged when it is looked up and whole duplicated subtrees
-//! collapse in one run. Uses, outputs included, are moved with `Graph::replace_uses`; the
-//! survivor takes over the label of the node it absorbs when it has none, and two nodes with
-//! different labels (two named loss terms that happen to be equal) are kept apart so each
-//! term still prints under its own name.
+//! Constants compare by bit pattern (so `0` and `-0` stay apart, and NaNs merge only when their
+//! bits are equal). The operands of `+` and `×` are compared as a multiset: IEEE addition and
+//! multiplication are commutative exactly, broadcasting included. Nodes are visited in
+//! topological order, so the operands of a node are already merged when it is looked up and whole
+//! duplicated subtrees collapse in one run. Uses, outputs included, are moved with
+//! `Graph::replace_uses`; the survivor takes over the label of the node it absorbs when it has
+//! none, and two nodes with different labels (two named loss terms that happen to be equal) are
+//! kept apart so each term still prints under its own name.
 
 use crate::check::types::{Dim, Elem};
 use crate::ir::op::BinaryOp;
@@ -76,7 +76,12 @@ mod tests {
 
     fn with_data(shape: Vec<Dim>) -> (Graph, NodeId) {
         let mut g = Graph::default();
-        g.data.push(DataInfo { name: "x".into(), elem: Elem::Float, shape: shape.clone(), source: DataSource::Columns(vec![]) });
+        g.data.push(DataInfo {
+            name: "x".into(),
+            elem: Elem::Float,
+            shape: shape.clone(),
+            source: DataSource::Columns(vec![]),
+        });
         let x = node(&mut g, Op::Data(0), shape, &[]);
         (g, x)
     }
@@ -141,7 +146,13 @@ mod tests {
     #[test]
     fn leaves_of_the_same_parameter_merge() {
         let mut g = Graph::default();
-        g.params.push(ParamInfo { name: "w".into(), shape: vec![2], prior: Prior::Flat, init: Init::Fixed(0.0), update: None });
+        g.params.push(ParamInfo {
+            name: "w".into(),
+            shape: vec![2],
+            prior: Prior::Flat,
+            init: Init::Fixed(0.0),
+            update: None,
+        });
         let w1 = node(&mut g, Op::Param(0), vec![k(2)], &[]);
         let w2 = node(&mut g, Op::Param(0), vec![k(2)], &[]);
         g.node_mut(w1).label = Some("w".into());
