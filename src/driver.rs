@@ -104,3 +104,34 @@ fn evaluate_as<T: crate::interp::Real>(
     });
     Ok(Evaluation { loss: scalar(g.loss()), terms, outputs, first_non_finite })
 }
+
+/// Optimizes a graph in place and describes it: the graph before, the passes that changed it,
+/// node counts per op before and after, the graph after, and its elementwise fusion groups.
+pub fn optimize_report(g: &mut crate::ir::Graph, sources: &crate::source::SourceMap) -> String {
+    use crate::ir::print;
+    use std::fmt::Write;
+    let mut s = String::new();
+    let before_counts = print::op_counts(g);
+    let before_len = g.len();
+    let _ = write!(s, "-- before passes ({before_len} nodes)\n{}", print::text(g, Some(sources)));
+    let log = crate::passes::optimize(g);
+    let mut changed: Vec<&str> = log.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
+    changed.dedup();
+    let after_counts = print::op_counts(g);
+    let _ = writeln!(
+        s,
+        "-- passes: {} ({} rounds); {before_len} -> {} nodes",
+        if changed.is_empty() { "nothing changed".to_string() } else { changed.join(", ") },
+        log.len() / crate::passes::PIPELINE.len(),
+        g.len()
+    );
+    let ops: std::collections::BTreeSet<&String> = before_counts.keys().chain(after_counts.keys()).collect();
+    for op in ops {
+        let (b, a) = (before_counts.get(op).copied().unwrap_or(0), after_counts.get(op).copied().unwrap_or(0));
+        let _ = writeln!(s, "   {op:<12} {b:>4} -> {a:>4}");
+    }
+    let _ = write!(s, "-- after passes ({} nodes)\n{}", g.len(), print::text(g, Some(sources)));
+    let groups = crate::passes::fusion::groups(g);
+    let _ = write!(s, "-- fusion groups ({})\n{}", groups.len(), crate::passes::fusion::describe(g, &groups));
+    s
+}

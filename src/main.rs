@@ -42,6 +42,10 @@ enum Command {
         /// Print Graphviz DOT instead of text.
         #[arg(long)]
         dot: bool,
+        /// Optimize the graph: print it before and after the passes, with node counts, and the
+        /// elementwise groups a backend fuses.
+        #[arg(long)]
+        passes: bool,
         /// Seed of the parameters' initial draws (recorded in the graph).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
-        Command::Graph { file, dot, seed } => graph(&file, dot, seed, color),
+        Command::Graph { file, dot, passes, seed } => graph(&file, dot, passes, seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }
 }
@@ -127,16 +131,23 @@ fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> 
     Ok(checked)
 }
 
-fn graph(file: &PathBuf, dot: bool, seed: u64, color: bool) -> ExitCode {
+fn graph(file: &PathBuf, dot: bool, passes: bool, seed: u64, color: bool) -> ExitCode {
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        if dot {
+    for (model, mut g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
+        if passes {
+            let report = circ::driver::optimize_report(&mut g, &checked.program.sources);
+            if dot {
+                out(&circ::ir::print::dot(&g));
+            } else {
+                out(&format!("graph {}\n{report}", model.name));
+            }
+        } else if dot {
             out(&circ::ir::print::dot(&g));
         } else {
-            out(&(format!("graph {} ({} nodes)", model.name, g.len()) + "\n"));
+            out(&format!("graph {} ({} nodes)\n", model.name, g.len()));
             out(&circ::ir::print::text(&g, Some(&checked.program.sources)));
         }
     }

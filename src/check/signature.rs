@@ -13,7 +13,7 @@ pub fn num(x: f64) -> String {
         format!("{x:e}")
     } else {
         let s = format!("{x:.6}");
-        s.trim_end_matches('0').to_string()
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 

@@ -23,7 +23,15 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         l.g.data.push(DataInfo { name: d.name.clone(), elem: d.ty.elem, shape: d.ty.dims.clone(), source: d.source.clone() });
     }
     for p in &model.params {
-        let shape = p.ty.dims.iter().map(|d| if let Dim::Known(n) = d { *n } else { 0 }).collect();
+        let shape = p
+            .ty
+            .dims
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) => *n,
+                _ => unreachable!("the checker gives every parameter a known shape"),
+            })
+            .collect();
         let init = match (p.init, p.prior) {
             (Some(v), _) => Init::Fixed(v),
             (None, Prior::Flat) => Init::Fixed(0.0),
@@ -200,7 +208,16 @@ impl Lowerer {
                 self.binary(BinaryOp::Add, n, lx, span)
             }
             Prior::Uniform { low, high } => {
-                // Constant inside the support: log(high − low) per element.
+                // Constant inside the support: log(high − low) per element. With a known element
+                // count the whole term is one constant (its gradient is zero either way).
+                let shape = self.shape(x);
+                let known: Option<u64> =
+                    shape.iter().map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).product();
+                if let Some(n) = known {
+                    let t = self.constant(n as f64 * (high - low).ln(), span);
+                    self.g.node_mut(t).label = Some(label.to_string());
+                    return Some(t);
+                }
                 let zero = self.constant(0.0, span);
                 let z = self.binary(BinaryOp::Mul, x, zero, span);
                 let c = self.constant((high - low).ln(), span);

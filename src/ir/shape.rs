@@ -92,7 +92,10 @@ pub fn infer(op: &Op, operands: &[(Elem, &[Dim])], current: &[Dim]) -> Result<(E
             out.extend_from_slice(&x[items.len()..]);
             Ok((elem, out))
         }
-        Op::KMax { .. } => f(real(0)?.to_vec()),
+        Op::KMax { .. } => match real(0)? {
+            [] => Err("kmax of a scalar".into()),
+            x => f(x.to_vec()),
+        },
         Op::OneHot { classes } => match operands.first() {
             Some((Elem::Int, s)) => {
                 let mut out = s.to_vec();
