@@ -21,6 +21,12 @@
 //! - `OneHot { classes }`: integer labels → real tensor with a new last axis of size `classes`;
 //!   a label outside `0..classes` gives an all-zero row.
 //! - `Cast`: integer tensor → real tensor with the same values.
+//!
+//! Corner cases, which every backend must match: slice positions are non-negative (the checker
+//! resolves negative ones); a slice or position past a symbolic axis's run-time size is a run-time
+//! error; NaN propagates through `max`, `relu`, `softplus`, `logsumexp` and `kmax` (which ranks it
+//! highest); `max` over an empty axis is −∞, `mean` NaN, `logsumexp` −∞; `kmax` needs rank ≥ 1;
+//! the sign of a zero result is not significant (passes may turn `x + 0` into `x`).
 
 use crate::check::checked::Slice as SliceItem;
 
