@@ -98,7 +98,17 @@ impl<T: Real> Outputs<T> {
 /// Runs `g` on the given data (one per `g.data`, in order) and parameter values (one per
 /// `g.params`, row-major) and returns its named outputs.
 pub fn run<T: Real>(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Outputs<T>, InterpError> {
-    let values = run_all::<T>(g, data, params)?;
+    run_with(g, data, params, &[])
+}
+
+/// [`run`] for a graph with extra inputs (`g.inputs`: tangent directions, optimizer state).
+pub fn run_with<T: Real>(
+    g: &Graph,
+    data: &[HostTensor],
+    params: &[Vec<f64>],
+    inputs: &[Vec<f64>],
+) -> Result<Outputs<T>, InterpError> {
+    let values = run_all_with::<T>(g, data, params, inputs)?;
     let mut entries = Vec::with_capacity(g.outputs.len());
     for o in &g.outputs {
         let t = values.get(o.node).ok_or_else(|| InterpError::Graph(format!("output `{}` names no node", o.name)))?;
@@ -109,7 +119,31 @@ pub fn run<T: Real>(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Resu
 
 /// Runs `g` and keeps the value of every node.
 pub fn run_all<T: Real>(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Values<T>, InterpError> {
+    run_all_with(g, data, params, &[])
+}
+
+/// [`run_all`] for a graph with extra inputs.
+pub fn run_all_with<T: Real>(
+    g: &Graph,
+    data: &[HostTensor],
+    params: &[Vec<f64>],
+    inputs: &[Vec<f64>],
+) -> Result<Values<T>, InterpError> {
     let sizes = bind::bind(g, data, params)?;
+    if inputs.len() != g.inputs.len() {
+        return Err(InterpError::Graph(format!("expected {} extra inputs, got {}", g.inputs.len(), inputs.len())));
+    }
+    for (info, v) in g.inputs.iter().zip(inputs) {
+        let n: u64 = info.shape.iter().product();
+        if v.len() as u64 != n {
+            return Err(InterpError::Graph(format!(
+                "input `{}` of shape {:?} needs {n} values, got {}",
+                info.name,
+                info.shape,
+                v.len()
+            )));
+        }
+    }
     let order = g.topo_order();
     if order.len() != g.len() {
         return Err(InterpError::Graph("the graph has a cycle".into()));
@@ -129,7 +163,7 @@ pub fn run_all<T: Real>(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> 
         }
         // Operands come first in topological order, so each has its value already.
         let operands: Vec<&Tensor<T>> = ids.iter().map(|o| tensors[o.index()].as_ref().expect("computed")).collect();
-        let value = eval(g, &node.op, &operands, &shape, data, params).map_err(fail)?;
+        let value = eval(g, &node.op, &operands, &shape, data, params, inputs).map_err(fail)?;
         if value.shape != shape {
             let (got, want) = (error::show_shape(&value.shape), error::show_shape(&shape));
             return Err(fail(format!("computed a value of shape {got}, the node's shape is {want}")));
@@ -147,6 +181,7 @@ fn eval<T: Real>(
     shape: &[usize],
     data: &[HostTensor],
     params: &[Vec<f64>],
+    inputs: &[Vec<f64>],
 ) -> Result<Tensor<T>, String> {
     let convert = |v: &[f64]| v.iter().map(|v| T::from_f64(*v)).collect::<Vec<T>>();
     match op {
@@ -158,6 +193,11 @@ fn eval<T: Real>(
             let (info, p) =
                 g.params.get(*i).zip(params.get(*i)).ok_or_else(|| format!("parameter #{i} does not exist"))?;
             Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(p) })
+        }
+        Op::Input(i) => {
+            let (info, v) =
+                g.inputs.get(*i).zip(inputs.get(*i)).ok_or_else(|| format!("input #{i} does not exist"))?;
+            Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(v) })
         }
         Op::Const(c) => Ok(Tensor::scalar(T::from_f64(*c))),
         Op::Unary(f) => Ok(ops::unary(*f, x[0])),
@@ -172,5 +212,8 @@ fn eval<T: Real>(
         Op::KMax { k } => ops::kmax(*k, x[0]),
         Op::OneHot { classes } => ops::one_hot(*classes, x[0]),
         Op::Cast => Ok(x[0].clone()),
+        Op::Expand => ops::expand(x[0], shape),
+        Op::Embed { items } => ops::embed(items, x[0], shape),
+        Op::KMaxMask { k } => ops::kmax_mask(*k, x[0]),
     }
 }

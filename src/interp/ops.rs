@@ -44,6 +44,23 @@ pub fn unary_fn<T: Real>(f: UnaryOp, x: T) -> T {
         UnaryOp::Abs => x.abs(),
         UnaryOp::Square => x * x,
         UnaryOp::Recip => T::ONE / x,
+        UnaryOp::Step => {
+            if x > T::ZERO {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+        // NaN compares false both ways, so it gives 0.
+        UnaryOp::Sign => {
+            if x > T::ZERO {
+                T::ONE
+            } else if x < T::ZERO {
+                -T::ONE
+            } else {
+                T::ZERO
+            }
+        }
     }
 }
 
@@ -55,6 +72,13 @@ pub fn binary_fn<T: Real>(f: BinaryOp, x: T, y: T) -> T {
         BinaryOp::Mul => x * y,
         BinaryOp::Div => x / y,
         BinaryOp::Pow => x.powf(y),
+        BinaryOp::Eq => {
+            if x == y {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
     }
 }
 
@@ -302,6 +326,74 @@ pub fn kmax<T: Real>(k: u64, x: &Tensor<T>) -> OpResult<T> {
         }
     }
     Ok(Tensor { shape: x.shape.clone(), data })
+}
+
+/// 1 where `kmax(k, x)` keeps an entry, 0 elsewhere (the same ranking, ties to the earliest).
+pub fn kmax_mask<T: Real>(k: u64, x: &Tensor<T>) -> OpResult<T> {
+    let row = *x.shape.last().ok_or("kmax of a scalar")?;
+    let mut data = vec![T::ZERO; x.len()];
+    if row == 0 {
+        return Ok(Tensor { shape: x.shape.clone(), data });
+    }
+    let keep = usize::try_from(k).unwrap_or(usize::MAX).min(row);
+    let mut order: Vec<usize> = Vec::with_capacity(row);
+    for (src, dst) in x.data.chunks(row).zip(data.chunks_mut(row)) {
+        order.clear();
+        order.extend(0..row);
+        order.sort_by(|i, j| rank_cmp(src[*j], src[*i]));
+        for &i in &order[..keep] {
+            dst[i] = T::ONE;
+        }
+    }
+    Ok(Tensor { shape: x.shape.clone(), data })
+}
+
+/// numpy `broadcast_to(x, shape)`.
+pub fn expand<T: Real>(x: &Tensor<T>, shape: &[usize]) -> OpResult<T> {
+    if broadcast_shapes(&x.shape, shape).as_deref() != Some(shape) {
+        return Err(format!("cannot broadcast {:?} to {shape:?}", x.shape));
+    }
+    let view = broadcast_strides(&x.shape, shape);
+    let mut data = Vec::with_capacity(count(shape));
+    for_each_offset(shape, &[view], &[0], |o| data.push(x.data[o[0]]));
+    Ok(Tensor { shape: shape.to_vec(), data })
+}
+
+/// The adjoint of `slice`: zeros of `shape` with `x` written where `slice(items)` reads.
+pub fn embed<T: Real>(items: &[Slice], x: &Tensor<T>, shape: &[usize]) -> OpResult<T> {
+    let own = strides(shape);
+    let (mut sub, mut view, mut base) = (Vec::new(), Vec::new(), 0);
+    for (axis, item) in items.iter().enumerate() {
+        let n = shape[axis];
+        match *item {
+            Slice::At(i) => {
+                let j = position(i, n);
+                if j < 0 || j >= n as i64 {
+                    return Err(format!("index {i} is out of range for axis {axis} of size {n}"));
+                }
+                base += j as usize * own[axis];
+            }
+            Slice::Range { start, end } => {
+                let s = position(start, n);
+                let e = end.map_or(n as i64, |e| position(e, n));
+                if s < 0 || e < s || e > n as i64 {
+                    return Err(format!("slice {start}:{end:?} is out of range for axis {axis} of size {n}"));
+                }
+                base += s as usize * own[axis];
+                sub.push((e - s) as usize);
+                view.push(own[axis]);
+            }
+        }
+    }
+    sub.extend_from_slice(&shape[items.len()..]);
+    view.extend_from_slice(&own[items.len()..]);
+    if sub != x.shape {
+        return Err(format!("embedding {:?} where the slice is {sub:?}", x.shape));
+    }
+    let mut data = vec![T::ZERO; count(shape)];
+    let mut next = x.data.iter();
+    for_each_offset(&sub, &[view], &[base], |o| data[o[0]] = *next.next().unwrap_or(&T::ZERO));
+    Ok(Tensor { shape: shape.to_vec(), data })
 }
 
 /// Integer labels → one row of `classes` per label, 1 at the label; a label outside

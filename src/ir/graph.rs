@@ -62,6 +62,13 @@ pub struct ParamInfo {
     pub update: Option<UpdateRule>,
 }
 
+/// An extra host-fed input: a tangent direction, optimizer state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputInfo {
+    pub name: String,
+    pub shape: Vec<u64>,
+}
+
 /// A named result the runtime reads back (the loss, predictions, predicted scales).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Output {
@@ -75,6 +82,7 @@ pub struct Graph {
     pub syms: Vec<String>,
     pub data: Vec<DataInfo>,
     pub params: Vec<ParamInfo>,
+    pub inputs: Vec<InputInfo>,
     /// `outputs[0]` is the total loss, a scalar; the rest are predictions.
     pub outputs: Vec<Output>,
     /// Seed of the parameter draws.

@@ -3,7 +3,8 @@
 //! it is exhaustive, so adding an op shows each place that must learn it.
 //!
 //! Semantics (`x`, `y` are the ordered operands; shapes are in the node):
-//! - `Data(i)`: the i-th data input of the model; `Param(i)`: the i-th parameter.
+//! - `Data(i)`: the i-th data input of the model; `Param(i)`: the i-th parameter; `Input(i)`: the
+//!   i-th extra input fed by the host (a tangent direction, optimizer state), of known shape.
 //! - `Const(c)`: a real scalar `c` (shape `[]`).
 //! - `Unary(f)`: `f` applied to every element of `x`.
 //! - `Binary(f)`: `f(x, y)` elementwise with numpy broadcasting (the node's shape is the broadcast).
@@ -21,6 +22,12 @@
 //! - `OneHot { classes }`: integer labels → real tensor with a new last axis of size `classes`;
 //!   a label outside `0..classes` gives an all-zero row.
 //! - `Cast`: integer tensor → real tensor with the same values.
+//! - `Expand`: numpy `broadcast_to(x, node shape)`.
+//! - `Embed { items }`: the adjoint of `Slice { items }`: a zero tensor of the node's shape with
+//!   `x` written where the slice would read it.
+//! - `KMaxMask { k }`: 1 where `KMax { k }` keeps an entry, 0 elsewhere.
+//! - `Unary(Step)`: 1 where x > 0, else 0; `Unary(Sign)`: −1, 0 or 1 (0 for NaN).
+//! - `Binary(Eq)`: 1 where x = y, else 0.
 //!
 //! Corner cases, which every backend must match: slice positions are non-negative (the checker
 //! resolves negative ones); a slice or position past a symbolic axis's run-time size is a run-time
@@ -45,6 +52,10 @@ pub enum UnaryOp {
     Square,
     /// `1/x`.
     Recip,
+    /// 1 where x > 0, else 0: the derivative of `Relu`.
+    Step,
+    /// −1, 0 or 1: the derivative of `Abs`.
+    Sign,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +65,8 @@ pub enum BinaryOp {
     Mul,
     Div,
     Pow,
+    /// 1 where equal, else 0 (selects the maxima in the derivative of `max`).
+    Eq,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +80,7 @@ pub enum ReduceOp {
 pub enum Op {
     Data(usize),
     Param(usize),
+    Input(usize),
     Const(f64),
     Unary(UnaryOp),
     Binary(BinaryOp),
@@ -80,13 +94,16 @@ pub enum Op {
     KMax { k: u64 },
     OneHot { classes: u64 },
     Cast,
+    Expand,
+    Embed { items: Vec<SliceItem> },
+    KMaxMask { k: u64 },
 }
 
 impl Op {
     /// Number of operands, or `None` for any number (`Concat`).
     pub fn arity(&self) -> Option<usize> {
         Some(match self {
-            Op::Data(_) | Op::Param(_) | Op::Const(_) => 0,
+            Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => 0,
             Op::Unary(_)
             | Op::Reduce { .. }
             | Op::LogSumExp { .. }
@@ -95,7 +112,10 @@ impl Op {
             | Op::Slice { .. }
             | Op::KMax { .. }
             | Op::OneHot { .. }
-            | Op::Cast => 1,
+            | Op::Cast
+            | Op::Expand
+            | Op::Embed { .. }
+            | Op::KMaxMask { .. } => 1,
             Op::Binary(_) | Op::MatMul => 2,
             Op::Concat { .. } => return None,
         })
@@ -107,7 +127,7 @@ impl Op {
     }
 
     pub fn is_leaf(&self) -> bool {
-        matches!(self, Op::Data(_) | Op::Param(_) | Op::Const(_))
+        matches!(self, Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_))
     }
 
     /// Short name used in printed graphs.
@@ -115,6 +135,7 @@ impl Op {
         match self {
             Op::Data(i) => format!("data#{i}"),
             Op::Param(i) => format!("param#{i}"),
+            Op::Input(i) => format!("input#{i}"),
             Op::Const(c) => format!("const {}", crate::check::signature::num(*c)),
             Op::Unary(u) => format!("{u:?}").to_lowercase(),
             Op::Binary(b) => format!("{b:?}").to_lowercase(),
@@ -126,20 +147,25 @@ impl Op {
             Op::Reshape => "reshape".into(),
             Op::Transpose { perm } => format!("transpose{perm:?}"),
             Op::Concat { axis } => format!("concat[{axis}]"),
-            Op::Slice { items } => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .map(|s| match s {
-                        SliceItem::At(i) => i.to_string(),
-                        SliceItem::Range { start, end: Some(e) } => format!("{start}:{e}"),
-                        SliceItem::Range { start, end: None } => format!("{start}:"),
-                    })
-                    .collect();
-                format!("slice[{}]", parts.join(", "))
-            }
+            Op::Slice { items } => format!("slice[{}]", slice_text(items)),
+            Op::Embed { items } => format!("embed[{}]", slice_text(items)),
+            Op::Expand => "expand".into(),
+            Op::KMaxMask { k } => format!("kmax_mask {k}"),
             Op::KMax { k } => format!("kmax {k}"),
             Op::OneHot { classes } => format!("one_hot {classes}"),
             Op::Cast => "cast".into(),
         }
     }
+}
+
+fn slice_text(items: &[SliceItem]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|s| match s {
+            SliceItem::At(i) => i.to_string(),
+            SliceItem::Range { start, end: Some(e) } => format!("{start}:{e}"),
+            SliceItem::Range { start, end: None } => format!("{start}:"),
+        })
+        .collect();
+    parts.join(", ")
 }

@@ -17,7 +17,7 @@ pub fn infer(op: &Op, operands: &[(Elem, &[Dim])], current: &[Dim]) -> Result<(E
     };
     let f = |s: Vec<Dim>| Ok((Elem::Float, s));
     match op {
-        Op::Data(_) | Op::Param(_) => Err("leaves have no shape rule".into()),
+        Op::Data(_) | Op::Param(_) | Op::Input(_) => Err("leaves have no shape rule".into()),
         Op::Const(_) => f(vec![]),
         Op::Unary(_) => f(real(0)?.to_vec()),
         Op::Binary(_) => broadcast(real(0)?, real(1)?).map_or_else(|_| Err("operands do not broadcast".into()), f),
@@ -103,6 +103,27 @@ pub fn infer(op: &Op, operands: &[(Elem, &[Dim])], current: &[Dim]) -> Result<(E
                 f(out)
             }
             _ => Err("one_hot needs an integer operand".into()),
+        },
+        Op::Expand => {
+            let x = real(0)?;
+            match broadcast(x, current) {
+                Ok(b) if b == current => f(current.to_vec()),
+                _ => Err("the operand does not broadcast to the node's shape".into()),
+            }
+        }
+        Op::Embed { items } => {
+            let g = real(0)?;
+            // The node's shape, sliced by `items`, must give the operand's shape.
+            let sliced = infer(&Op::Slice { items: items.clone() }, &[(Elem::Float, current)], &[])?;
+            if sliced.1 == g {
+                f(current.to_vec())
+            } else {
+                Err("the operand is not the shape of this slice of the node".into())
+            }
+        }
+        Op::KMaxMask { .. } => match real(0)? {
+            [] => Err("kmax of a scalar".into()),
+            x => f(x.to_vec()),
         },
         Op::Cast => match operands.first() {
             Some((Elem::Int, s)) => f(s.to_vec()),

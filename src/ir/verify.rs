@@ -48,6 +48,10 @@ pub fn verify(g: &Graph) -> Result<(), Vec<String>> {
                 Some(d) => Ok((d.elem, d.shape.clone())),
                 None => Err(format!("data #{i} does not exist")),
             },
+            Op::Input(i) => match g.inputs.get(i) {
+                Some(p) => Ok((Elem::Float, p.shape.iter().map(|n| Dim::Known(*n)).collect())),
+                None => Err(format!("input #{i} does not exist")),
+            },
             Op::Param(i) => match g.params.get(i) {
                 Some(p) => Ok((Elem::Float, p.shape.iter().map(|n| Dim::Known(*n)).collect())),
                 None => Err(format!("parameter #{i} does not exist")),

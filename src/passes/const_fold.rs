@@ -62,48 +62,15 @@ fn fold(g: &Graph, id: NodeId) -> Option<f64> {
     }
 }
 
-/// `f(x)` as `ir/op.rs` defines it, in f64.
+/// `f(x)` as `ir/op.rs` defines it, in f64: the interpreter's own definition, so folding and
+/// running can never disagree.
 pub fn unary(f: UnaryOp, x: f64) -> f64 {
-    match f {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        // NaN (and −0) pass through: `x < 0` is false for them.
-        UnaryOp::Relu => {
-            if x < 0.0 {
-                0.0
-            } else {
-                x
-            }
-        }
-        // Both branches take exp of a non-positive number only, so neither overflows.
-        UnaryOp::Sigmoid => {
-            if x >= 0.0 {
-                1.0 / (1.0 + (-x).exp())
-            } else {
-                let e = x.exp();
-                e / (1.0 + e)
-            }
-        }
-        UnaryOp::Tanh => x.tanh(),
-        // max(x, 0) + log1p(exp(−|x|)); NaN gives NaN through the second term.
-        UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Square => x * x,
-        UnaryOp::Recip => 1.0 / x,
-    }
+    crate::interp::ops::unary_fn(f, x)
 }
 
 /// `f(x, y)` as `ir/op.rs` defines it, in f64.
 pub fn binary(f: BinaryOp, x: f64, y: f64) -> f64 {
-    match f {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-        BinaryOp::Pow => x.powf(y),
-    }
+    crate::interp::ops::binary_fn(f, x, y)
 }
 
 #[cfg(test)]

@@ -176,8 +176,14 @@ fn rule(g: &Graph, id: NodeId) -> Option<Rewrite> {
         // Σ, mean and max over no axes take each element alone: the element itself (up to the
         // sign of a zero, see the module comment).
         Op::Reduce { f: ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max, axes, .. } if axes.is_empty() => keep(xs[0]),
+        // Expanding to the operand's own shape copies it.
+        Op::Expand if same_type(g.node(xs[0]), &n) => keep(xs[0]),
         Op::Data(_)
         | Op::Param(_)
+        | Op::Input(_)
+        | Op::Expand
+        | Op::Embed { .. }
+        | Op::KMaxMask { .. }
         | Op::Const(_)
         | Op::MatMul
         | Op::Reduce { .. }
