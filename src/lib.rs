@@ -12,3 +12,4 @@ pub mod interp;
 pub mod ir;
 pub mod passes;
 pub mod data;
+pub mod autodiff;

@@ -9,6 +9,7 @@
 //! acyclic; every node's operand count matches its op; every node's shape is the one its op and
 //! operands imply; no shape contains `Dim::Any`; every node is reachable backwards from an output.
 
+pub mod build;
 pub mod graph;
 pub mod init;
 pub mod lower;
