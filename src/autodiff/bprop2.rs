@@ -1,0 +1,437 @@
+//! bprop2 (BRIEF §2.4): next to the gradient, backpropagate the diagonal curvature of the loss
+//! with respect to every node, and so every parameter, at about the cost of a second gradient.
+//!
+//! Curvature starts where the likelihoods meet their predictions, with each observation model's
+//! exact curvature (normal: 1/σ², categorical and bernoulli: p(1−p)), and flows back by one rule
+//! per op, written in IR ops like the gradient rules:
+//! - `y = f(z)` elementwise: `h_z = f'(z)²·h_y + f''(z)·g_y`;
+//! - `y = x @ w`: `h_x = h_y @ (w∘w)ᵀ`, `h_w = (x∘x)ᵀ @ h_y`;
+//! - ops that only move or select elements (reshape, slice, concat, …): as the gradient.
+//!
+//! The `GaussNewton` variant drops every `f''·g` term, and uses the Fisher information where a
+//! likelihood's or prior's own curvature can be negative, so it is never negative. `Full` keeps
+//! them. Priors add their curvature to their parameter or value. Both are the diagonal
+//! approximation: contributions through different paths add without their cross terms, which is
+//! exact for a linear layer under a Gaussian likelihood and, for a network with one hidden layer,
+//! equals the Gauss–Newton diagonal diag(JᵀHJ).
+//!
+//! Laplace terms have no curvature almost everywhere; both variants use their Fisher
+//! information 1/b² instead, so a Laplace prior still acts as a precision.
+
+use super::reverse::{self, unreduce, unary_derivative};
+use crate::check::checked::Prior;
+use crate::check::types::Dim;
+use crate::ir::graph::{Likelihood, Output, Scale, Term};
+use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ir::{Graph, NodeId};
+use crate::source::Span;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Drops the `f''·g` terms: never negative.
+    GaussNewton,
+    /// Keeps them: the full diagonal approximation.
+    Full,
+}
+
+/// Adds outputs `grad.<param>` and `curv.<param>` (the diagonal curvature, prior included) for
+/// every parameter, and returns the curvature nodes.
+pub fn add_curvature(g: &mut Graph, variant: Variant) -> Vec<NodeId> {
+    let params: Vec<Option<NodeId>> = (0..g.params.len()).map(|i| super::param_node(g, i)).collect();
+    let wrt: Vec<NodeId> = params.iter().flatten().copied().collect();
+    let live = reverse::depends_on(g, &wrt);
+    let loss = g.loss();
+    let cot = reverse::gradients(g, loss, &wrt);
+    let forward_order = g.topo_order();
+
+    let mut h: HashMap<NodeId, NodeId> = HashMap::new();
+    let terms = g.terms.clone();
+    for term in &terms {
+        seed(g, term, variant, &mut h);
+    }
+    // Backward sweep over the forward nodes, outputs first.
+    for &y in forward_order.iter().rev() {
+        let Some(&hy) = h.get(&y) else { continue };
+        let xs = g.operands(y);
+        for (i, &x) in xs.iter().enumerate() {
+            if !live.contains(&x) {
+                continue;
+            }
+            let gy = cot.get(&y).copied();
+            let Some(hx) = rule(g, y, &xs, i, hy, gy, variant) else { continue };
+            let total = match h.get(&x) {
+                Some(&prev) => g.binary(BinaryOp::Add, prev, hx, g.node(x).span),
+                None => hx,
+            };
+            h.insert(x, total);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let shape: Vec<Dim> = g.params[i].shape.iter().map(|n| Dim::Known(*n)).collect();
+        let grad = match p.and_then(|p| cot.get(&p).copied()) {
+            Some(gr) => gr,
+            None => g.zeros(shape.clone(), None),
+        };
+        let mut curv = match p.and_then(|p| h.get(&p).copied()) {
+            Some(c) => c,
+            None => g.zeros(shape.clone(), None),
+        };
+        let prior = g.params[i].prior;
+        let pc = match p {
+            Some(pn) => prior_curvature(g, *pn, &prior, variant, None),
+            // An unused parameter has only its prior; a value-dependent one needs the value.
+            None => constant_prior_curvature(&prior).map(|c| g.constant(c, None)),
+        };
+        if let Some(pc) = pc {
+            curv = g.binary(BinaryOp::Add, curv, pc, None);
+            curv = g.expand_to(curv, shape.clone(), None);
+        }
+        let name = g.params[i].name.clone();
+        g.outputs.push(Output { name: format!("grad.{name}"), node: grad });
+        g.outputs.push(Output { name: format!("curv.{name}"), node: curv });
+        out.push(curv);
+    }
+    crate::passes::dce::run(g);
+    out
+}
+
+fn add_to(g: &mut Graph, h: &mut HashMap<NodeId, NodeId>, at: NodeId, v: NodeId) {
+    let span = g.node(at).span;
+    let shape = g.shape_of(at);
+    let v = g.sum_to(v, &shape, span);
+    let total = match h.get(&at) {
+        Some(&prev) => g.binary(BinaryOp::Add, prev, v, span),
+        None => v,
+    };
+    h.insert(at, total);
+}
+
+/// The exact (or, for Gauss–Newton, Fisher) curvature a loss term puts on its prediction.
+fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, NodeId>) {
+    match term {
+        Term::Likelihood { data, dist, prediction } => {
+            let Some(pred) = g.output(prediction) else { return };
+            let Some(y) = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Data(*data)) else { return };
+            let s = g.node(pred).span;
+            let yshape = g.shape_of(y);
+            match dist {
+                Likelihood::Normal { scale } | Likelihood::Laplace { scale } => {
+                    let normal = matches!(dist, Likelihood::Normal { .. });
+                    // Curvature in the mean: 1/σ² (normal), Fisher 1/b² (laplace).
+                    let (inv2, sigma) = match scale {
+                        Scale::Const(c) => (g.constant(1.0 / (c * c), s), None),
+                        Scale::Output(name) => {
+                            let Some(sn) = g.output(name) else { return };
+                            let sq = g.unary(UnaryOp::Square, sn, s);
+                            (g.unary(UnaryOp::Recip, sq, s), Some(sn))
+                        }
+                    };
+                    let full = g.expand_to(inv2, yshape.clone(), s);
+                    add_to(g, h, pred, full);
+                    if let Some(sn) = sigma {
+                        // Curvature in the scale σ.
+                        let c = match (variant, normal) {
+                            // Fisher information of σ: 2/σ² (normal), 1/b² (laplace).
+                            (Variant::GaussNewton, true) => {
+                                let two = g.constant(2.0, s);
+                                g.binary(BinaryOp::Mul, two, inv2, s)
+                            }
+                            (Variant::GaussNewton, false) => inv2,
+                            // Exact: 3r²/σ⁴ − 1/σ² (normal), 2|r|/b³ − 1/b² (laplace).
+                            (Variant::Full, _) => {
+                                let r = g.binary(BinaryOp::Sub, y, pred, s);
+                                let (k, rr) = if normal {
+                                    (3.0, g.unary(UnaryOp::Square, r, s))
+                                } else {
+                                    let a = g.unary(UnaryOp::Abs, r, s);
+                                    let b3 = g.binary(BinaryOp::Div, a, sn, s);
+                                    (2.0, b3)
+                                };
+                                let k = g.constant(k, s);
+                                let t = g.binary(BinaryOp::Mul, k, rr, s);
+                                let t = g.binary(BinaryOp::Mul, t, inv2, s);
+                                let t = if normal { g.binary(BinaryOp::Mul, t, inv2, s) } else { t };
+                                g.binary(BinaryOp::Sub, t, inv2, s)
+                            }
+                        };
+                        let c = g.expand_to(c, yshape, s);
+                        add_to(g, h, sn, c);
+                    }
+                }
+                Likelihood::Categorical => {
+                    // p(1 − p), p = softmax(logits)
+                    let shape = g.shape_of(pred);
+                    let axis = shape.len() - 1;
+                    let lse = g.push(Op::LogSumExp { axis, keepdims: true }, &[pred], None, s);
+                    let d = g.binary(BinaryOp::Sub, pred, lse, s);
+                    let p = g.unary(UnaryOp::Exp, d, s);
+                    let c = bernoulli_curvature(g, p, s);
+                    add_to(g, h, pred, c);
+                }
+                Likelihood::Bernoulli => {
+                    let p = g.unary(UnaryOp::Sigmoid, pred, s);
+                    let c = bernoulli_curvature(g, p, s);
+                    let c = g.expand_to(c, yshape, s);
+                    add_to(g, h, pred, c);
+                }
+            }
+        }
+        Term::ActivationPrior { value, prior } => {
+            let Some(v) = g.output(value) else { return };
+            let s = g.node(v).span;
+            if let Some(c) = prior_curvature(g, v, prior, variant, s) {
+                let shape = g.shape_of(v);
+                let c = g.expand_to(c, shape, s);
+                add_to(g, h, v, c);
+            }
+        }
+        // Parameter priors are added to the parameters' curvature at the end.
+        Term::ParamPrior { .. } => {}
+    }
+}
+
+/// p(1 − p)
+fn bernoulli_curvature(g: &mut Graph, p: NodeId, s: Option<Span>) -> NodeId {
+    let one = g.constant(1.0, s);
+    let q = g.binary(BinaryOp::Sub, one, p, s);
+    g.binary(BinaryOp::Mul, p, q, s)
+}
+
+/// A prior's curvature at `x` (a scalar node, or one of `x`'s shape); `None` for zero.
+fn prior_curvature(g: &mut Graph, x: NodeId, prior: &Prior, variant: Variant, s: Option<Span>) -> Option<NodeId> {
+    if let Some(c) = constant_prior_curvature(prior) {
+        return Some(g.constant(c, s));
+    }
+    let Prior::LogNormal { mu, sigma } = *prior else { return None };
+    // −log p(x) = log x + (log x − μ)²/2σ² + const.
+    let s2 = sigma * sigma;
+    let sq = g.unary(UnaryOp::Square, x, s);
+    let inv_x2 = g.unary(UnaryOp::Recip, sq, s);
+    Some(match variant {
+        // Fisher information in x: 1/(σ² x²).
+        Variant::GaussNewton => {
+            let k = g.constant(1.0 / s2, s);
+            g.binary(BinaryOp::Mul, k, inv_x2, s)
+        }
+        // Exact: (1 − (log x − μ))/(σ² x²) − 1/x².
+        Variant::Full => {
+            let lx = g.unary(UnaryOp::Log, x, s);
+            let m = g.constant(1.0 + mu, s);
+            let num = g.binary(BinaryOp::Sub, m, lx, s);
+            let k = g.constant(1.0 / s2, s);
+            let a = g.binary(BinaryOp::Mul, num, k, s);
+            let a = g.binary(BinaryOp::Mul, a, inv_x2, s);
+            g.binary(BinaryOp::Sub, a, inv_x2, s)
+        }
+    })
+}
+
+/// Curvature of a prior that does not depend on the value: normal 1/σ², laplace (Fisher) 1/b².
+fn constant_prior_curvature(prior: &Prior) -> Option<f64> {
+    match *prior {
+        Prior::Normal { sigma, .. } => Some(1.0 / (sigma * sigma)),
+        Prior::Laplace { b, .. } => Some(1.0 / (b * b)),
+        Prior::Flat | Prior::Uniform { .. } | Prior::LogNormal { .. } => None,
+    }
+}
+
+/// The curvature contribution to operand `i` of node `y` with curvature `hy` and gradient `gy`.
+fn rule(
+    g: &mut Graph,
+    y: NodeId,
+    xs: &[NodeId],
+    i: usize,
+    hy: NodeId,
+    gy: Option<NodeId>,
+    variant: Variant,
+) -> Option<NodeId> {
+    let node = g.node(y).clone();
+    let s = node.span;
+    let x = xs[i];
+    let xshape = g.shape_of(x);
+    // The f''·g term, in the Full variant and where there is a gradient.
+    let keep_second = variant == Variant::Full && gy.is_some();
+    Some(match &node.op {
+        Op::Unary(f) => {
+            let d = unary_derivative(g, *f, x, y, s)?;
+            let d2 = g.unary(UnaryOp::Square, d, s);
+            let first = g.binary(BinaryOp::Mul, d2, hy, s);
+            match (keep_second, unary_second_derivative(g, *f, x, y, s)) {
+                (true, Some(dd)) => {
+                    let t = g.binary(BinaryOp::Mul, dd, gy?, s);
+                    g.binary(BinaryOp::Add, first, t, s)
+                }
+                _ => first,
+            }
+        }
+        Op::Binary(f) => {
+            let (a, b) = (xs[0], xs[1]);
+            // (∂y/∂operand, ∂²y/∂operand²), None for 1 and 0.
+            let (d, dd): (Option<NodeId>, Option<NodeId>) = match (f, i) {
+                (BinaryOp::Add | BinaryOp::Sub, _) => (None, None),
+                (BinaryOp::Mul, 0) => (Some(b), None),
+                (BinaryOp::Mul, _) => (Some(a), None),
+                (BinaryOp::Div, 0) => (Some(g.unary(UnaryOp::Recip, b, s)), None),
+                (BinaryOp::Div, _) => {
+                    // ∂/∂b = −y/b, ∂² = 2y/b²
+                    let q = g.binary(BinaryOp::Div, y, b, s);
+                    let two = g.constant(2.0, s);
+                    let bb = g.unary(UnaryOp::Square, b, s);
+                    let t = g.binary(BinaryOp::Div, y, bb, s);
+                    (Some(g.unary(UnaryOp::Neg, q, s)), Some(g.binary(BinaryOp::Mul, two, t, s)))
+                }
+                (BinaryOp::Pow, 0) => {
+                    // ∂/∂a = b·a^(b−1), ∂² = b(b−1)·a^(b−2)
+                    let one = g.constant(1.0, s);
+                    let two = g.constant(2.0, s);
+                    let bm1 = g.binary(BinaryOp::Sub, b, one, s);
+                    let bm2 = g.binary(BinaryOp::Sub, b, two, s);
+                    let p1 = g.binary(BinaryOp::Pow, a, bm1, s);
+                    let p2 = g.binary(BinaryOp::Pow, a, bm2, s);
+                    let d = g.binary(BinaryOp::Mul, b, p1, s);
+                    let k = g.binary(BinaryOp::Mul, b, bm1, s);
+                    (Some(d), Some(g.binary(BinaryOp::Mul, k, p2, s)))
+                }
+                (BinaryOp::Pow, _) => {
+                    // ∂/∂b = y·ln a, ∂² = y·ln²a
+                    let l = g.unary(UnaryOp::Log, a, s);
+                    let d = g.binary(BinaryOp::Mul, y, l, s);
+                    let l2 = g.unary(UnaryOp::Square, l, s);
+                    (Some(d), Some(g.binary(BinaryOp::Mul, y, l2, s)))
+                }
+                (BinaryOp::Eq, _) => return None,
+            };
+            let first = match d {
+                None => hy,
+                Some(d) => {
+                    let d2 = g.unary(UnaryOp::Square, d, s);
+                    g.binary(BinaryOp::Mul, d2, hy, s)
+                }
+            };
+            let full = match (keep_second, dd) {
+                (true, Some(dd)) => {
+                    let t = g.binary(BinaryOp::Mul, dd, gy?, s);
+                    g.binary(BinaryOp::Add, first, t, s)
+                }
+                _ => first,
+            };
+            let full = g.expand_to(full, node.shape.clone(), s);
+            g.sum_to(full, &xshape, s)
+        }
+        Op::MatMul => {
+            // Bilinear: no second derivative in either operand alone.
+            let a2 = g.unary(UnaryOp::Square, xs[0], s);
+            let b2 = g.unary(UnaryOp::Square, xs[1], s);
+            let mut sq = xs.to_vec();
+            sq[0] = a2;
+            sq[1] = b2;
+            reverse::rule_matmul(g, &sq, i, hy, s)
+        }
+        Op::Reduce { f, axes, keepdims } => {
+            let back = unreduce(g, hy, &xshape, axes, *keepdims, s);
+            match f {
+                ReduceOp::Sum => back,
+                ReduceOp::Mean => {
+                    let n = reverse::count(g, &xshape, axes, s);
+                    let n2 = g.unary(UnaryOp::Square, n, s);
+                    g.binary(BinaryOp::Div, back, n2, s)
+                }
+                ReduceOp::Max => {
+                    let m = unreduce(g, y, &xshape, axes, *keepdims, s);
+                    let mask = g.binary(BinaryOp::Eq, x, m, s);
+                    let ties =
+                        g.push(Op::Reduce { f: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[mask], None, s);
+                    let ties = g.expand_to(ties, xshape.clone(), s);
+                    let share = g.binary(BinaryOp::Div, mask, ties, s);
+                    let share2 = g.unary(UnaryOp::Square, share, s);
+                    g.binary(BinaryOp::Mul, back, share2, s)
+                }
+            }
+        }
+        Op::LogSumExp { axis, keepdims } => {
+            // ∂y/∂x = p, ∂²y/∂x² = p(1 − p) along the diagonal.
+            let p = reverse::softmax_of(g, x, y, *axis, *keepdims, s);
+            let back = unreduce(g, hy, &xshape, &[*axis], *keepdims, s);
+            let p2 = g.unary(UnaryOp::Square, p, s);
+            let first = g.binary(BinaryOp::Mul, p2, back, s);
+            if keep_second {
+                let gb = unreduce(g, gy?, &xshape, &[*axis], *keepdims, s);
+                let c = bernoulli_curvature(g, p, s);
+                let t = g.binary(BinaryOp::Mul, c, gb, s);
+                g.binary(BinaryOp::Add, first, t, s)
+            } else {
+                first
+            }
+        }
+        // Ops that move, select or repeat elements: coefficients are 0 or 1, so curvature moves
+        // exactly like the gradient.
+        Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Embed { .. }
+        | Op::Expand
+        | Op::KMax { .. } => reverse::rule(g, y, xs, i, hy)?,
+        Op::Data(_)
+        | Op::Param(_)
+        | Op::Input(_)
+        | Op::Const(_)
+        | Op::KMaxMask { .. }
+        | Op::OneHot { .. }
+        | Op::Cast => return None,
+    })
+}
+
+/// f''(x) for `y = f(x)`; `None` where it is zero.
+fn unary_second_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Option<Span>) -> Option<NodeId> {
+    Some(match f {
+        UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Abs | UnaryOp::Step | UnaryOp::Sign => return None,
+        UnaryOp::Exp => y,
+        UnaryOp::Log => {
+            // −1/x²
+            let sq = g.unary(UnaryOp::Square, x, s);
+            let r = g.unary(UnaryOp::Recip, sq, s);
+            g.unary(UnaryOp::Neg, r, s)
+        }
+        UnaryOp::Sigmoid => {
+            // σ(1−σ)(1−2σ)
+            let one = g.constant(1.0, s);
+            let two = g.constant(2.0, s);
+            let c = bernoulli_curvature(g, y, s);
+            let t = g.binary(BinaryOp::Mul, two, y, s);
+            let u = g.binary(BinaryOp::Sub, one, t, s);
+            g.binary(BinaryOp::Mul, c, u, s)
+        }
+        UnaryOp::Tanh => {
+            // −2t(1 − t²)
+            let one = g.constant(1.0, s);
+            let m2 = g.constant(-2.0, s);
+            let t2 = g.unary(UnaryOp::Square, y, s);
+            let c = g.binary(BinaryOp::Sub, one, t2, s);
+            let a = g.binary(BinaryOp::Mul, m2, y, s);
+            g.binary(BinaryOp::Mul, a, c, s)
+        }
+        UnaryOp::Softplus => {
+            // σ(x)(1 − σ(x))
+            let p = g.unary(UnaryOp::Sigmoid, x, s);
+            bernoulli_curvature(g, p, s)
+        }
+        UnaryOp::Sqrt => {
+            // −1/(4 x^{3/2}) = −0.25 / y³
+            let y2 = g.unary(UnaryOp::Square, y, s);
+            let y3 = g.binary(BinaryOp::Mul, y2, y, s);
+            let k = g.constant(-0.25, s);
+            g.binary(BinaryOp::Div, k, y3, s)
+        }
+        UnaryOp::Square => g.constant(2.0, s),
+        UnaryOp::Recip => {
+            // 2/x³ = 2y³
+            let y2 = g.unary(UnaryOp::Square, y, s);
+            let y3 = g.binary(BinaryOp::Mul, y2, y, s);
+            let two = g.constant(2.0, s);
+            g.binary(BinaryOp::Mul, two, y3, s)
+        }
+    })
+}

@@ -97,7 +97,7 @@ pub fn rule(g: &mut Graph, y: NodeId, xs: &[NodeId], i: usize, gy: NodeId) -> Op
             };
             g.sum_to(full, &xshape, s)
         }
-        Op::MatMul => matmul_rule(g, xs[0], xs[1], i, gy, s),
+        Op::MatMul => rule_matmul(g, xs, i, gy, s),
         Op::Reduce { f, axes, keepdims } => {
             let back = unreduce(g, gy, &xshape, axes, *keepdims, s);
             match f {
@@ -225,9 +225,11 @@ pub fn count(g: &mut Graph, shape: &[Dim], axes: &[usize], s: Option<Span>) -> N
     g.push(Op::Reduce { f: ReduceOp::Sum, axes: (0..dims.len()).collect(), keepdims: false }, &[ones], None, s)
 }
 
-/// `C = A @ B` with numpy's 1-D promotion and batch broadcasting, differentiated through the
-/// promoted 2-D form: `gA = gC @ Bᵀ`, `gB = Aᵀ @ gC`, each summed over broadcast batch axes.
-fn matmul_rule(g: &mut Graph, a: NodeId, b: NodeId, i: usize, gc: NodeId, s: Option<Span>) -> NodeId {
+/// `C = A @ B` (`xs = [A, B]`) with numpy's 1-D promotion and batch broadcasting, differentiated
+/// through the promoted 2-D form: `gA = gC @ Bᵀ`, `gB = Aᵀ @ gC`, each summed over broadcast
+/// batch axes. bprop2 calls it with squared operands.
+pub fn rule_matmul(g: &mut Graph, xs: &[NodeId], i: usize, gc: NodeId, s: Option<Span>) -> NodeId {
+    let (a, b) = (xs[0], xs[1]);
     let (sa, sb) = (g.shape_of(a), g.shape_of(b));
     let a2 = if sa.len() == 1 { g.reshape_to(a, vec![Dim::Known(1), sa[0]], s) } else { a };
     let b2 = if sb.len() == 1 { g.reshape_to(b, vec![sb[0], Dim::Known(1)], s) } else { b };

@@ -69,6 +69,33 @@ pub struct InputInfo {
     pub shape: Vec<u64>,
 }
 
+/// One term of the loss, as second-order methods need to know it: which likelihood or prior, on
+/// what. Values are named by output (`Graph::output`), so the record survives graph rewrites.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Term {
+    /// A likelihood on data input `data`; `prediction` names the output holding the mean or logits.
+    Likelihood { data: usize, dist: Likelihood, prediction: String },
+    /// The prior of parameter `param`.
+    ParamPrior { param: usize, prior: Prior },
+    /// The prior of a hidden value, named by output.
+    ActivationPrior { value: String, prior: Prior },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Likelihood {
+    /// `scale` is σ: a constant, or the name of the output that predicts it.
+    Normal { scale: Scale },
+    Laplace { scale: Scale },
+    Categorical,
+    Bernoulli,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scale {
+    Const(f64),
+    Output(String),
+}
+
 /// A named result the runtime reads back (the loss, predictions, predicted scales).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Output {
@@ -83,6 +110,8 @@ pub struct Graph {
     pub data: Vec<DataInfo>,
     pub params: Vec<ParamInfo>,
     pub inputs: Vec<InputInfo>,
+    /// The loss terms, for second-order methods.
+    pub terms: Vec<Term>,
     /// `outputs[0]` is the total loss, a scalar; the rest are predictions.
     pub outputs: Vec<Output>,
     /// Seed of the parameter draws.

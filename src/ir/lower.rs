@@ -4,7 +4,9 @@
 //! (normalising constants included, so the loss is the negative log joint density of the model).
 //! The total loss is one scalar node, `outputs[0]`.
 
-use super::graph::{DataInfo, Graph, Init, Node, NodeId, Output, ParamInfo};
+use super::graph::{
+    DataInfo, Graph, Init, Likelihood as GLikelihood, Node, NodeId, Output, ParamInfo, Scale as GScale, Term,
+};
 use super::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::check::checked::{self as ck, CheckedModel, Likelihood, Prior, Scale};
 use crate::check::signature;
@@ -50,6 +52,17 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         let y = l.map[model.data_node(o.data).0 as usize];
         let (term, outs) = l.likelihood(y, &o.likelihood, o.span, name);
         terms.push(term);
+        let scale = |suffix: &str, s: &Scale| match s {
+            Scale::Const(c) => GScale::Const(*c),
+            Scale::Node(_) => GScale::Output(format!("{name}.{suffix}")),
+        };
+        let (dist, prediction) = match &o.likelihood {
+            Likelihood::Normal { sigma, .. } => (GLikelihood::Normal { scale: scale("sigma", sigma) }, "mean"),
+            Likelihood::Laplace { b, .. } => (GLikelihood::Laplace { scale: scale("b", b) }, "mean"),
+            Likelihood::Categorical { .. } => (GLikelihood::Categorical, "logits"),
+            Likelihood::Bernoulli { .. } => (GLikelihood::Bernoulli, "logits"),
+        };
+        l.g.terms.push(Term::Likelihood { data: o.data, dist, prediction: format!("{name}.{prediction}") });
         outputs.extend(outs);
     }
     for (i, p) in model.params.iter().enumerate() {
@@ -61,6 +74,7 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         if let Some(t) = l.prior_term(w, &p.prior, p.span, &label) {
             terms.push(t);
         }
+        l.g.terms.push(Term::ParamPrior { param: i, prior: p.prior });
     }
     for a in &model.activation_priors {
         let h = l.map[a.node.0 as usize];
@@ -68,6 +82,16 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         if let Some(t) = l.prior_term(h, &a.prior, a.span, &label) {
             terms.push(t);
         }
+        // The value is an output so the term can name it; the same name twice (a circuit applied
+        // twice) gets a `#k` suffix.
+        let mut name = format!("prior.{}", a.name);
+        let taken = |n: &str| outputs.iter().any(|o: &Output| o.name == n);
+        if taken(&name) {
+            let k = (2..).find(|k| !taken(&format!("{name}#{k}"))).unwrap_or(2);
+            name = format!("{name}#{k}");
+        }
+        outputs.push(Output { name: name.clone(), node: h });
+        l.g.terms.push(Term::ActivationPrior { value: name, prior: a.prior });
     }
     let loss = match terms.split_first() {
         None => l.constant(0.0, model.span),
