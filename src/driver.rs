@@ -135,3 +135,65 @@ pub fn optimize_report(g: &mut crate::ir::Graph, sources: &crate::source::Source
     let _ = write!(s, "-- fusion groups ({})\n{}", groups.len(), crate::passes::fusion::describe(g, &groups));
     s
 }
+
+/// Which derivatives to add to a model's graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derivatives {
+    None,
+    /// `grad.<param>` outputs.
+    Gradient,
+    /// `grad.<param>` and `curv.<param>` (bprop2).
+    Curvature(crate::autodiff::bprop2::Variant),
+    /// `grad.<param>` and `hvp.<param>`, with inputs `v.<param>`.
+    Hvp,
+}
+
+/// The optimized graph of a model with the requested derivatives.
+pub fn differentiated(g: &crate::ir::Graph, what: Derivatives) -> crate::ir::Graph {
+    let mut g = g.clone();
+    crate::passes::optimize(&mut g);
+    match what {
+        Derivatives::None => return g,
+        Derivatives::Gradient => {
+            crate::autodiff::add_param_gradients(&mut g);
+        }
+        Derivatives::Curvature(v) => {
+            crate::autodiff::bprop2::add_curvature(&mut g, v);
+        }
+        Derivatives::Hvp => {
+            crate::autodiff::add_hvp(&mut g);
+        }
+    }
+    crate::passes::optimize(&mut g);
+    g
+}
+
+/// `circ graph --stats`: arithmetic and memory of the forward, gradient and bprop2 graphs, with
+/// every symbolic size set to `n`.
+pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
+    use crate::autodiff::bprop2::Variant;
+    use crate::ir::cost::cost;
+    use std::fmt::Write;
+    let rows = [
+        ("forward", Derivatives::None),
+        ("gradient", Derivatives::Gradient),
+        ("bprop2 (Gauss-Newton)", Derivatives::Curvature(Variant::GaussNewton)),
+        ("bprop2 (full)", Derivatives::Curvature(Variant::Full)),
+    ];
+    let costs: Vec<(&str, crate::ir::cost::Cost)> =
+        rows.iter().map(|(name, d)| (*name, cost(&differentiated(g, *d), n))).collect();
+    let grad = costs[1].1;
+    let mut s = format!("{:<22} {:>6} {:>14} {:>14} {:>9} {:>9}\n", "graph", "nodes", "flops", "values", "flops/g", "values/g");
+    for (name, c) in &costs {
+        let _ = writeln!(
+            s,
+            "{name:<22} {:>6} {:>14.0} {:>14.0} {:>9.2} {:>9.2}",
+            c.nodes,
+            c.flops,
+            c.values,
+            c.flops / grad.flops,
+            c.values / grad.values
+        );
+    }
+    s
+}

@@ -46,6 +46,21 @@ enum Command {
         /// elementwise groups a backend fuses.
         #[arg(long)]
         passes: bool,
+        /// Add the gradient of the loss with respect to every parameter (optimized graph).
+        #[arg(long, conflicts_with_all = ["bprop2", "passes"])]
+        grad: bool,
+        /// Add the gradient and the bprop2 diagonal curvature (optimized graph).
+        #[arg(long, conflicts_with = "passes")]
+        bprop2: bool,
+        /// With --bprop2: the Gauss-Newton variant (never negative) instead of the full diagonal.
+        #[arg(long, requires = "bprop2")]
+        gauss_newton: bool,
+        /// Print the arithmetic and memory of the forward, gradient and bprop2 graphs.
+        #[arg(long)]
+        stats: bool,
+        /// With --stats: the number every symbolic size (such as N) stands for.
+        #[arg(long, default_value_t = 128)]
+        n: u64,
         /// Seed of the parameters' initial draws (recorded in the graph).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -78,7 +93,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
-        Command::Graph { file, dot, passes, seed } => graph(&file, dot, passes, seed, color),
+        Command::Graph { file, dot, passes, grad, bprop2, gauss_newton, stats, n, seed } => {
+            let what = match (grad, bprop2, gauss_newton) {
+                (true, _, _) => Some(circ::driver::Derivatives::Gradient),
+                (_, true, false) => Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full)),
+                (_, true, true) => Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::GaussNewton)),
+                _ => None,
+            };
+            graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
+        }
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }
 }
@@ -131,20 +154,35 @@ fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> 
     Ok(checked)
 }
 
-fn graph(file: &PathBuf, dot: bool, passes: bool, seed: u64, color: bool) -> ExitCode {
+struct GraphView {
+    dot: bool,
+    passes: bool,
+    what: Option<circ::driver::Derivatives>,
+    stats: bool,
+    n: u64,
+}
+
+fn graph(file: &PathBuf, view: GraphView, seed: u64, color: bool) -> ExitCode {
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
     for (model, mut g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        if passes {
+        if view.stats {
+            out(&format!("graph {} (symbolic sizes = {})\n{}", model.name, view.n, circ::driver::stats(&g, view.n as f64)));
+            continue;
+        }
+        if let Some(what) = view.what {
+            g = circ::driver::differentiated(&g, what);
+        }
+        if view.passes {
             let report = circ::driver::optimize_report(&mut g, &checked.program.sources);
-            if dot {
-                out(&circ::ir::print::dot(&g));
-            } else {
+            if !view.dot {
                 out(&format!("graph {}\n{report}", model.name));
+                continue;
             }
-        } else if dot {
+        }
+        if view.dot {
             out(&circ::ir::print::dot(&g));
         } else {
             out(&format!("graph {} ({} nodes)\n", model.name, g.len()));

@@ -10,6 +10,7 @@
 //! operands imply; no shape contains `Dim::Any`; every node is reachable backwards from an output.
 
 pub mod build;
+pub mod cost;
 pub mod graph;
 pub mod init;
 pub mod lower;
