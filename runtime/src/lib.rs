@@ -2,6 +2,7 @@
 //! data, parameters and results are exchanged in; executors join it in later stages.
 
 pub mod csv;
+pub mod safetensors;
 mod tensor;
 
 pub use tensor::{Tensor, TensorError};
