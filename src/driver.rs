@@ -197,3 +197,106 @@ pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
     }
     s
 }
+
+/// The exact Hessian of the loss with respect to all parameters (flattened in parameter order),
+/// one Hessian-vector product per column. Meant for small models: `n` columns cost `n` runs.
+pub fn hessian(
+    g: &crate::ir::Graph,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+) -> Result<(Vec<String>, Vec<Vec<f64>>), crate::interp::InterpError> {
+    let h = differentiated(g, Derivatives::Hvp);
+    let sizes: Vec<usize> = g.params.iter().map(|p| p.shape.iter().product::<u64>() as usize).collect();
+    let mut names = Vec::new();
+    for (p, &k) in g.params.iter().zip(&sizes) {
+        for j in 0..k {
+            names.push(if p.shape.is_empty() { p.name.clone() } else { format!("{}[{j}]", p.name) });
+        }
+    }
+    let mut columns = Vec::new();
+    for (pi, &k) in sizes.iter().enumerate() {
+        for j in 0..k {
+            let mut v: Vec<Vec<f64>> = sizes.iter().map(|k| vec![0.0; *k]).collect();
+            v[pi][j] = 1.0;
+            let out = crate::interp::run_with::<f64>(&h, data, params, &v)?;
+            let col: Vec<f64> = g
+                .params
+                .iter()
+                .flat_map(|p| out.get(&format!("hvp.{}", p.name)).map(|t| t.data.clone()).unwrap_or_default())
+                .collect();
+            columns.push(col);
+        }
+    }
+    Ok((names, columns))
+}
+
+/// Parameter values from a safetensors file, matched to the graph's parameters by name. Every
+/// parameter must be present with its shape; extra tensors are an error too (a typo would
+/// otherwise silently leave a parameter at its initial value).
+pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, String> {
+    let (tensors, _) = circ_runtime::safetensors::read(path).map_err(|e| e.to_string())?;
+    tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())
+}
+
+/// Values for each parameter of `g` from named tensors; `key` maps a parameter name to its
+/// tensor name.
+pub fn tensors_for(
+    g: &crate::ir::Graph,
+    tensors: &[circ_runtime::safetensors::NamedTensor],
+    key: impl Fn(&str) -> String,
+    file: &str,
+) -> Result<Vec<Vec<f64>>, String> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for p in &g.params {
+        let name = key(&p.name);
+        let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
+        match circ_runtime::safetensors::find(tensors, &name) {
+            None => problems.push(format!("no tensor `{name}` (shape {shape:?})")),
+            Some(t) if t.shape != shape => {
+                problems.push(format!("tensor `{name}` has shape {:?}, the parameter has {shape:?}", t.shape))
+            }
+            Some(t) => out.push(t.values.clone()),
+        }
+    }
+    let known: Vec<String> = g.params.iter().map(|p| key(&p.name)).collect();
+    for t in tensors {
+        if !known.contains(&t.name) {
+            problems.push(format!("tensor `{}` is not a parameter of the model", t.name));
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!("{file}: {}", problems.join("; ")))
+    }
+}
+
+/// What `circ grad` computes at the given parameters, one tensor per parameter under its name.
+pub fn parameter_derivatives(
+    g: &crate::ir::Graph,
+    what: Derivatives,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+    direction: &[Vec<f64>],
+) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::interp::InterpError> {
+    let d = differentiated(g, what);
+    let prefix = match what {
+        Derivatives::Curvature(_) => "curv",
+        Derivatives::Hvp => "hvp",
+        Derivatives::Gradient | Derivatives::None => "grad",
+    };
+    let inputs = if what == Derivatives::Hvp { direction } else { &[] };
+    let out = crate::interp::run_with::<f64>(&d, data, params, inputs)?;
+    Ok(g.params
+        .iter()
+        .map(|p| {
+            let values = out.get(&format!("{prefix}.{}", p.name)).map(|t| t.data.clone()).unwrap_or_default();
+            circ_runtime::safetensors::NamedTensor {
+                name: p.name.clone(),
+                shape: p.shape.iter().map(|n| *n as usize).collect(),
+                values,
+            }
+        })
+        .collect())
+}

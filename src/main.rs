@@ -82,6 +82,50 @@ enum Command {
         #[arg(long)]
         f32: bool,
     },
+    /// Write the gradient of the loss (priors included) for every parameter to a safetensors
+    /// file, or with --bprop2 its diagonal curvature, or with --hvp a Hessian-vector product.
+    ///
+    /// Tensors are named after the parameters and stored in double precision.
+    Grad {
+        /// The .circ file.
+        file: PathBuf,
+        /// CSV file with the model's data columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Parameter values (safetensors, one tensor per parameter); default: the initial draws.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Seed of the initial draws when --params is not given.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write the result (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the bprop2 diagonal curvature (full diagonal variant) instead of the gradient.
+        #[arg(long, conflicts_with = "hvp")]
+        bprop2: bool,
+        /// With --bprop2: the Gauss-Newton variant (drops second-derivative terms; never negative).
+        #[arg(long, requires = "bprop2")]
+        gauss_newton: bool,
+        /// Write the Hessian-vector product H·V, V given per parameter in this safetensors file.
+        #[arg(long)]
+        hvp: Option<PathBuf>,
+    },
+    /// Print the exact Hessian of the loss for a small model (one Hessian-vector product per
+    /// parameter coordinate).
+    Hessian {
+        /// The .circ file.
+        file: PathBuf,
+        /// CSV file with the model's data columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Parameter values (safetensors); default: the initial draws.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        /// Seed of the initial draws when --params is not given.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +146,18 @@ fn main() -> ExitCode {
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
         }
+        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp } => {
+            use circ::autodiff::bprop2::Variant;
+            use circ::driver::Derivatives;
+            let what = match (bprop2, gauss_newton, &hvp) {
+                (true, false, _) => Derivatives::Curvature(Variant::Full),
+                (true, true, _) => Derivatives::Curvature(Variant::GaussNewton),
+                (false, _, Some(_)) => Derivatives::Hvp,
+                _ => Derivatives::Gradient,
+            };
+            grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
+        }
+        Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }
 }
@@ -252,5 +308,132 @@ fn eval(file: &PathBuf, data: &PathBuf, seed: u64, zero_params: bool, f32: bool,
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A model ready to run: its graph, data and parameter values, or the exit code after an error.
+struct Prepared {
+    checked: circ::driver::Checked,
+    graph: circ::ir::Graph,
+    data: Vec<circ::interp::HostTensor>,
+    params: Vec<Vec<f64>>,
+}
+
+fn prepare(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, color: bool) -> Result<Prepared, ExitCode> {
+    let checked = load(file, color)?;
+    let mut graphs = circ::driver::lower(&checked, seed);
+    if graphs.len() != 1 {
+        err(&format!("error: {} must define exactly one model, it defines {}\n", file.display(), graphs.len()));
+        return Err(ExitCode::from(2));
+    }
+    let graph = graphs.remove(0);
+    let table = circ_runtime::csv::read_csv(data).map_err(|e| {
+        err(&format!("error: {e}\n"));
+        ExitCode::from(2)
+    })?;
+    let data = circ::data::bind_table(&graph, &table).map_err(|e| {
+        err(&format!("error: {e}\n"));
+        ExitCode::from(1)
+    })?;
+    let params = match params {
+        Some(p) => circ::driver::params_from_file(&graph, p).map_err(|e| {
+            err(&format!("error: {e}\n"));
+            ExitCode::from(1)
+        })?,
+        None => circ::ir::init::initial_values(&graph),
+    };
+    Ok(Prepared { checked, graph, data, params })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grad(
+    file: &PathBuf,
+    data: &PathBuf,
+    params: Option<&PathBuf>,
+    seed: u64,
+    out_path: &PathBuf,
+    what: circ::driver::Derivatives,
+    hvp: Option<&PathBuf>,
+    color: bool,
+) -> ExitCode {
+    let p = match prepare(file, data, params, seed, color) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let direction = match hvp {
+        None => Vec::new(),
+        Some(v) => {
+            let read = circ_runtime::safetensors::read(v).map_err(|e| e.to_string()).and_then(|(t, _)| {
+                circ::driver::tensors_for(&p.graph, &t, |n| n.to_string(), &v.display().to_string())
+            });
+            match read {
+                Ok(d) => d,
+                Err(e) => {
+                    err(&format!("error: {e}\n"));
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction) {
+        Ok(t) => t,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    };
+    let kind = match what {
+        circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full) => "bprop2 curvature (full diagonal)".to_string(),
+        circ::driver::Derivatives::Curvature(_) => "bprop2 curvature (Gauss-Newton)".to_string(),
+        circ::driver::Derivatives::Hvp => "Hessian-vector product".to_string(),
+        _ => "gradient".to_string(),
+    };
+    let meta = vec![("circ".to_string(), kind.clone()), ("model".to_string(), p.checked.models[0].name.clone())];
+    if let Err(e) = circ_runtime::safetensors::write(out_path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(2);
+    }
+    let n: usize = tensors.iter().map(|t| t.values.len()).sum();
+    out(&format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display()));
+    ExitCode::SUCCESS
+}
+
+/// Largest model `circ hessian` prints.
+const MAX_HESSIAN: usize = 400;
+
+fn hessian(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, color: bool) -> ExitCode {
+    let p = match prepare(file, data, params, seed, color) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let n: u64 = p.graph.params.iter().map(|q| q.shape.iter().product::<u64>()).sum();
+    if n as usize > MAX_HESSIAN {
+        err(&format!(
+            "error: the model has {n} parameter values; `circ hessian` prints at most {MAX_HESSIAN}\n  help: use `circ grad --hvp V.safetensors` for products with the Hessian\n"
+        ));
+        return ExitCode::from(1);
+    }
+    match circ::driver::hessian(&p.graph, &p.data, &p.params) {
+        Ok((names, cols)) => {
+            let w = names.iter().map(|s| s.len()).max().unwrap_or(0).max(4);
+            let mut s = format!("{:w$}", "");
+            for name in &names {
+                s.push_str(&format!(" {name:>12}"));
+            }
+            s.push('\n');
+            for (i, name) in names.iter().enumerate() {
+                s.push_str(&format!("{name:w$}"));
+                for col in &cols {
+                    s.push_str(&format!(" {:>12.6}", col[i]));
+                }
+                s.push('\n');
+            }
+            out(&s);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            ExitCode::from(1)
+        }
     }
 }

@@ -1,0 +1,122 @@
+//! The `circ` binary end to end: exit codes, files written, numbers checked independently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn circ(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_circ")).args(args).arg("--color=never").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn root(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("circ-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn check_exit_codes() {
+    let (code, out, _) = circ(&["check", "--verbose", &root("examples/ridge.circ")]);
+    assert_eq!(code, 0);
+    assert!(out.contains("param   w") && out.contains("normal(0, 1)"), "{out}");
+    let bad = temp("bad.circ");
+    std::fs::write(&bad, "model m {\n data y: [N]\n y ~ normal(q, 1)\n}\n").unwrap();
+    let (code, _, err) = circ(&["check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("E0204") && err.contains("unknown name `q`"), "{err}");
+    let (code, _, err) = circ(&["check", "/no/such/file.circ"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read /no/such/file.circ"), "{err}");
+    let (code, _, _) = circ(&["check"]);
+    assert_eq!(code, 2, "usage errors exit with 2");
+}
+
+/// `circ grad` on ridge regression at given parameters equals the closed form
+/// ∂/∂w [½‖y − Xw − b‖² + ½‖w‖²] = −Xᵀr + w and ∂/∂b = −Σr, r = y − Xw − b.
+#[test]
+fn grad_matches_the_closed_form_ridge_gradient() {
+    let x = [[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0], [1.0, 1.0]];
+    let y = [1.0, -2.0, 0.5, 3.0];
+    let csv = temp("d.csv");
+    let mut text = String::from("a,b,y\n");
+    for (r, t) in x.iter().zip(y) {
+        text.push_str(&format!("{},{},{}\n", r[0], r[1], t));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let model = temp("r.circ");
+    std::fs::write(
+        &model,
+        "model r {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2] ~ normal(0, 1)\n param b: []\n y ~ normal(x @ w + b, 1)\n}\n",
+    )
+    .unwrap();
+    let (w, b) = ([0.3, -0.7], 0.2);
+    let params = temp("p.safetensors");
+    use circ_runtime::safetensors::{self as st, DType, NamedTensor};
+    st::write(
+        &params,
+        &[
+            NamedTensor { name: "w".into(), shape: vec![2], values: w.to_vec() },
+            NamedTensor { name: "b".into(), shape: vec![], values: vec![b] },
+        ],
+        DType::F64,
+        &[],
+    )
+    .unwrap();
+    let out = temp("g.safetensors");
+    let args = ["grad", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--params", params.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (code, _, err) = circ(&args);
+    assert_eq!(code, 0, "{err}");
+    let (t, meta) = st::read(&out).unwrap();
+    assert!(meta.iter().any(|(k, v)| k == "circ" && v == "gradient"));
+    let r: Vec<f64> = x.iter().zip(y).map(|(xi, yi)| yi - xi[0] * w[0] - xi[1] * w[1] - b).collect();
+    let gw: Vec<f64> = (0..2).map(|j| -x.iter().zip(&r).map(|(xi, ri)| xi[j] * ri).sum::<f64>() + w[j]).collect();
+    let gb = -r.iter().sum::<f64>();
+    let got_w = &st::find(&t, "w").unwrap().values;
+    let got_b = st::find(&t, "b").unwrap().values[0];
+    for j in 0..2 {
+        assert!((got_w[j] - gw[j]).abs() < 1e-12, "{got_w:?} vs {gw:?}");
+    }
+    assert!((got_b - gb).abs() < 1e-12);
+
+    // The curvature of this model is the exact Hessian diagonal: Σx² + 1 for w, N for b.
+    let (code, _, err) = circ(&[&args[..], &["--bprop2"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (t, _) = st::read(&out).unwrap();
+    let cw = &st::find(&t, "w").unwrap().values;
+    for j in 0..2 {
+        let want = x.iter().map(|xi| xi[j] * xi[j]).sum::<f64>() + 1.0;
+        assert!((cw[j] - want).abs() < 1e-12);
+    }
+    assert_eq!(st::find(&t, "b").unwrap().values[0], 4.0);
+
+    // H·v with v = e_b: the Hessian column of b, Σx_j for w and N for b.
+    let v = temp("v.safetensors");
+    st::write(
+        &v,
+        &[
+            NamedTensor { name: "w".into(), shape: vec![2], values: vec![0.0, 0.0] },
+            NamedTensor { name: "b".into(), shape: vec![], values: vec![1.0] },
+        ],
+        DType::F64,
+        &[],
+    )
+    .unwrap();
+    let (code, _, err) = circ(&[&args[..], &["--hvp", v.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (t, _) = st::read(&out).unwrap();
+    let hw = &st::find(&t, "w").unwrap().values;
+    for j in 0..2 {
+        assert!((hw[j] - x.iter().map(|xi| xi[j]).sum::<f64>()).abs() < 1e-12);
+    }
+    assert_eq!(st::find(&t, "b").unwrap().values[0], 4.0);
+
+    // A parameter file that does not fit is refused with every problem named.
+    st::write(&params, &[NamedTensor { name: "ww".into(), shape: vec![2], values: w.to_vec() }], DType::F64, &[]).unwrap();
+    let (code, _, err) = circ(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("no tensor `w`") && err.contains("no tensor `b`") && err.contains("`ww` is not a parameter"), "{err}");
+}
