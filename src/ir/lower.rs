@@ -17,6 +17,14 @@ const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Builds the graph of a checked model; `seed` fixes the parameters' initial draws.
 pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
+    lower_with(model, seed, false)
+}
+
+/// [`lower`] for training on mini-batches: the terms that sum over examples (likelihoods and
+/// activation priors) are multiplied by an extra scalar input `batch_scale` (N / batch size), so
+/// the loss of a batch estimates the loss of all the data and the priors keep their weight; their
+/// unscaled sum is the output `nll`.
+pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
     let mut g = Graph::default();
     g.syms = model.syms.clone();
     g.seed = seed;
@@ -45,7 +53,9 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         let id = l.node(model, n);
         l.map.push(id);
     }
+    // Terms that sum over examples, and those of the parameters' priors.
     let mut terms = Vec::new();
+    let mut prior_terms = Vec::new();
     let mut outputs = Vec::new();
     for o in &model.observations {
         let name = &model.data[o.data].name;
@@ -72,7 +82,7 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         let w = l.map[model.param_node(i).0 as usize];
         let label = format!("prior {} ~ {}", p.name, signature::prior(&p.prior));
         if let Some(t) = l.prior_term(w, &p.prior, p.span, &label) {
-            terms.push(t);
+            prior_terms.push(t);
         }
         l.g.terms.push(Term::ParamPrior { param: i, prior: p.prior });
     }
@@ -93,15 +103,19 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
         outputs.push(Output { name: name.clone(), node: h });
         l.g.terms.push(Term::ActivationPrior { value: name, prior: a.prior });
     }
-    let loss = match terms.split_first() {
-        None => l.constant(0.0, model.span),
-        Some((first, rest)) => {
-            let mut acc = *first;
-            for t in rest {
-                acc = l.binary(BinaryOp::Add, acc, *t, model.span);
-            }
-            acc
-        }
+    let loss = if batch_scale {
+        let nll = l.sum_terms(&terms, model.span);
+        let index = l.g.inputs.len();
+        l.g.inputs.push(super::graph::InputInfo { name: "batch_scale".into(), shape: vec![] });
+        let s = l.add(Op::Input(index), &[], Elem::Float, vec![], model.span);
+        let scaled = l.binary(BinaryOp::Mul, nll, s, model.span);
+        let mut all = vec![scaled];
+        all.extend(prior_terms);
+        outputs.insert(0, Output { name: "nll".into(), node: nll });
+        l.sum_terms(&all, model.span)
+    } else {
+        terms.extend(prior_terms);
+        l.sum_terms(&terms, model.span)
     };
     l.g.node_mut(loss).label = Some("loss".into());
     l.g.outputs.push(Output { name: "loss".into(), node: loss });
@@ -124,6 +138,20 @@ impl Lowerer {
 
     fn shape(&self, id: NodeId) -> Vec<Dim> {
         self.g.node(id).shape.clone()
+    }
+
+    /// The sum of scalar terms, 0 for none.
+    fn sum_terms(&mut self, terms: &[NodeId], span: Span) -> NodeId {
+        match terms.split_first() {
+            None => self.constant(0.0, span),
+            Some((first, rest)) => {
+                let mut acc = *first;
+                for t in rest {
+                    acc = self.binary(BinaryOp::Add, acc, *t, span);
+                }
+                acc
+            }
+        }
     }
 
     fn constant(&mut self, c: f64, span: Span) -> NodeId {
