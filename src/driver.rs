@@ -300,3 +300,38 @@ pub fn parameter_derivatives(
         })
         .collect())
 }
+
+/// An update rule written as in a `.circ` file (`adam(lr = 1e-3)`), checked by the checker.
+pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule, String> {
+    let src = format!("model optimizer {{\n    train {{ optimizer = {text} }}\n}}\n");
+    let checked = check_source("--optimizer", &src);
+    let rule = checked.models.first().and_then(|m| m.train.optimizer.clone());
+    match rule {
+        Some(r) if !checked.has_errors() => Ok(r),
+        _ => Err(checked.render(false)),
+    }
+}
+
+/// Data bound to a graph's inputs for prediction: data the graph no longer reads (the observed
+/// values, which only the loss used) may be absent from the file and are fed as zeros.
+pub fn bind_for_prediction(
+    g: &crate::ir::Graph,
+    table: &circ_runtime::csv::Table,
+) -> Result<Vec<crate::interp::HostTensor>, String> {
+    let used: Vec<bool> =
+        (0..g.data.len()).map(|i| g.node_ids().iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
+    let mut partial = g.clone();
+    let mut out = Vec::new();
+    for (i, d) in g.data.iter().enumerate() {
+        if used[i] {
+            partial.data = vec![d.clone()];
+            out.push(crate::data::bind_table(&partial, table)?.remove(0));
+        } else {
+            let width: usize = d.shape[1..].iter().map(|x| if let crate::check::types::Dim::Known(n) = x { *n as usize } else { 1 }).product();
+            let mut shape = vec![table.rows];
+            shape.extend(d.shape[1..].iter().map(|x| if let crate::check::types::Dim::Known(n) = x { *n as usize } else { 1 }));
+            out.push(crate::interp::HostTensor { shape, values: vec![0.0; table.rows * width] });
+        }
+    }
+    Ok(out)
+}

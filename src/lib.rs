@@ -13,3 +13,4 @@ pub mod ir;
 pub mod passes;
 pub mod data;
 pub mod autodiff;
+pub mod train;

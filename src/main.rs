@@ -1,5 +1,9 @@
 //! The `circ` command line: argument parsing and printing only; the work is in `circ::driver`.
 
+mod cli;
+
+use cli::{err, out};
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -126,6 +130,73 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Train a model: its `train { … }` settings, overridden by these flags. Prints a progress
+    /// bar and one line per epoch; writes a checkpoint after every epoch.
+    Train {
+        /// The .circ file.
+        file: PathBuf,
+        /// CSV file with the model's data columns.
+        #[arg(long)]
+        data: PathBuf,
+        /// Validation data (CSV); default: hold out the model's `valid` fraction of --data.
+        #[arg(long)]
+        valid: Option<PathBuf>,
+        /// Fraction of --data held out for validation (overrides the model's `valid`).
+        #[arg(long)]
+        valid_fraction: Option<f64>,
+        /// Number of epochs (overrides the model's `epochs`).
+        #[arg(long)]
+        epochs: Option<u64>,
+        /// Rows per step (overrides the model's `batch`; default: all rows).
+        #[arg(long)]
+        batch: Option<u64>,
+        /// Seed of the initial draws, the validation split and the shuffles.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Update rule for parameters without their own, e.g. "sgd(lr = 0.1, momentum = 0.9)"
+        /// (overrides the model's `optimizer`; default: adam(lr = 1e-3)).
+        #[arg(long)]
+        optimizer: Option<String>,
+        /// Checkpoint file (safetensors), written atomically after every epoch.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the checkpoint in --out.
+        #[arg(long, requires = "out")]
+        resume: bool,
+        /// Append one JSON line of metrics per epoch to this file.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Draw the training and validation curves to this PNG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// The backend that runs the training step (only the reference interpreter so far).
+        #[arg(long, value_enum, default_value_t = Backend::Interp)]
+        backend: Backend,
+        /// No progress bar or per-epoch lines.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Predict with trained parameters: one output row per data row; for a normal observation
+    /// both the mean and the variance.
+    Run {
+        /// The .circ file.
+        file: PathBuf,
+        /// Parameters (a checkpoint of `circ train`, or any safetensors file with them).
+        #[arg(long)]
+        params: PathBuf,
+        /// CSV file with the model's input columns (observed columns may be absent).
+        #[arg(long)]
+        data: PathBuf,
+        /// Where to write the predictions (CSV); default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// The reference interpreter (f64).
+    Interp,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +228,38 @@ fn main() -> ExitCode {
             };
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
         }
+        Command::Train {
+            file,
+            data,
+            valid,
+            valid_fraction,
+            epochs,
+            batch,
+            seed,
+            optimizer,
+            out,
+            resume,
+            metrics,
+            plot,
+            backend: Backend::Interp,
+            quiet,
+        } => cli::train::train(cli::train::Args {
+            file,
+            data,
+            valid,
+            valid_fraction,
+            epochs,
+            batch,
+            seed,
+            optimizer,
+            out,
+            resume,
+            metrics,
+            plot,
+            quiet,
+            color,
+        }),
+        Command::Run { file, params, data, out } => cli::predict::run(&file, &params, &data, out.as_ref(), color),
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }
@@ -196,7 +299,7 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
 }
 
 /// Checks a file for the commands that need a valid model; prints diagnostics.
-fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> {
+pub(crate) fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> {
     let checked = circ::driver::check_file(file).map_err(|e| {
         err(&(format!("error: cannot read {}: {e}", file.display()) + "\n"));
         ExitCode::from(2)
@@ -248,17 +351,6 @@ fn graph(file: &PathBuf, view: GraphView, seed: u64, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Writes to stdout, ignoring a closed pipe (`circ graph … | head` must not panic).
-fn out(s: &str) {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(s.as_bytes());
-}
-
-/// Writes to stderr, ignoring errors.
-fn err(s: &str) {
-    use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(s.as_bytes());
-}
 
 fn eval(file: &PathBuf, data: &PathBuf, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
     let checked = match load(file, color) {

@@ -55,6 +55,8 @@ pub struct ParamDecl {
     /// A fixed starting value (broadcast to the shape) instead of a draw from the prior.
     pub init: Option<f64>,
     pub prior: Prior,
+    /// Where a start drawn at random comes from when it is not the prior (`init normal(0, 0.1)`).
+    pub draw: Option<Prior>,
     /// The parameter's own update rule; `None` means the model's `train { optimizer }`.
     pub update: Option<UpdateRule>,
     pub span: Span,

@@ -367,10 +367,7 @@ impl<'p> Checker<'p> {
             }
             seen.push((key, s.key.span));
             match key {
-                "optimizer" => {
-                    self.b.train.optimizer = self.update_rule(&s.value, scope);
-                    self.b.optimizer_span = Some(s.value.span);
-                }
+                "optimizer" => self.b.train.optimizer = self.update_rule(&s.value, scope),
                 "epochs" | "batch" | "seed" => {
                     let Some(n) = self.static_int(&s.value, scope, &format!("`{key}`")) else {
                         continue;

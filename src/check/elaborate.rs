@@ -116,8 +116,6 @@ pub struct Builder {
     pub activation_priors: Vec<ActivationPrior>,
     pub train: TrainSettings,
     pub train_span: Option<Span>,
-    /// Where `optimizer = …` is written in the `train` block.
-    pub optimizer_span: Option<Span>,
     pub param_nodes: HashMap<String, NodeId>,
     /// Named instances: where each was created, so re-running a shared body finds its own.
     pub instance_names: HashMap<String, (Span, Rc<Instance>)>,
@@ -258,16 +256,7 @@ impl<'p> Checker<'p> {
         };
         let errors_before = self.error_count();
         self.stmts(&m.body, &mut scope, false);
-        if let (Some(opt), Some(train)) = (&self.b.train.optimizer, self.b.optimizer_span) {
-            if opt.kind == UpdateKind::Egd {
-                let params: Vec<ParamDecl> = self.b.params.iter().filter(|p| p.update.is_none()).cloned().collect();
-                for p in params {
-                    self.egd_start_ok(&p.name, p.init, p.prior, train, p.span);
-                }
-            }
-        }
-        if self.error_count() == errors_before
-            && self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
+        if self.error_count() == errors_before && self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
             self.report(
                 Diagnostic::warning("W0001", format!("model `{}` observes no data", m.name.name))
                     .label(m.name.span, "nothing here has a likelihood")
@@ -379,7 +368,7 @@ impl<'p> Checker<'p> {
                 }
                 poison_if_unbound(scope, name);
             }
-            StmtKind::Param { name, ty, init, prior, update } => {
+            StmtKind::Param { name, ty, init, prior, draw, update } => {
                 if in_repeat {
                     self.not_here(
                         stmt,
@@ -388,7 +377,8 @@ impl<'p> Checker<'p> {
                         "declare the parameter before the block; every step then shares it",
                     );
                 } else {
-                    self.param_decl(name, ty, init.as_ref(), prior.as_ref(), update.as_ref(), scope);
+                    let decl = ParamSyntax { init: init.as_ref(), prior: prior.as_ref(), draw: draw.as_ref(), update: update.as_ref() };
+                    self.param_decl(name, ty, decl, scope);
                 }
                 poison_if_unbound(scope, name);
             }
@@ -746,20 +736,37 @@ impl<'p> Checker<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn param_decl(
-        &mut self,
-        name: &'p ast::Ident,
-        ty: &'p ast::TypeExpr,
-        init: Option<&'p Expr>,
-        prior: Option<&'p Expr>,
-        update: Option<&'p Expr>,
-        scope: &mut Scope,
-    ) {
+    fn param_decl(&mut self, name: &'p ast::Ident, ty: &'p ast::TypeExpr, decl: ParamSyntax<'p>, scope: &mut Scope) {
+        let ParamSyntax { init, prior, draw, update } = decl;
         let full = format!("{}{}", scope.prefix, name.name);
         let t = self.lookup_type(ty, scope);
         let prior_v = match prior {
             Some(p) => self.param_prior(p, scope),
             None => Some(Prior::Flat),
+        };
+        let draw_v = match (draw, init) {
+            (None, _) => Some(None),
+            (Some(d), Some(i)) => {
+                self.report(
+                    Diagnostic::error("E0507", format!("parameter `{full}` has two starts"))
+                        .label(d.span, "a random start")
+                        .secondary(i.span, "and a fixed start")
+                        .help("keep one: `= value` starts every element there, `init dist(…)` draws them"),
+                );
+                None
+            }
+            (Some(d), None) => match self.param_prior(d, scope) {
+                // Checked on its own, a circuit's prior with symbolic arguments reads as flat.
+                Some(Prior::Flat) if !self.generic => {
+                    self.report(
+                        Diagnostic::error("E0507", "cannot draw a start from a flat distribution")
+                            .label(d.span, "a flat distribution has no draws")
+                            .help("draw from a proper distribution, e.g. `init normal(0, 0.1)`, or start at `= value`"),
+                    );
+                    None
+                }
+                other => other.map(Some),
+            },
         };
         let init_v = match init {
             Some(e) => self.param_init(e, prior_v, scope),
@@ -769,7 +776,8 @@ impl<'p> Checker<'p> {
             Some(u) => self.update_rule(u, scope).map(Some),
             None => Some(None),
         };
-        let (Some(t), Some(prior_v), Some(init_v), Some(update_v)) = (t, prior_v, init_v, update_v) else {
+        let (Some(t), Some(prior_v), Some(init_v), Some(update_v), Some(draw_v)) = (t, prior_v, init_v, update_v, draw_v)
+        else {
             return;
         };
         if ty.elem == ElemType::Int {
@@ -799,12 +807,6 @@ impl<'p> Checker<'p> {
                 return;
             }
         }
-        if update_v.as_ref().is_some_and(|r| r.kind == UpdateKind::Egd) {
-            let u = update.map_or(name.span, |u| u.span);
-            if !self.egd_start_ok(&full, init_v, prior_v, u, name.span) {
-                return;
-            }
-        }
         if let Some(rule) = &update_v {
             if rule.kind == UpdateKind::Bayes && prior_v == Prior::Flat {
                 let u = update.map_or(name.span, |u| u.span);
@@ -828,6 +830,7 @@ impl<'p> Checker<'p> {
             ty: t.clone(),
             init: init_v,
             prior: prior_v,
+            draw: draw_v,
             update: update_v,
             span: name.span,
         });
@@ -920,25 +923,14 @@ impl<'p> Checker<'p> {
     }
 }
 
-impl Checker<'_> {
-    /// Exponentiated gradient multiplies a weight by a positive factor: it must start positive.
-    fn egd_start_ok(&mut self, name: &str, init: Option<f64>, prior: Prior, rule: Span, param: Span) -> bool {
-        let problem = match (init, prior) {
-            (Some(x), _) if x > 0.0 => return true,
-            (Some(x), _) => format!("it starts at {x}"),
-            (None, Prior::LogNormal { .. }) => return true,
-            (None, Prior::Uniform { low, .. }) if low >= 0.0 => return true,
-            (None, Prior::Flat) => "with a flat prior it starts at 0".to_string(),
-            (None, p) => format!("its prior {} draws values of either sign", super::signature::prior(&p)),
-        };
-        self.report(
-            Diagnostic::error("E0508", format!("`egd` needs `{name}` to start positive, but {problem}"))
-                .label(rule, "exponentiated gradient only rescales a weight, so its sign never changes")
-                .secondary(param, "this parameter")
-                .help("give it a positive start (`= 0.1`) or a `lognormal(…)` prior, or give it another update rule; for signed weights use a pair `w_pos - w_neg`"),
-        );
-        false
-    }
+
+/// The optional parts of a `param` declaration.
+#[derive(Clone, Copy)]
+struct ParamSyntax<'p> {
+    init: Option<&'p Expr>,
+    prior: Option<&'p Expr>,
+    draw: Option<&'p Expr>,
+    update: Option<&'p Expr>,
 }
 
 /// Whether statements (repeat bodies included) hold a `return` or a statement that failed to parse.

@@ -54,6 +54,9 @@ impl fmt::Display for CheckedModel {
                 let _ = write!(s, "= {} ", num(x));
             }
             let _ = write!(s, "~ {}", prior(&p.prior));
+            if let Some(d) = &p.draw {
+                let _ = write!(s, " init {}", prior(d));
+            }
             if let Some(u) = &p.update {
                 let _ = write!(s, "  update {}", update(u));
             }

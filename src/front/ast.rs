@@ -106,8 +106,9 @@ pub struct Stmt {
 pub enum StmtKind {
     /// `data x: [N, 64] = csv("a" .. "b")`
     Data { name: Ident, ty: TypeExpr, source: Option<Expr> },
-    /// `param w: [i, o] = 0.5 ~ normal(0, 1) update adam(lr = 1e-3)`
-    Param { name: Ident, ty: TypeExpr, init: Option<Expr>, prior: Option<Expr>, update: Option<Expr> },
+    /// `param w: [i, o] ~ normal(0, 1) init normal(0, 0.1) update adam(lr = 1e-3)`; `= 0.5`
+    /// instead of `init …` fixes the start.
+    Param { name: Ident, ty: TypeExpr, init: Option<Expr>, prior: Option<Expr>, draw: Option<Expr>, update: Option<Expr> },
     /// `let h = relu(x @ w)`
     Let { name: Ident, value: Expr },
     /// `y ~ normal(mean, 1)`: an observation (on data) or an activation prior (on a value).

@@ -39,6 +39,8 @@ pub enum Tok {
     Train,
     #[token("update")]
     Update,
+    #[token("init")]
+    Init,
     #[token("int")]
     IntType,
     #[token("float")]
@@ -123,6 +125,7 @@ pub fn token_text(t: &Tok) -> &'static str {
         Tok::Repeat => "repeat",
         Tok::Train => "train",
         Tok::Update => "update",
+        Tok::Init => "init",
         Tok::IntType => "int",
         Tok::FloatType => "float",
         Tok::Ident(_) => "identifier",

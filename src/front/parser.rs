@@ -65,7 +65,9 @@ fn unexpected_token(file: FileId, src: &str, l: usize, tok: Tok, r: usize, expec
         let line_start = src[..l].rfind('\n').map_or(0, |i| i + 1);
         let last = src[line_start..l].trim_end();
         let end = line_start + last.len();
-        (Span::new(file, end.saturating_sub(1).max(line_start), end), "end of line".to_string())
+        // The line's last character, which may be several bytes long.
+        let start = line_start + last.char_indices().last().map_or(0, |(i, _)| i);
+        (Span::new(file, start, end), "end of line".to_string())
     } else {
         (Span::new(file, l, r), tok.to_string())
     };
@@ -151,8 +153,8 @@ fn check_stmts(stmts: &[Stmt], diags: &mut Vec<Diagnostic>) {
     for s in stmts {
         match &s.kind {
             StmtKind::Data { ty, source, .. } => check_exprs(ty.dims.iter().chain(source), diags),
-            StmtKind::Param { ty, init, prior, update, .. } => {
-                check_exprs(ty.dims.iter().chain(init).chain(prior).chain(update), diags)
+            StmtKind::Param { ty, init, prior, draw, update, .. } => {
+                check_exprs(ty.dims.iter().chain(init).chain(prior).chain(draw).chain(update), diags)
             }
             StmtKind::Let { value, .. } => check_exprs([value], diags),
             StmtKind::Tilde { dist, .. } => check_exprs([dist], diags),

@@ -42,10 +42,11 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
                 _ => unreachable!("the checker gives every parameter a known shape"),
             })
             .collect();
-        let init = match (p.init, p.prior) {
-            (Some(v), _) => Init::Fixed(v),
-            (None, Prior::Flat) => Init::Fixed(0.0),
-            (None, prior) => Init::Draw(prior),
+        let init = match (p.init, p.draw, p.prior) {
+            (Some(v), _, _) => Init::Fixed(v),
+            (None, Some(d), _) => Init::Draw(d),
+            (None, None, Prior::Flat) => Init::Fixed(0.0),
+            (None, None, prior) => Init::Draw(prior),
         };
         l.g.params.push(ParamInfo { name: p.name.clone(), shape, prior: p.prior, init, update: p.update.clone() });
     }

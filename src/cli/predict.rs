@@ -1,0 +1,130 @@
+//! `circ run`: predictions for every data row, as CSV. A normal or laplace observation gives
+//! the mean and the variance (σ², or 2b²); categorical gives the most likely class and every
+//! class probability; bernoulli the probability of 1.
+
+use super::{err, out};
+use circ::ir::graph::{Likelihood, Scale, Term};
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(file: &PathBuf, params: &PathBuf, data: &PathBuf, out_path: Option<&PathBuf>, color: bool) -> ExitCode {
+    let checked = match crate::load(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if checked.models.len() != 1 {
+        err(&format!("error: {} must define exactly one model, it defines {}\n", file.display(), checked.models.len()));
+        return ExitCode::from(2);
+    }
+    let mut g = circ::ir::lower::lower(&checked.models[0], 0);
+    // Keep only what the predictions need: the loss (and the observed data it reads) go.
+    g.outputs.retain(|o| o.name != "loss");
+    if g.outputs.is_empty() {
+        err("error: the model predicts nothing: it has no observations\n");
+        return ExitCode::from(1);
+    }
+    circ::passes::dce::run(&mut g);
+    let values = match circ::driver::params_from_file(&g, params) {
+        Ok(v) => v,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    };
+    let table = match circ_runtime::csv::read_csv(data) {
+        Ok(t) => t,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(2);
+        }
+    };
+    let feed = match circ::driver::bind_for_prediction(&g, &table) {
+        Ok(f) => f,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    };
+    let res = match circ::interp::run::<f64>(&g, &feed, &values) {
+        Ok(r) => r,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    };
+    let rows = table.rows;
+    // One column block per observation.
+    let mut header: Vec<String> = Vec::new();
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    for term in &g.terms {
+        let Term::Likelihood { data: d, dist, prediction } = term else { continue };
+        let name = &g.data[*d].name;
+        let Some(pred) = res.get(prediction) else { continue };
+        // A prediction may be broadcast (a scalar mean): spread it over the rows.
+        let per_row = |v: &[f64]| -> Vec<f64> { (0..rows).map(|r| v[if v.len() == 1 { 0 } else { r.min(v.len() - 1) }]).collect() };
+        match dist {
+            Likelihood::Normal { scale } | Likelihood::Laplace { scale } => {
+                let normal = matches!(dist, Likelihood::Normal { .. });
+                let width = pred.data.len() / rows.max(1);
+                if width > 1 {
+                    for k in 0..width {
+                        header.push(format!("{name}_{k}.mean"));
+                        columns.push((0..rows).map(|r| pred.data[r * width + k]).collect());
+                    }
+                } else {
+                    header.push(format!("{name}.mean"));
+                    columns.push(per_row(&pred.data));
+                }
+                let s: Vec<f64> = match scale {
+                    Scale::Const(c) => vec![*c; rows],
+                    Scale::Output(o) => res.get(o).map(|t| per_row(&t.data)).unwrap_or_default(),
+                };
+                header.push(format!("{name}.variance"));
+                columns.push(s.iter().map(|s| if normal { s * s } else { 2.0 * s * s }).collect());
+            }
+            Likelihood::Categorical => {
+                let k = pred.data.len() / rows.max(1);
+                let mut class = Vec::new();
+                let mut probs = vec![Vec::new(); k];
+                for row in pred.data.chunks(k.max(1)) {
+                    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+                    let best = row.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b }).0;
+                    class.push(best as f64);
+                    for (j, v) in row.iter().enumerate() {
+                        probs[j].push((v - m).exp() / z);
+                    }
+                }
+                header.push(format!("{name}.class"));
+                columns.push(class);
+                for (j, p) in probs.into_iter().enumerate() {
+                    header.push(format!("{name}.p{j}"));
+                    columns.push(p);
+                }
+            }
+            Likelihood::Bernoulli => {
+                header.push(format!("{name}.p"));
+                columns.push(per_row(&pred.data).iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect());
+            }
+        }
+    }
+    let mut text = header.join(",");
+    text.push('\n');
+    for r in 0..rows {
+        let cells: Vec<String> = columns.iter().map(|c| format!("{}", c.get(r).copied().unwrap_or(f64::NAN))).collect();
+        let _ = writeln!(text, "{}", cells.join(","));
+    }
+    match out_path {
+        None => out(&text),
+        Some(p) => {
+            let tmp = p.with_extension("csv.tmp");
+            if let Err(e) = std::fs::write(&tmp, &text).and_then(|_| std::fs::rename(&tmp, p)) {
+                err(&format!("error: cannot write {}: {e}\n", p.display()));
+                return ExitCode::from(2);
+            }
+            err(&format!("wrote {rows} predictions to {}\n", p.display()));
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,204 @@
+//! `circ train`: settings from the model, overridden by flags; a progress bar; metrics per epoch;
+//! checkpoints after every epoch.
+
+use super::{err, out};
+use circ::train::run::{Settings, TrainError, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub struct Args {
+    pub file: PathBuf,
+    pub data: PathBuf,
+    pub valid: Option<PathBuf>,
+    pub valid_fraction: Option<f64>,
+    pub epochs: Option<u64>,
+    pub batch: Option<u64>,
+    pub seed: Option<u64>,
+    pub optimizer: Option<String>,
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+    pub metrics: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+/// Used when neither the model nor the command line names an optimizer.
+pub const DEFAULT_OPTIMIZER: &str = "adam(lr = 1e-3)";
+
+pub fn train(a: Args) -> ExitCode {
+    let checked = match crate::load(&a.file, a.color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if checked.models.len() != 1 {
+        err(&format!("error: {} must define exactly one model, it defines {}\n", a.file.display(), checked.models.len()));
+        return ExitCode::from(2);
+    }
+    let model = &checked.models[0];
+    let t = &model.train;
+    let text = a.optimizer.clone().unwrap_or_else(|| DEFAULT_OPTIMIZER.to_string());
+    let default = match (&a.optimizer, &t.optimizer) {
+        (None, Some(rule)) => rule.clone(),
+        _ => match circ::driver::parse_update_rule(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                err(&format!("{e}error: --optimizer `{text}` is not an update rule\n"));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let settings = Settings {
+        epochs: a.epochs.or(t.epochs).unwrap_or(10),
+        batch: a.batch.or(t.batch),
+        valid: a.valid_fraction.or(t.valid).unwrap_or(0.0),
+        seed: a.seed.or(t.seed).unwrap_or(0),
+    };
+    let step = circ::train::step::build(model, settings.seed, &default);
+    let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
+    circ::passes::optimize(&mut eval);
+
+    let read = |p: &PathBuf| circ_runtime::csv::read_csv(p).map_err(|e| e.to_string()).and_then(|t| circ::data::bind_table(&step.graph, &t));
+    let all = match read(&a.data) {
+        Ok(d) => d,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    };
+    let (train, valid) = match &a.valid {
+        Some(v) => match read(v) {
+            Ok(d) => (all, d),
+            Err(e) => {
+                err(&format!("error: {e}\n"));
+                return ExitCode::from(1);
+            }
+        },
+        None => {
+            let (tr, va) = circ::train::run::split(circ::train::run::rows(&all), settings.valid, settings.seed);
+            (circ::train::run::select(&all, &tr), circ::train::run::select(&all, &va))
+        }
+    };
+    if circ::train::run::rows(&train) == 0 {
+        err("error: no rows left to train on\n");
+        return ExitCode::from(1);
+    }
+    let params = circ::ir::init::initial_values(&step.graph);
+    let sources = &checked.program.sources;
+    let describe = Box::new(move |id: circ::ir::NodeId, g: &circ::ir::Graph| {
+        let n = g.node(id);
+        match n.span {
+            Some(span) => {
+                let loc = sources.location(span);
+                let line = sources.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
+                format!("{id} ({}) from {loc}: `{line}`", n.op.name())
+            }
+            None => format!("{id} ({})", n.op.name()),
+        }
+    });
+    let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
+    if a.resume {
+        let Some(path) = &a.out else {
+            err("error: --resume continues from the checkpoint named by --out\n");
+            return ExitCode::from(2);
+        };
+        let restored = circ_runtime::safetensors::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|(t, m)| trainer.restore(&path.display().to_string(), &t, &m));
+        if let Err(e) = restored {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(1);
+        }
+    }
+    let mut metrics_file = match &a.metrics {
+        None => None,
+        Some(p) => {
+            let file = std::fs::OpenOptions::new().create(true).append(a.resume).write(true).truncate(!a.resume).open(p);
+            match file {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    err(&format!("error: cannot write {}: {e}\n", p.display()));
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let rows = circ::train::run::rows(&trainer.train);
+    let batch = settings.batch.map_or(rows, |b| (b as usize).min(rows));
+    let steps_per_epoch = rows.div_ceil(batch.max(1)) as u64;
+    let remaining = settings.epochs.saturating_sub(trainer.epoch);
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(remaining * steps_per_epoch) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if !a.quiet {
+        err(&format!(
+            "training `{}` on {rows} rows ({} held out), {} epochs of {steps_per_epoch} steps, batch {batch}, seed {}\n",
+            model.name,
+            circ::train::run::rows(&trainer.valid),
+            settings.epochs,
+            settings.seed
+        ));
+    }
+    let mut history = Vec::new();
+    while trainer.epoch < settings.epochs {
+        let epoch = trainer.epoch + 1;
+        let result = trainer.run_epoch(&mut |k, n, loss| {
+            bar.inc(1);
+            if k == n || k % 8 == 0 {
+                bar.set_message(format!("epoch {epoch}/{}  nll {loss:.4}", settings.epochs));
+            }
+        });
+        let m = match result {
+            Ok(m) => m,
+            Err(e) => {
+                bar.abandon();
+                err(&format!("error: {e}\n"));
+                if matches!(e, TrainError::NonFinite { .. }) {
+                    err("  note: the last checkpoint, if any, holds the parameters before this epoch\n");
+                }
+                return ExitCode::from(1);
+            }
+        };
+        let mut line = format!("epoch {:>4}  train nll {:.6}", m.epoch, m.train_nll);
+        if let Some(acc) = m.train_accuracy {
+            line.push_str(&format!("  acc {:.4}", acc));
+        }
+        if let Some(v) = m.valid_nll {
+            line.push_str(&format!("  valid nll {v:.6}"));
+        }
+        if let Some(acc) = m.valid_accuracy {
+            line.push_str(&format!("  acc {acc:.4}"));
+        }
+        bar.println(line);
+        if let Some(f) = metrics_file.as_mut() {
+            if let Err(e) = writeln!(f, "{}", m.to_json()) {
+                err(&format!("error: cannot write metrics: {e}\n"));
+                return ExitCode::from(2);
+            }
+        }
+        if let Some(path) = &a.out {
+            let (tensors, meta) = trainer.checkpoint(&model.name);
+            if let Err(e) = circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
+                bar.abandon();
+                err(&format!("error: {e}\n"));
+                return ExitCode::from(2);
+            }
+        }
+        history.push(m);
+    }
+    bar.finish_and_clear();
+    if let Some(plot) = &a.plot {
+        if let Err(e) = circ::train::plot::loss_curves(plot, &model.name, &history) {
+            err(&format!("error: cannot draw {}: {e}\n", plot.display()));
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(last) = history.last() {
+        out(&format!("{}\n", last.to_json()));
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,372 @@
+//! The training loop: a seeded split into training and validation rows, a seeded shuffle per
+//! epoch, mini-batches fed to the step graph, parameters and optimizer state carried between
+//! steps on the host, metrics per epoch, and checkpoints that resume bit for bit.
+//!
+//! Every random choice is a function of the seed and the epoch number, never of a generator's
+//! running state, so training resumed from the checkpoint of epoch e continues exactly as an
+//! uninterrupted run would.
+
+use super::step::StepGraph;
+use crate::interp::{self, HostTensor};
+use crate::ir::graph::{Likelihood, Term};
+use crate::ir::init::Rng;
+use crate::ir::Graph;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub epochs: u64,
+    /// Rows per step; `None` for the whole training set.
+    pub batch: Option<u64>,
+    /// Fraction of rows held out for validation (ignored when validation data are given).
+    pub valid: f64,
+    pub seed: u64,
+}
+
+/// Metrics of one epoch. Losses are negative log likelihoods per example (priors excluded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: u64,
+    pub steps: u64,
+    pub train_nll: f64,
+    pub valid_nll: Option<f64>,
+    /// Fraction of labels predicted right, for categorical and bernoulli observations.
+    pub train_accuracy: Option<f64>,
+    pub valid_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+impl EpochMetrics {
+    /// One JSON object on one line.
+    pub fn to_json(&self) -> String {
+        let num = |x: Option<f64>| x.map_or("null".to_string(), |v| if v.is_finite() { format!("{v}") } else { "null".into() });
+        format!(
+            "{{\"epoch\":{},\"steps\":{},\"train_nll\":{},\"valid_nll\":{},\"train_accuracy\":{},\"valid_accuracy\":{},\"seconds\":{:.3}}}",
+            self.epoch,
+            self.steps,
+            num(Some(self.train_nll)),
+            num(self.valid_nll),
+            num(self.train_accuracy),
+            num(self.valid_accuracy),
+            self.seconds
+        )
+    }
+}
+
+#[derive(Debug)]
+pub enum TrainError {
+    /// The loss became NaN or infinite; `origin` names the first node that did, and its source.
+    NonFinite { epoch: u64, step: u64, origin: String },
+    Interp(interp::InterpError),
+    Data(String),
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::NonFinite { epoch, step, origin } => {
+                write!(f, "the loss is not finite at epoch {epoch}, step {step}; the first non-finite value is {origin}")
+            }
+            TrainError::Interp(e) => write!(f, "{e}"),
+            TrainError::Data(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<interp::InterpError> for TrainError {
+    fn from(e: interp::InterpError) -> Self {
+        TrainError::Interp(e)
+    }
+}
+
+/// Rows of every data tensor (the first axis is the example axis).
+pub fn rows(data: &[HostTensor]) -> usize {
+    data.first().map_or(0, |d| d.shape.first().copied().unwrap_or(0))
+}
+
+/// The given rows of every data tensor, in the given order.
+pub fn select(data: &[HostTensor], rows: &[usize]) -> Vec<HostTensor> {
+    data.iter()
+        .map(|d| {
+            let width: usize = d.shape[1..].iter().product();
+            let mut values = Vec::with_capacity(rows.len() * width);
+            for &r in rows {
+                values.extend_from_slice(&d.values[r * width..(r + 1) * width]);
+            }
+            let mut shape = d.shape.clone();
+            shape[0] = rows.len();
+            HostTensor { shape, values }
+        })
+        .collect()
+}
+
+/// A seeded permutation of `0..n` (Fisher–Yates).
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Rng::new(seed);
+    let mut p: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    p
+}
+
+/// Splits rows into (train, valid): a seeded shuffle, the last `valid` fraction held out.
+pub fn split(n: usize, valid: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    if valid <= 0.0 {
+        return ((0..n).collect(), Vec::new());
+    }
+    let p = permutation(n, seed ^ SPLIT_SALT);
+    let held = ((n as f64) * valid).round() as usize;
+    let cut = n - held.min(n.saturating_sub(1));
+    (p[..cut].to_vec(), p[cut..].to_vec())
+}
+
+/// Mixed into the seed for the validation split, so it differs from every epoch's shuffle.
+const SPLIT_SALT: u64 = 0x5EED_5A17_0000_0001;
+
+/// The shuffle seed of epoch `e` (1-based).
+fn epoch_seed(seed: u64, e: u64) -> u64 {
+    seed ^ e.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A model being trained: the step graph, its evaluation graph, the data, and the host copies
+/// of parameters and optimizer state.
+pub struct Trainer<'a> {
+    pub step: &'a StepGraph,
+    /// The forward graph with `nll` and the predictions (for validation).
+    pub eval: Graph,
+    pub train: Vec<HostTensor>,
+    pub valid: Vec<HostTensor>,
+    pub settings: Settings,
+    pub params: Vec<Vec<f64>>,
+    pub state: Vec<Vec<f64>>,
+    /// Epochs and steps completed.
+    pub epoch: u64,
+    pub t: u64,
+    /// Describes a node for error messages (its op and source line).
+    pub describe: Box<dyn Fn(crate::ir::NodeId, &Graph) -> String + 'a>,
+}
+
+impl<'a> Trainer<'a> {
+    /// `params` are the starting values; optimizer state starts from them.
+    pub fn new(
+        step: &'a StepGraph,
+        eval: Graph,
+        train: Vec<HostTensor>,
+        valid: Vec<HostTensor>,
+        settings: Settings,
+        params: Vec<Vec<f64>>,
+        describe: Box<dyn Fn(crate::ir::NodeId, &Graph) -> String + 'a>,
+    ) -> Trainer<'a> {
+        let state = step.state.iter().map(|s| s.init.values(&params[s.param])).collect();
+        Trainer { step, eval, train, valid, settings, params, state, epoch: 0, t: 0, describe }
+    }
+
+    /// The extra inputs of the step graph, in order.
+    fn inputs(&self, scale: f64) -> Vec<Vec<f64>> {
+        self.step
+            .graph
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, info)| match info.name.as_str() {
+                "batch_scale" => vec![scale],
+                "step" => vec![self.t as f64 + 1.0],
+                _ => match self.step.state.iter().position(|s| s.input == i) {
+                    Some(k) => self.state[k].clone(),
+                    None => vec![0.0; info.shape.iter().product::<u64>() as usize],
+                },
+            })
+            .collect()
+    }
+
+    /// Runs one epoch; `progress` is told after every step (steps done in the epoch, of how many,
+    /// the running training loss per example).
+    pub fn run_epoch(&mut self, progress: &mut dyn FnMut(u64, u64, f64)) -> Result<EpochMetrics, TrainError> {
+        let start = std::time::Instant::now();
+        let e = self.epoch + 1;
+        let n = rows(&self.train);
+        let batch = self.settings.batch.map_or(n, |b| (b as usize).clamp(1, n.max(1)));
+        let order = permutation(n, epoch_seed(self.settings.seed, e));
+        let steps = n.div_ceil(batch) as u64;
+        let (mut nll_sum, mut seen) = (0.0, 0usize);
+        let mut hits = Accuracy::default();
+        for (k, chunk) in order.chunks(batch).enumerate() {
+            let feed = select(&self.train, chunk);
+            let scale = n as f64 / chunk.len() as f64;
+            let inputs = self.inputs(scale);
+            let out = interp::run_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?;
+            let loss = out.loss();
+            if !loss.is_finite() {
+                let values = interp::run_all_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?;
+                let origin = values
+                    .first_non_finite()
+                    .map_or_else(|| "unknown".to_string(), |id| (self.describe)(id, &self.step.graph));
+                return Err(TrainError::NonFinite { epoch: e, step: self.t + 1, origin });
+            }
+            let nll = out.get("nll").map_or(f64::NAN, |t| t.data[0]);
+            nll_sum += nll;
+            seen += chunk.len();
+            hits.add(&self.step.graph, &feed, |name| out.get(name).map(|t| t.data.clone()));
+            for (i, p) in self.step.graph.params.iter().enumerate() {
+                if let Some(v) = out.get(&format!("new.{}", p.name)) {
+                    self.params[i].clone_from(&v.data);
+                }
+            }
+            for (k, s) in self.step.state.iter().enumerate() {
+                if let Some(v) = out.get(&s.output) {
+                    self.state[k].clone_from(&v.data);
+                }
+            }
+            self.t += 1;
+            progress(k as u64 + 1, steps, nll_sum / seen as f64);
+        }
+        self.epoch = e;
+        let (valid_nll, valid_accuracy) = self.validate()?;
+        Ok(EpochMetrics {
+            epoch: e,
+            steps,
+            train_nll: nll_sum / seen.max(1) as f64,
+            valid_nll,
+            train_accuracy: hits.fraction(),
+            valid_accuracy,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Negative log likelihood per example and accuracy on the validation rows.
+    fn validate(&self) -> Result<(Option<f64>, Option<f64>), TrainError> {
+        let n = rows(&self.valid);
+        if n == 0 {
+            return Ok((None, None));
+        }
+        let inputs: Vec<Vec<f64>> = self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();
+        let out = interp::run_with::<f64>(&self.eval, &self.valid, &self.params, &inputs)?;
+        let nll = out.get("nll").map(|t| t.data[0] / n as f64);
+        let mut hits = Accuracy::default();
+        hits.add(&self.eval, &self.valid, |name| out.get(name).map(|t| t.data.clone()));
+        Ok((nll, hits.fraction()))
+    }
+}
+
+/// Format tag of circ checkpoints, in the safetensors metadata.
+pub const CHECKPOINT_FORMAT: &str = "circ-checkpoint-1";
+
+impl Trainer<'_> {
+    /// Everything needed to resume: parameters under their own names, optimizer state under
+    /// `opt.<slot>`, and in the metadata the epoch, step and seed.
+    pub fn checkpoint(&self, model: &str) -> (Vec<circ_runtime::safetensors::NamedTensor>, Vec<(String, String)>) {
+        use circ_runtime::safetensors::NamedTensor;
+        let g = &self.step.graph;
+        let mut t: Vec<NamedTensor> = g
+            .params
+            .iter()
+            .zip(&self.params)
+            .map(|(p, v)| NamedTensor { name: p.name.clone(), shape: p.shape.iter().map(|n| *n as usize).collect(), values: v.clone() })
+            .collect();
+        for (s, v) in self.step.state.iter().zip(&self.state) {
+            let shape = g.params[s.param].shape.iter().map(|n| *n as usize).collect();
+            t.push(NamedTensor { name: format!("opt.{}", s.name), shape, values: v.clone() });
+        }
+        let meta = vec![
+            ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
+            ("model".to_string(), model.to_string()),
+            ("epoch".to_string(), self.epoch.to_string()),
+            ("step".to_string(), self.t.to_string()),
+            ("seed".to_string(), self.settings.seed.to_string()),
+        ];
+        (t, meta)
+    }
+
+    /// Restores a checkpoint written by [`Trainer::checkpoint`] for the same model and rules.
+    pub fn restore(
+        &mut self,
+        file: &str,
+        tensors: &[circ_runtime::safetensors::NamedTensor],
+        meta: &[(String, String)],
+    ) -> Result<(), String> {
+        let get = |k: &str| meta.iter().find(|(m, _)| m == k).map(|(_, v)| v.as_str());
+        if get("format") != Some(CHECKPOINT_FORMAT) {
+            return Err(format!("{file} is not a circ training checkpoint (no `format: {CHECKPOINT_FORMAT}` metadata)"));
+        }
+        let number = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{file}: metadata `{k}` is missing"));
+        let (epoch, t, seed) = (number("epoch")?, number("step")?, number("seed")?);
+        if seed != self.settings.seed {
+            return Err(format!("{file} was trained with seed {seed}, this run has seed {}; resume with `--seed {seed}`", self.settings.seed));
+        }
+        let g = &self.step.graph;
+        let state: Vec<String> = self.step.state.iter().map(|s| format!("opt.{}", s.name)).collect();
+        let expected: Vec<&str> = g.params.iter().map(|p| p.name.as_str()).chain(state.iter().map(String::as_str)).collect();
+        let mut problems = Vec::new();
+        let mut values = Vec::new();
+        for (k, name) in expected.iter().enumerate() {
+            let shape: Vec<usize> = if k < g.params.len() {
+                g.params[k].shape.iter().map(|n| *n as usize).collect()
+            } else {
+                g.params[self.step.state[k - g.params.len()].param].shape.iter().map(|n| *n as usize).collect()
+            };
+            match circ_runtime::safetensors::find(tensors, name) {
+                Some(t) if t.shape == shape => values.push(t.values.clone()),
+                Some(t) => problems.push(format!("`{name}` has shape {:?}, expected {shape:?}", t.shape)),
+                None => problems.push(format!("no tensor `{name}`")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "{file} does not fit this model and its optimizers: {} (was it written for another model or other update rules?)",
+                problems.join("; ")
+            ));
+        }
+        let state_values = values.split_off(g.params.len());
+        self.params = values;
+        self.state = state_values;
+        self.epoch = epoch;
+        self.t = t;
+        Ok(())
+    }
+}
+
+/// Correct predictions of categorical and bernoulli observations.
+#[derive(Default)]
+struct Accuracy {
+    right: usize,
+    total: usize,
+}
+
+impl Accuracy {
+    fn add(&mut self, g: &Graph, data: &[HostTensor], output: impl Fn(&str) -> Option<Vec<f64>>) {
+        for term in &g.terms {
+            let Term::Likelihood { data: d, dist, prediction } = term else { continue };
+            let Some(pred) = output(prediction) else { continue };
+            let labels = &data[*d].values;
+            match dist {
+                Likelihood::Categorical => {
+                    let k = pred.len() / labels.len().max(1);
+                    for (row, label) in pred.chunks(k.max(1)).zip(labels) {
+                        let best = row
+                            .iter()
+                            .enumerate()
+                            .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, v)| if *v > bv { (i, *v) } else { (bi, bv) })
+                            .0;
+                        self.right += usize::from(best as f64 == *label);
+                        self.total += 1;
+                    }
+                }
+                Likelihood::Bernoulli => {
+                    for (logit, label) in pred.iter().zip(labels) {
+                        self.right += usize::from((*logit > 0.0) == (*label > 0.5));
+                        self.total += 1;
+                    }
+                }
+                Likelihood::Normal { .. } | Likelihood::Laplace { .. } => {}
+            }
+        }
+    }
+
+    fn fraction(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.right as f64 / self.total as f64)
+    }
+}

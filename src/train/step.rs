@@ -1,0 +1,68 @@
+//! The training step as one graph: forward pass, loss with every prior and likelihood term, the
+//! gradient and (when a rule needs it) the bprop2 curvature, and every parameter's update. Built
+//! once per training run; the loop only feeds batches and state and reads results back.
+//!
+//! Extra inputs: `batch_scale` (N / batch size), `step` (t ≥ 1) and one per optimizer state
+//! tensor. Outputs: `loss`, `nll`, the predictions, `new.<param>` and `state.<slot>`.
+
+use super::optimizer::{self, StateSlot};
+use crate::autodiff::{self, bprop2::Variant};
+use crate::check::checked::{CheckedModel, UpdateRule};
+use crate::ir::graph::{InputInfo, Output};
+use crate::ir::op::Op;
+use crate::ir::{Graph, NodeId};
+
+pub struct StepGraph {
+    pub graph: Graph,
+    /// The update rule of each parameter, in parameter order.
+    pub rules: Vec<UpdateRule>,
+    pub state: Vec<StateSlot>,
+}
+
+/// Builds the step of `model`: each parameter updates by its own rule, else by `default`.
+pub fn build(model: &CheckedModel, seed: u64, default: &UpdateRule) -> StepGraph {
+    let mut g = crate::ir::lower::lower_with(model, seed, true);
+    crate::passes::optimize(&mut g);
+    let rules: Vec<UpdateRule> = model.params.iter().map(|p| p.update.clone().unwrap_or_else(|| default.clone())).collect();
+    let curvature = rules.iter().any(optimizer::needs_curvature);
+    if curvature {
+        autodiff::bprop2::add_curvature(&mut g, Variant::GaussNewton);
+    } else {
+        autodiff::add_param_gradients(&mut g);
+    }
+    let scale = input_node(&mut g, "batch_scale");
+    let step = input_node(&mut g, "step");
+    let mut state = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let name = g.params[i].name.clone();
+        let w = match autodiff::param_node(&g, i) {
+            Some(w) => w,
+            None => g.push(Op::Param(i), &[], None, None),
+        };
+        let grad = g.output(&format!("grad.{name}")).expect("every parameter has a gradient output");
+        let curv = g.output(&format!("curv.{name}"));
+        let u = optimizer::UpdateInputs { param: i, w, grad, curv, scale, step };
+        let new = optimizer::update(&mut g, rule, &u, &mut state);
+        g.outputs.push(Output { name: format!("new.{name}"), node: new });
+    }
+    // The gradient and curvature live on inside the updates; as outputs they are not needed.
+    g.outputs.retain(|o| !o.name.starts_with("grad.") && !o.name.starts_with("curv."));
+    crate::passes::dce::run(&mut g);
+    crate::passes::optimize(&mut g);
+    StepGraph { graph: g, rules, state }
+}
+
+/// The node reading the extra input `name`, created (with its input) if the graph has none.
+fn input_node(g: &mut Graph, name: &str) -> NodeId {
+    let index = match g.inputs.iter().position(|i| i.name == name) {
+        Some(i) => i,
+        None => {
+            g.inputs.push(InputInfo { name: name.to_string(), shape: vec![] });
+            g.inputs.len() - 1
+        }
+    };
+    match g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Input(index)) {
+        Some(n) => n,
+        None => g.push(Op::Input(index), &[], None, None),
+    }
+}
