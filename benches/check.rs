@@ -202,11 +202,8 @@ circuit mixer{k}(d: int)(x: [B, d]) -> [B, d] {{
     let last = stage - 1;
     // Heads not placed yet observe the last stage.
     while head < heads {
-        writeln!(
-            s,
-            "    let r{head} = layers.linear({WIDTH}, 1)\n    y{head} ~ normal(r{head}(h{last})[:, 0], 1)"
-        )
-        .unwrap();
+        writeln!(s, "    let r{head} = layers.linear({WIDTH}, 1)\n    y{head} ~ normal(r{head}(h{last})[:, 0], 1)")
+            .unwrap();
         head += 1;
     }
     writeln!(
@@ -256,11 +253,7 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
         })
         .collect();
     times.sort();
-    Stats {
-        min: times[0],
-        median: times[times.len() / 2],
-        max: times[times.len() - 1],
-    }
+    Stats { min: times[0], median: times[times.len() / 2], max: times[times.len() - 1] }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -279,10 +272,7 @@ fn report(what: &str, st: &Stats, lines: usize) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a plain number sets the iteration count.
-    let iterations: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(30);
+    let iterations: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(30);
     let src = generate(TARGET_LINES);
     let n_lines = lines(&src);
     if let Ok(path) = std::env::var("CIRC_BENCH_DUMP") {
@@ -329,11 +319,7 @@ fn main() {
     report("  load (parse file + imports)", &load, n_lines);
     report("  check (names, shapes, inlining)", &check, n_lines);
     println!();
-    let verdict = if ms(full.median) < TARGET_MS {
-        "MET"
-    } else {
-        "MISSED"
-    };
+    let verdict = if ms(full.median) < TARGET_MS { "MET" } else { "MISSED" };
     println!(
         "target: check_source on {n_lines} lines < {TARGET_MS} ms: {verdict} (median {:.3} ms, max {:.3} ms)",
         ms(full.median),

@@ -77,6 +77,11 @@ impl Diagnostic {
 
     /// Renders the diagnostic as text; `color` adds ANSI colours for terminals.
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
+        self.render_with(&mut SourceCache::new(sources), color)
+    }
+
+    /// [`Diagnostic::render`] with a cache built once for many diagnostics.
+    fn render_with(&self, cache: &mut SourceCache<'_>, color: bool) -> String {
         let Some(main) = self.primary_span() else {
             let kind = match self.severity {
                 Severity::Error => "error",
@@ -117,9 +122,8 @@ impl Diagnostic {
             report = report.with_note(n);
         }
         let mut out = Vec::new();
-        let cache = SourceCache::new(sources);
         // Writing into a Vec cannot fail; a failure here would be a bug in the cache.
-        if report.finish().write(cache, &mut out).is_err() {
+        if report.finish().write(&mut *cache, &mut out).is_err() {
             return format!("error[{}]: {}\n", self.code, self.message);
         }
         String::from_utf8_lossy(&out).into_owned()
@@ -155,5 +159,6 @@ impl<'a> ariadne::Cache<FileId> for SourceCache<'a> {
 pub fn render_all(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
     sorted.sort_by_key(|d| d.primary_span().map(|s| (s.file, s.start)));
-    sorted.iter().map(|d| d.render(sources, color)).collect::<Vec<_>>().join("\n")
+    let mut cache = SourceCache::new(sources);
+    sorted.iter().map(|d| d.render_with(&mut cache, color)).collect::<Vec<_>>().join("\n")
 }

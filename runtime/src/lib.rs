@@ -2,6 +2,7 @@
 //! data, parameters and results are exchanged in; executors join it in later stages.
 
 pub mod csv;
+pub mod npy;
 pub mod safetensors;
 mod tensor;
 

@@ -15,7 +15,12 @@ pub const MAX_PARAM_ELEMENTS: u64 = 1 << 32;
 /// Most times a `repeat` body may be written out.
 pub const MAX_REPEAT: i64 = 1000;
 /// Deepest chain of circuit instances inside instances.
-pub const MAX_INSTANCE_DEPTH: usize = 64;
+pub const MAX_INSTANCE_DEPTH: usize = 32;
+/// Most statements one model may elaborate to, counting every `repeat` step and every inlined
+/// circuit body: a bound on the work and memory a small file can ask for.
+pub const MAX_STATEMENTS: usize = 200_000;
+/// Errors reported before the checker stops.
+pub const MAX_ERRORS: usize = 100;
 
 /// A compile-time number.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,6 +125,8 @@ pub struct Builder {
     /// Named instances: where each was created, so re-running a shared body finds its own.
     pub instance_names: HashMap<String, (Span, Rc<Instance>)>,
     pub observed: HashMap<usize, Span>,
+    /// Statements elaborated so far (see [`MAX_STATEMENTS`]).
+    pub statements: usize,
 }
 
 impl SymNames for Builder {
@@ -189,6 +196,12 @@ impl<'p> Checker<'p> {
     pub fn report(&mut self, mut d: Diagnostic) {
         if d.is_error() {
             self.errors_seen += 1;
+        }
+        if self.diags.len() >= MAX_ERRORS {
+            return;
+        }
+        if self.diags.len() + 1 == MAX_ERRORS {
+            d = d.note(format!("stopping after {MAX_ERRORS} diagnostics"));
         }
         if !self.reported.insert((d.code, d.primary_span())) {
             return;
@@ -354,6 +367,19 @@ impl<'p> Checker<'p> {
     }
 
     fn stmt(&mut self, stmt: &'p Stmt, scope: &mut Scope, in_repeat: bool) {
+        if self.b.statements >= MAX_STATEMENTS || self.diags.len() >= MAX_ERRORS {
+            return;
+        }
+        self.b.statements += 1;
+        if self.b.statements == MAX_STATEMENTS {
+            self.report(
+                Diagnostic::error("E0406", format!("the model elaborates to more than {MAX_STATEMENTS} statements"))
+                    .label(stmt.span, "the limit was reached here")
+                    .note("every step of a `repeat` and every application of a circuit counts its statements again")
+                    .help("use fewer or shorter `repeat` blocks, or fewer nested circuit applications"),
+            );
+            return;
+        }
         match &stmt.kind {
             StmtKind::Data { name, ty, source } => {
                 if scope.in_circuit || in_repeat {

@@ -829,7 +829,13 @@ impl<'p> Checker<'p> {
                 return None;
             }
             dims[axis] = match (dims[axis], tp.dims[axis]) {
-                (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
+                (Dim::Known(x), Dim::Known(y)) => match x.checked_add(y) {
+                    Some(n) => Dim::Known(n),
+                    None => {
+                        self.report(Diagnostic::error("E0312", "the concatenation is too large").label(s, "its size overflows"));
+                        return None;
+                    }
+                },
                 (Dim::Any, _) | (_, Dim::Any) => Dim::Any,
                 // Checked on its own, a circuit's `int` arguments are symbols: sizes come at instances.
                 _ if self.generic => Dim::Any,

@@ -32,6 +32,25 @@ impl CheckOutput {
 }
 
 /// Checks a loaded program: every circuit of every module, and every model of the root module.
+///
+/// Elaboration recurses through circuit instances and expressions (both bounded), so it runs on
+/// a thread with a stack large enough for the deepest input the limits allow.
 pub fn check(program: &Program) -> CheckOutput {
-    elaborate::Checker::new(program).run()
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("circ-check".into())
+            .stack_size(CHECK_STACK)
+            .spawn_scoped(s, || elaborate::Checker::new(program).run());
+        match worker {
+            Ok(handle) => match handle.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread to be had: check on this one.
+            Err(_) => elaborate::Checker::new(program).run(),
+        }
+    })
 }
+
+/// Stack of the checking thread.
+const CHECK_STACK: usize = 256 << 20;
