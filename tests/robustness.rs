@@ -6,8 +6,7 @@
 //!   watchdog fails the test if one case runs longer than [`CASE_LIMIT`].
 //! * `deep_*`: pathological nesting, run on a thread with a small stack ([`SMALL_STACK`]) to show
 //!   there is headroom, each with a time limit.
-//! * `known_bug_*` (ignored): inputs that still panic, overflow the stack or hang. Run them with
-//!   `cargo test --test robustness -- --ignored` and remove the `#[ignore]` once fixed.
+//! * `regression_*`: inputs that once panicked, overflowed the stack or hung.
 //!
 //! Everything is driven by a small seeded PRNG, so failures reproduce. Environment knobs:
 //! `CIRC_FUZZ_SEED` (base seed, default fixed), `CIRC_FUZZ_CASES` (number of cases, default
@@ -873,12 +872,10 @@ fn end_of_line_label_on_a_multibyte_character() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known bugs: each of these inputs panics, overflows the stack or hangs. Remove the `#[ignore]`
-// once the front end handles it. (A stack overflow aborts the whole test binary.)
+// Inputs that once panicked, overflowed the stack or hung: each must now give an answer fast.
 
 #[test]
-#[ignore = "bug: u64 overflow in concat's axis size (panics in debug builds, wraps in release)"]
-fn known_bug_concat_size_overflow() {
+fn regression_concat_size_overflow() {
     // one_hot makes an axis of 2^63 - 1; concatenating three of them overflows u64.
     let src =
         "model m {\n    data k: int[N]\n    let o = one_hot(k, 9223372036854775807)\n    let c = concat(o, o, o)\n}\n";
@@ -886,15 +883,13 @@ fn known_bug_concat_size_overflow() {
 }
 
 #[test]
-#[ignore = "bug: nested repeat counts multiply (1000^3 statements): hangs"]
-fn known_bug_nested_repeat_blowup() {
+fn regression_nested_repeat_blowup() {
     let src = "model m {\n    param w: [] = 1\n    let x = w\n    repeat 1000 {\n        repeat 1000 {\n            repeat 1000 {\n                let x = x + w\n            }\n        }\n    }\n}\n";
     run_guarded("nested repeat 1000^3", src.to_string(), SMALL_STACK, CASE_LIMIT);
 }
 
 #[test]
-#[ignore = "bug: applying an instance twice per circuit level inlines 2^depth bodies: hangs"]
-fn known_bug_exponential_circuit_inlining() {
+fn regression_exponential_circuit_inlining() {
     let mut s = String::from("circuit c0()(x: [B, 2]) -> [B, 2] {\n    return x\n}\n");
     for i in 1..40 {
         s.push_str(&format!(
@@ -906,30 +901,26 @@ fn known_bug_exponential_circuit_inlining() {
 }
 
 #[test]
-#[ignore = "bug: stack overflow: instance depth (64) times expression depth (100) is unbounded recursion"]
-fn known_bug_deep_expressions_in_deep_instances() {
+fn regression_deep_expressions_in_deep_instances() {
     // Overflows even the CLI's 8 MiB main thread in the dev profile.
     run_guarded("64 chained circuits, depth-20 expressions", circuit_chain(64, 20), 8 * 1024 * 1024, CASE_LIMIT);
 }
 
 #[test]
-#[ignore = "slow path: `did you mean` fills a full len(a) x len(b) edit-distance matrix (quadratic time and memory)"]
-fn known_bug_long_unknown_name() {
+fn regression_long_unknown_name() {
     // 20 KB of input: ~800 MB allocated; 20 000-char names take 3.2 GB, 60 000-char ones OOM.
     let src = format!("model m {{\n    let {} = 1\n    let y = {}\n}}\n", "a".repeat(10_000), "b".repeat(10_000));
     run_guarded("10 000-char unknown name", src, SMALL_STACK, CASE_LIMIT);
 }
 
 #[test]
-#[ignore = "slow path: every unknown name is compared with every name in scope (quadratic)"]
-fn known_bug_many_unknown_names() {
+fn regression_many_unknown_names() {
     let unknown: String = (0..5_000).map(|i| format!("    let v{i} = u{i}\n")).collect();
     run_guarded("5 000 unknown names", in_model(&unknown), SMALL_STACK, CASE_LIMIT);
 }
 
 #[test]
-#[ignore = "slow path: rendering rebuilds every file's line index per diagnostic (diagnostics x file size)"]
-fn known_bug_rendering_many_diagnostics_is_quadratic() {
+fn regression_rendering_many_diagnostics_is_quadratic() {
     // 20 000 lines with a `^` each: 20 000 diagnostics; the CLI takes seconds to print them.
     let src = format!("model m {{\n{}}}\n", "let x = 1 ^ 2\n".repeat(20_000));
     run_guarded_with("20 000 lexical errors, all rendered", src, SMALL_STACK, CASE_LIMIT, Render::All { color: false });

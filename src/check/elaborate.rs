@@ -18,7 +18,7 @@ pub const MAX_REPEAT: i64 = 1000;
 pub const MAX_INSTANCE_DEPTH: usize = 32;
 /// Most statements one model may elaborate to, counting every `repeat` step and every inlined
 /// circuit body: a bound on the work and memory a small file can ask for.
-pub const MAX_STATEMENTS: usize = 200_000;
+pub const MAX_STATEMENTS: usize = 50_000;
 /// Errors reported before the checker stops.
 pub const MAX_ERRORS: usize = 100;
 
@@ -367,17 +367,7 @@ impl<'p> Checker<'p> {
     }
 
     fn stmt(&mut self, stmt: &'p Stmt, scope: &mut Scope, in_repeat: bool) {
-        if self.b.statements >= MAX_STATEMENTS || self.diags.len() >= MAX_ERRORS {
-            return;
-        }
-        self.b.statements += 1;
-        if self.b.statements == MAX_STATEMENTS {
-            self.report(
-                Diagnostic::error("E0406", format!("the model elaborates to more than {MAX_STATEMENTS} statements"))
-                    .label(stmt.span, "the limit was reached here")
-                    .note("every step of a `repeat` and every application of a circuit counts its statements again")
-                    .help("use fewer or shorter `repeat` blocks, or fewer nested circuit applications"),
-            );
+        if self.diags.len() >= MAX_ERRORS || !self.spend(stmt.span) {
             return;
         }
         match &stmt.kind {
@@ -466,6 +456,24 @@ impl<'p> Checker<'p> {
             }
             StmtKind::Error => {}
         }
+    }
+
+    /// Counts one statement against [`MAX_STATEMENTS`]; false (after one error) once it is spent.
+    fn spend(&mut self, span: Span) -> bool {
+        if self.b.statements >= MAX_STATEMENTS {
+            return false;
+        }
+        self.b.statements += 1;
+        if self.b.statements == MAX_STATEMENTS {
+            self.report(
+                Diagnostic::error("E0406", format!("the model elaborates to more than {MAX_STATEMENTS} statements"))
+                    .label(span, "the limit was reached here")
+                    .note("every step of a `repeat` and every application of a circuit counts its statements again")
+                    .help("use fewer or shorter `repeat` blocks, or fewer nested circuit applications"),
+            );
+            return false;
+        }
+        true
     }
 
     fn not_here(&mut self, stmt: &Stmt, what: &str, place: &str, help: &str) {
@@ -640,6 +648,10 @@ impl<'p> Checker<'p> {
     pub fn apply(&mut self, inst: &Rc<Instance>, args: &'p [ast::Arg], span: Span, scope: &mut Scope) -> Option<Value> {
         let c = inst.circuit;
         let circuit = self.circuit(c);
+        // An application counts as a statement: inlining can double the work at every level.
+        if !self.spend(span) {
+            return None;
+        }
         if self.stack.iter().any(|(sc, ..)| *sc == c) || self.stack.len() >= MAX_INSTANCE_DEPTH {
             self.report(
                 Diagnostic::error("E0207", format!("circuit `{}` uses itself", circuit.name.name))

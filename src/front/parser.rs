@@ -13,6 +13,9 @@ lalrpop_util::lalrpop_mod!(
     "/circ.rs"
 );
 
+/// Syntax errors reported per file before giving up.
+pub const MAX_SYNTAX_ERRORS: usize = 100;
+
 /// Parses a file. Always returns a module (possibly partial) and the diagnostics found.
 pub fn parse(file: FileId, src: &str) -> (Module, Vec<Diagnostic>) {
     let mut diags = Vec::new();
@@ -36,6 +39,11 @@ pub fn parse(file: FileId, src: &str) -> (Module, Vec<Diagnostic>) {
         diags.extend(syntax);
     }
     report_deep_expressions(&module, &mut diags);
+    if diags.len() > MAX_SYNTAX_ERRORS {
+        diags.truncate(MAX_SYNTAX_ERRORS);
+        let last = diags.pop().map(|d| d.note(format!("stopping after {MAX_SYNTAX_ERRORS} syntax errors")));
+        diags.extend(last);
+    }
     (module, diags)
 }
 
