@@ -51,3 +51,39 @@ pub fn bind_table(g: &Graph, table: &Table) -> Result<Vec<HostTensor>, String> {
     })
     .collect()
 }
+
+/// Data for a graph from a path: a CSV file; a directory holding one `<name>.npy` per data
+/// declaration; or a single `.npy` file when the model declares one datum.
+pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String> {
+    let npy = |d: &crate::ir::graph::DataInfo, file: &std::path::Path| -> Result<HostTensor, String> {
+        let a = circ_runtime::npy::read_npy(file).map_err(|e| e.to_string())?;
+        let fits = a.shape.len() == d.shape.len()
+            && a.shape.iter().zip(&d.shape).all(|(n, want)| !matches!(want, Dim::Known(k) if *k as usize != *n));
+        if !fits {
+            let want: Vec<String> = d.shape.iter().map(|x| crate::check::types::ShowDim(*x, g).to_string()).collect();
+            return Err(format!("{}: data `{}` needs shape [{}], the file holds {:?}", file.display(), d.name, want.join(", "), a.shape));
+        }
+        if d.elem == Elem::Int {
+            if let Some(v) = a.values.iter().find(|v| v.fract() != 0.0) {
+                return Err(format!("{}: `{}` holds integer labels, found {v}", file.display(), d.name));
+            }
+        }
+        Ok(HostTensor { shape: a.shape, values: a.values })
+    };
+    if path.is_dir() {
+        return g.data.iter().map(|d| npy(d, &path.join(format!("{}.npy", d.name)))).collect();
+    }
+    if path.extension().is_some_and(|e| e == "npy") {
+        return match g.data.as_slice() {
+            [d] => Ok(vec![npy(d, path)?]),
+            _ => Err(format!(
+                "{}: one .npy file holds one array, but the model declares {} data ({}); give a directory with one `<name>.npy` each",
+                path.display(),
+                g.data.len(),
+                g.data.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        };
+    }
+    let table = circ_runtime::csv::read_csv(path).map_err(|e| e.to_string())?;
+    bind_table(g, &table)
+}

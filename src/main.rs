@@ -93,7 +93,7 @@ enum Command {
     Grad {
         /// The .circ file.
         file: PathBuf,
-        /// CSV file with the model's data columns.
+        /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
         #[arg(long)]
         data: PathBuf,
         /// Parameter values (safetensors, one tensor per parameter); default: the initial draws.
@@ -120,7 +120,7 @@ enum Command {
     Hessian {
         /// The .circ file.
         file: PathBuf,
-        /// CSV file with the model's data columns.
+        /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
         #[arg(long)]
         data: PathBuf,
         /// Parameter values (safetensors); default: the initial draws.
@@ -135,7 +135,7 @@ enum Command {
     Train {
         /// The .circ file.
         file: PathBuf,
-        /// CSV file with the model's data columns.
+        /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
         #[arg(long)]
         data: PathBuf,
         /// Validation data (CSV); default: hold out the model's `valid` fraction of --data.
@@ -357,16 +357,9 @@ fn eval(file: &PathBuf, data: &PathBuf, seed: u64, zero_params: bool, f32: bool,
         Ok(c) => c,
         Err(code) => return code,
     };
-    let table = match circ_runtime::csv::read_csv(data) {
-        Ok(t) => t,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(2);
-        }
-    };
     let mut failed = false;
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        let inputs = match circ::data::bind_table(&g, &table) {
+        let inputs = match circ::data::load(&g, data) {
             Ok(d) => d,
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));
@@ -419,11 +412,7 @@ fn prepare(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, 
         return Err(ExitCode::from(2));
     }
     let graph = graphs.remove(0);
-    let table = circ_runtime::csv::read_csv(data).map_err(|e| {
-        err(&format!("error: {e}\n"));
-        ExitCode::from(2)
-    })?;
-    let data = circ::data::bind_table(&graph, &table).map_err(|e| {
+    let data = circ::data::load(&graph, data).map_err(|e| {
         err(&format!("error: {e}\n"));
         ExitCode::from(1)
     })?;

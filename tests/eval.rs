@@ -64,3 +64,48 @@ fn fractional_labels_are_refused_with_their_place() {
     let e = circ::data::bind_table(g, &table).unwrap_err();
     assert_eq!(e, "d.csv:3:2 (column \"y\"): `y` holds integer labels, found 1.5");
 }
+
+/// Writes a little-endian f8 .npy file (format 1.0), as numpy does.
+fn write_npy(path: &Path, shape: &[usize], values: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The same data as a directory of `.npy` files give the same loss as the CSV.
+#[test]
+fn npy_directories_feed_the_same_data_as_csv() {
+    let checked = driver::check_source(
+        "m.circ",
+        "model m {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: int[N]\n param w: [2, 3] ~ normal(0, 1)\n y ~ categorical(x @ w)\n}\n",
+    );
+    assert!(!checked.has_errors(), "{}", checked.render(false));
+    let g = &driver::lower(&checked, 3)[0];
+    let dir = std::env::temp_dir().join(format!("circ-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("d.csv");
+    std::fs::write(&csv, "a,b,y\n0.5,1.5,0\n-1,2,2\n3,0.25,1\n").unwrap();
+    write_npy(&dir.join("x.npy"), &[3, 2], &[0.5, 1.5, -1.0, 2.0, 3.0, 0.25]);
+    write_npy(&dir.join("y.npy"), &[3], &[0.0, 2.0, 1.0]);
+    let params = circ::ir::init::initial_values(g);
+    let from_csv = circ::data::load(g, &csv).unwrap();
+    let from_npy = circ::data::load(g, &dir).unwrap();
+    let a = driver::evaluate(g, &checked.program.sources, &from_csv, &params, false).unwrap().loss;
+    let b = driver::evaluate(g, &checked.program.sources, &from_npy, &params, false).unwrap().loss;
+    assert_eq!(a, b);
+    // A label file with fractions is refused with the file named.
+    write_npy(&dir.join("y.npy"), &[3], &[0.0, 2.5, 1.0]);
+    let e = circ::data::load(g, &dir).unwrap_err();
+    assert!(e.ends_with("y.npy: `y` holds integer labels, found 2.5"), "{e}");
+}

@@ -60,7 +60,7 @@ pub fn train(a: Args) -> ExitCode {
     let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
     circ::passes::optimize(&mut eval);
 
-    let read = |p: &PathBuf| circ_runtime::csv::read_csv(p).map_err(|e| e.to_string()).and_then(|t| circ::data::bind_table(&step.graph, &t));
+    let read = |p: &PathBuf| circ::data::load(&step.graph, p);
     let all = match read(&a.data) {
         Ok(d) => d,
         Err(e) => {
