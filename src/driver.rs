@@ -96,7 +96,11 @@ fn evaluate_as<T: crate::interp::Real>(
             (label.starts_with("likelihood ") || label.starts_with("prior ")).then(|| (label.clone(), scalar(id)))
         })
         .collect();
-    let outputs = g.outputs.iter().map(|o| (o.name.clone(), values.get(o.node).map(|t| t.shape.clone()).unwrap_or_default())).collect();
+    let outputs = g
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), values.get(o.node).map(|t| t.shape.clone()).unwrap_or_default()))
+        .collect();
     let first_non_finite = values.first_non_finite().map(|id| {
         let n = g.node(id);
         let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
@@ -183,7 +187,8 @@ pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
     let costs: Vec<(&str, crate::ir::cost::Cost)> =
         rows.iter().map(|(name, d)| (*name, cost(&differentiated(g, *d), n))).collect();
     let grad = costs[1].1;
-    let mut s = format!("{:<22} {:>6} {:>14} {:>14} {:>9} {:>9}\n", "graph", "nodes", "flops", "values", "flops/g", "values/g");
+    let mut s =
+        format!("{:<22} {:>6} {:>14} {:>14} {:>9} {:>9}\n", "graph", "nodes", "flops", "values", "flops/g", "values/g");
     for (name, c) in &costs {
         let _ = writeln!(
             s,
@@ -327,9 +332,18 @@ pub fn bind_for_prediction(
             partial.data = vec![d.clone()];
             out.push(crate::data::bind_table(&partial, table)?.remove(0));
         } else {
-            let width: usize = d.shape[1..].iter().map(|x| if let crate::check::types::Dim::Known(n) = x { *n as usize } else { 1 }).product();
+            let width: usize = d.shape[1..]
+                .iter()
+                .map(|x| if let crate::check::types::Dim::Known(n) = x { *n as usize } else { 1 })
+                .product();
             let mut shape = vec![table.rows];
-            shape.extend(d.shape[1..].iter().map(|x| if let crate::check::types::Dim::Known(n) = x { *n as usize } else { 1 }));
+            shape.extend(d.shape[1..].iter().map(|x| {
+                if let crate::check::types::Dim::Known(n) = x {
+                    *n as usize
+                } else {
+                    1
+                }
+            }));
             out.push(crate::interp::HostTensor { shape, values: vec![0.0; table.rows * width] });
         }
     }

@@ -3,14 +3,14 @@
 //! The pipeline follows the folder tree: `front` (lexer, parser, imports) → `check` (names,
 //! shapes, priors) → later stages. See ARCHITECTURE.md.
 
+pub mod autodiff;
 pub mod check;
+pub mod data;
 pub mod diagnostic;
 pub mod driver;
 pub mod front;
-pub mod source;
 pub mod interp;
 pub mod ir;
 pub mod passes;
-pub mod data;
-pub mod autodiff;
+pub mod source;
 pub mod train;

@@ -6,7 +6,7 @@ use cli::{err, out};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -212,7 +212,9 @@ fn main() -> ExitCode {
             let what = match (grad, bprop2, gauss_newton) {
                 (true, _, _) => Some(circ::driver::Derivatives::Gradient),
                 (_, true, false) => Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full)),
-                (_, true, true) => Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::GaussNewton)),
+                (_, true, true) => {
+                    Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::GaussNewton))
+                }
                 _ => None,
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
@@ -299,7 +301,7 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
 }
 
 /// Checks a file for the commands that need a valid model; prints diagnostics.
-pub(crate) fn load(file: &PathBuf, color: bool) -> Result<circ::driver::Checked, ExitCode> {
+pub(crate) fn load(file: &Path, color: bool) -> Result<circ::driver::Checked, ExitCode> {
     let checked = circ::driver::check_file(file).map_err(|e| {
         err(&(format!("error: cannot read {}: {e}", file.display()) + "\n"));
         ExitCode::from(2)
@@ -321,14 +323,19 @@ struct GraphView {
     n: u64,
 }
 
-fn graph(file: &PathBuf, view: GraphView, seed: u64, color: bool) -> ExitCode {
+fn graph(file: &Path, view: GraphView, seed: u64, color: bool) -> ExitCode {
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
     for (model, mut g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
         if view.stats {
-            out(&format!("graph {} (symbolic sizes = {})\n{}", model.name, view.n, circ::driver::stats(&g, view.n as f64)));
+            out(&format!(
+                "graph {} (symbolic sizes = {})\n{}",
+                model.name,
+                view.n,
+                circ::driver::stats(&g, view.n as f64)
+            ));
             continue;
         }
         if let Some(what) = view.what {
@@ -351,8 +358,7 @@ fn graph(file: &PathBuf, view: GraphView, seed: u64, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-
-fn eval(file: &PathBuf, data: &PathBuf, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
+fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -404,7 +410,7 @@ struct Prepared {
     params: Vec<Vec<f64>>,
 }
 
-fn prepare(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, color: bool) -> Result<Prepared, ExitCode> {
+fn prepare(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color: bool) -> Result<Prepared, ExitCode> {
     let checked = load(file, color)?;
     let mut graphs = circ::driver::lower(&checked, seed);
     if graphs.len() != 1 {
@@ -428,11 +434,11 @@ fn prepare(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, 
 
 #[allow(clippy::too_many_arguments)]
 fn grad(
-    file: &PathBuf,
-    data: &PathBuf,
+    file: &Path,
+    data: &Path,
     params: Option<&PathBuf>,
     seed: u64,
-    out_path: &PathBuf,
+    out_path: &Path,
     what: circ::driver::Derivatives,
     hvp: Option<&PathBuf>,
     color: bool,
@@ -464,7 +470,9 @@ fn grad(
         }
     };
     let kind = match what {
-        circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full) => "bprop2 curvature (full diagonal)".to_string(),
+        circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full) => {
+            "bprop2 curvature (full diagonal)".to_string()
+        }
         circ::driver::Derivatives::Curvature(_) => "bprop2 curvature (Gauss-Newton)".to_string(),
         circ::driver::Derivatives::Hvp => "Hessian-vector product".to_string(),
         _ => "gradient".to_string(),
@@ -482,7 +490,7 @@ fn grad(
 /// Largest model `circ hessian` prints.
 const MAX_HESSIAN: usize = 400;
 
-fn hessian(file: &PathBuf, data: &PathBuf, params: Option<&PathBuf>, seed: u64, color: bool) -> ExitCode {
+fn hessian(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color: bool) -> ExitCode {
     let p = match prepare(file, data, params, seed, color) {
         Ok(p) => p,
         Err(code) => return code,

@@ -18,7 +18,7 @@
 //! Laplace terms have no curvature almost everywhere; both variants use their Fisher
 //! information 1/b² instead, so a Laplace prior still acts as a precision.
 
-use super::reverse::{self, unreduce, unary_derivative};
+use super::reverse::{self, unary_derivative, unreduce};
 use crate::check::checked::Prior;
 use crate::check::types::Dim;
 use crate::ir::graph::{Likelihood, Output, Scale, Term};

@@ -99,7 +99,8 @@ fn rule(g: &mut Graph, y: NodeId, xs: &[NodeId], tan: &HashMap<NodeId, NodeId>) 
                     let xshape = g.shape_of(xs[0]);
                     let m = unreduce(g, y, &xshape, axes, *keepdims, s);
                     let mask = g.binary(BinaryOp::Eq, xs[0], m, s);
-                    let ties = g.push(Op::Reduce { f: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[mask], None, s);
+                    let ties =
+                        g.push(Op::Reduce { f: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[mask], None, s);
                     let ties = g.expand_to(ties, xshape, s);
                     let share = g.binary(BinaryOp::Div, mask, ties, s);
                     let w = g.binary(BinaryOp::Mul, tx, share, s);

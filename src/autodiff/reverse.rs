@@ -110,7 +110,8 @@ pub fn rule(g: &mut Graph, y: NodeId, xs: &[NodeId], i: usize, gy: NodeId) -> Op
                     // Ties share the gradient equally.
                     let m = unreduce(g, y, &xshape, axes, *keepdims, s);
                     let mask = g.binary(BinaryOp::Eq, x, m, s);
-                    let ties = g.push(Op::Reduce { f: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[mask], None, s);
+                    let ties =
+                        g.push(Op::Reduce { f: ReduceOp::Sum, axes: axes.clone(), keepdims: true }, &[mask], None, s);
                     let ties = g.expand_to(ties, xshape.clone(), s);
                     let share = g.binary(BinaryOp::Div, mask, ties, s);
                     g.binary(BinaryOp::Mul, back, share, s)

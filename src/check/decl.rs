@@ -396,7 +396,11 @@ impl<'p> Checker<'p> {
                             Diagnostic::error("E0406", "`valid` is the held-out fraction, in [0, 1)")
                                 .label(s.value.span, format!("this is {}", super::signature::num(x)))
                                 .help(if (1.0..100.0).contains(&x) {
-                                    format!("for {}% of the data, write `valid = {}`", super::signature::num(x), super::signature::num(x / 100.0))
+                                    format!(
+                                        "for {}% of the data, write `valid = {}`",
+                                        super::signature::num(x),
+                                        super::signature::num(x / 100.0)
+                                    )
                                 } else {
                                     "for a fifth of the data, write `valid = 0.2`".to_string()
                                 }),

@@ -269,7 +269,8 @@ impl<'p> Checker<'p> {
         };
         let errors_before = self.error_count();
         self.stmts(&m.body, &mut scope, false);
-        if self.error_count() == errors_before && self.b.observations.is_empty() && self.b.activation_priors.is_empty() {
+        if self.error_count() == errors_before && self.b.observations.is_empty() && self.b.activation_priors.is_empty()
+        {
             self.report(
                 Diagnostic::warning("W0001", format!("model `{}` observes no data", m.name.name))
                     .label(m.name.span, "nothing here has a likelihood")
@@ -393,7 +394,12 @@ impl<'p> Checker<'p> {
                         "declare the parameter before the block; every step then shares it",
                     );
                 } else {
-                    let decl = ParamSyntax { init: init.as_ref(), prior: prior.as_ref(), draw: draw.as_ref(), update: update.as_ref() };
+                    let decl = ParamSyntax {
+                        init: init.as_ref(),
+                        prior: prior.as_ref(),
+                        draw: draw.as_ref(),
+                        update: update.as_ref(),
+                    };
                     self.param_decl(name, ty, decl, scope);
                 }
                 poison_if_unbound(scope, name);
@@ -405,7 +411,10 @@ impl<'p> Checker<'p> {
                 let Some(v) = v else {
                     // A failed `let` hides any earlier `let` of the same name: its value is unknown.
                     if scope.vars.get(&name.name).is_none_or(|b| matches!(b.kind, BindKind::Let | BindKind::Instance)) {
-                        scope.vars.insert(name.name.clone(), Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
+                        scope.vars.insert(
+                            name.name.clone(),
+                            Binding { value: Value::Poison, span: name.span, kind: BindKind::Let },
+                        );
                     }
                     return;
                 };
@@ -814,7 +823,8 @@ impl<'p> Checker<'p> {
             Some(u) => self.update_rule(u, scope).map(Some),
             None => Some(None),
         };
-        let (Some(t), Some(prior_v), Some(init_v), Some(update_v), Some(draw_v)) = (t, prior_v, init_v, update_v, draw_v)
+        let (Some(t), Some(prior_v), Some(init_v), Some(update_v), Some(draw_v)) =
+            (t, prior_v, init_v, update_v, draw_v)
         else {
             return;
         };
@@ -961,7 +971,6 @@ impl<'p> Checker<'p> {
     }
 }
 
-
 /// The optional parts of a `param` declaration.
 #[derive(Clone, Copy)]
 struct ParamSyntax<'p> {
@@ -982,7 +991,11 @@ fn contains_return_or_error(stmts: &[Stmt]) -> bool {
 
 /// After a failed declaration, binds its name to `Poison` so its uses report nothing more.
 fn poison_if_unbound(scope: &mut Scope, name: &ast::Ident) {
-    scope.vars.entry(name.name.clone()).or_insert(Binding { value: Value::Poison, span: name.span, kind: BindKind::Let });
+    scope.vars.entry(name.name.clone()).or_insert(Binding {
+        value: Value::Poison,
+        span: name.span,
+        kind: BindKind::Let,
+    });
 }
 
 pub fn elem_of(e: ElemType) -> Elem {

@@ -194,10 +194,20 @@ impl<'p> Checker<'p> {
             Value::Instance(inst) => self.apply(&inst, args, span, scope),
             _ => {
                 let help = match &callee.kind {
-                    ExprKind::Path(p) if p.len() == 1 && scope.vars.get(&p[0].name).is_some_and(|b| b.kind == super::elaborate::BindKind::Param) => {
-                        format!("`{}` is a parameter; to multiply by it, write `… @ {}` or `… * {}`", p[0].name, p[0].name, p[0].name)
+                    ExprKind::Path(p)
+                        if p.len() == 1
+                            && scope
+                                .vars
+                                .get(&p[0].name)
+                                .is_some_and(|b| b.kind == super::elaborate::BindKind::Param) =>
+                    {
+                        format!(
+                            "`{}` is a parameter; to multiply by it, write `… @ {}` or `… * {}`",
+                            p[0].name, p[0].name, p[0].name
+                        )
                     }
-                    _ => "only functions, circuits (`dense(4, 2)`) and circuit instances (`layer(x)`) are called".to_string(),
+                    _ => "only functions, circuits (`dense(4, 2)`) and circuit instances (`layer(x)`) are called"
+                        .to_string(),
                 };
                 self.report(
                     Diagnostic::error("E0404", "this cannot be called")
@@ -761,11 +771,15 @@ impl<'p> Checker<'p> {
                     ([], r) => Dim::Known(r),
                     ([s], 1) => Dim::Sym(super::types::SymId(*s)),
                     (rest_syms, r) => {
-                        let mut parts: Vec<String> = rest_syms.iter().map(|s| self.b.syms[*s as usize].clone()).collect();
+                        let mut parts: Vec<String> =
+                            rest_syms.iter().map(|s| self.b.syms[*s as usize].clone()).collect();
                         if r != 1 {
                             parts.insert(0, r.to_string());
                         }
-                        fail(self, format!("-1 would stand for {}, which is not a size circ can name", parts.join("·")));
+                        fail(
+                            self,
+                            format!("-1 would stand for {}, which is not a size circ can name", parts.join("·")),
+                        );
                         return None;
                     }
                 });
@@ -832,7 +846,9 @@ impl<'p> Checker<'p> {
                 (Dim::Known(x), Dim::Known(y)) => match x.checked_add(y) {
                     Some(n) => Dim::Known(n),
                     None => {
-                        self.report(Diagnostic::error("E0312", "the concatenation is too large").label(s, "its size overflows"));
+                        self.report(
+                            Diagnostic::error("E0312", "the concatenation is too large").label(s, "its size overflows"),
+                        );
                         return None;
                     }
                 },

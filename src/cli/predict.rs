@@ -5,10 +5,10 @@
 use super::{err, out};
 use circ::ir::graph::{Likelihood, Scale, Term};
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(file: &PathBuf, params: &PathBuf, data: &PathBuf, out_path: Option<&PathBuf>, color: bool) -> ExitCode {
+pub fn run(file: &Path, params: &Path, data: &Path, out_path: Option<&PathBuf>, color: bool) -> ExitCode {
     let checked = match crate::load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -62,7 +62,9 @@ pub fn run(file: &PathBuf, params: &PathBuf, data: &PathBuf, out_path: Option<&P
         let name = &g.data[*d].name;
         let Some(pred) = res.get(prediction) else { continue };
         // A prediction may be broadcast (a scalar mean): spread it over the rows.
-        let per_row = |v: &[f64]| -> Vec<f64> { (0..rows).map(|r| v[if v.len() == 1 { 0 } else { r.min(v.len() - 1) }]).collect() };
+        let per_row = |v: &[f64]| -> Vec<f64> {
+            (0..rows).map(|r| v[if v.len() == 1 { 0 } else { r.min(v.len() - 1) }]).collect()
+        };
         match dist {
             Likelihood::Normal { scale } | Likelihood::Laplace { scale } => {
                 let normal = matches!(dist, Likelihood::Normal { .. });
@@ -90,7 +92,11 @@ pub fn run(file: &PathBuf, params: &PathBuf, data: &PathBuf, out_path: Option<&P
                 for row in pred.data.chunks(k.max(1)) {
                     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
-                    let best = row.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b }).0;
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b })
+                        .0;
                     class.push(best as f64);
                     for (j, v) in row.iter().enumerate() {
                         probs[j].push((v - m).exp() / z);

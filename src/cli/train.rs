@@ -34,7 +34,11 @@ pub fn train(a: Args) -> ExitCode {
         Err(code) => return code,
     };
     if checked.models.len() != 1 {
-        err(&format!("error: {} must define exactly one model, it defines {}\n", a.file.display(), checked.models.len()));
+        err(&format!(
+            "error: {} must define exactly one model, it defines {}\n",
+            a.file.display(),
+            checked.models.len()
+        ));
         return ExitCode::from(2);
     }
     let model = &checked.models[0];
@@ -115,7 +119,8 @@ pub fn train(a: Args) -> ExitCode {
     let mut metrics_file = match &a.metrics {
         None => None,
         Some(p) => {
-            let file = std::fs::OpenOptions::new().create(true).append(a.resume).write(true).truncate(!a.resume).open(p);
+            let file =
+                std::fs::OpenOptions::new().create(true).append(a.resume).write(true).truncate(!a.resume).open(p);
             match file {
                 Ok(f) => Some(f),
                 Err(e) => {
@@ -182,7 +187,9 @@ pub fn train(a: Args) -> ExitCode {
         }
         if let Some(path) = &a.out {
             let (tensors, meta) = trainer.checkpoint(&model.name);
-            if let Err(e) = circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
+            if let Err(e) =
+                circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta)
+            {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
                 return ExitCode::from(2);

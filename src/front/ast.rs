@@ -108,7 +108,14 @@ pub enum StmtKind {
     Data { name: Ident, ty: TypeExpr, source: Option<Expr> },
     /// `param w: [i, o] ~ normal(0, 1) init normal(0, 0.1) update adam(lr = 1e-3)`; `= 0.5`
     /// instead of `init …` fixes the start.
-    Param { name: Ident, ty: TypeExpr, init: Option<Expr>, prior: Option<Expr>, draw: Option<Expr>, update: Option<Expr> },
+    Param {
+        name: Ident,
+        ty: TypeExpr,
+        init: Option<Expr>,
+        prior: Option<Expr>,
+        draw: Option<Expr>,
+        update: Option<Expr>,
+    },
     /// `let h = relu(x @ w)`
     Let { name: Ident, value: Expr },
     /// `y ~ normal(mean, 1)`: an observation (on data) or an activation prior (on a value).

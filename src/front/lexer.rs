@@ -287,7 +287,10 @@ mod tests {
 
     #[test]
     fn newline_ends_statement_after_operand() {
-        assert_eq!(kinds("let a = b\nlet c = d"), ["let", "identifier", "=", "identifier", ";", "let", "identifier", "=", "identifier", ";"]);
+        assert_eq!(
+            kinds("let a = b\nlet c = d"),
+            ["let", "identifier", "=", "identifier", ";", "let", "identifier", "=", "identifier", ";"]
+        );
     }
 
     #[test]

@@ -125,7 +125,9 @@ fn describe_expected(expected: &[String]) -> String {
         if has("+") || has("@") {
             let closers: Vec<&str> = [",", ")", "]", ";", "}"].into_iter().filter(|c| has(c)).collect();
             let mut words = vec!["an operator".to_string()];
-            words.extend(closers.iter().map(|c| if *c == ";" { "end of statement".to_string() } else { format!("`{c}`") }));
+            words.extend(
+                closers.iter().map(|c| if *c == ";" { "end of statement".to_string() } else { format!("`{c}`") }),
+            );
             let last = words.pop().unwrap_or_default();
             return if words.is_empty() { last } else { format!("{} or {last}", words.join(", ")) };
         }

@@ -195,8 +195,7 @@ fn eval<T: Real>(
             Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(p) })
         }
         Op::Input(i) => {
-            let (info, v) =
-                g.inputs.get(*i).zip(inputs.get(*i)).ok_or_else(|| format!("input #{i} does not exist"))?;
+            let (info, v) = g.inputs.get(*i).zip(inputs.get(*i)).ok_or_else(|| format!("input #{i} does not exist"))?;
             Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(v) })
         }
         Op::Const(c) => Ok(Tensor::scalar(T::from_f64(*c))),

@@ -84,8 +84,12 @@ pub enum Term {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Likelihood {
     /// `scale` is σ: a constant, or the name of the output that predicts it.
-    Normal { scale: Scale },
-    Laplace { scale: Scale },
+    Normal {
+        scale: Scale,
+    },
+    Laplace {
+        scale: Scale,
+    },
     Categorical,
     Bernoulli,
 }

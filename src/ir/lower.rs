@@ -30,18 +30,22 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
     g.seed = seed;
     let mut l = Lowerer { g, map: Vec::new() };
     for d in &model.data {
-        l.g.data.push(DataInfo { name: d.name.clone(), elem: d.ty.elem, shape: d.ty.dims.clone(), source: d.source.clone() });
+        l.g.data.push(DataInfo {
+            name: d.name.clone(),
+            elem: d.ty.elem,
+            shape: d.ty.dims.clone(),
+            source: d.source.clone(),
+        });
     }
     for p in &model.params {
-        let shape = p
-            .ty
-            .dims
-            .iter()
-            .map(|d| match d {
-                Dim::Known(n) => *n,
-                _ => unreachable!("the checker gives every parameter a known shape"),
-            })
-            .collect();
+        let shape =
+            p.ty.dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => *n,
+                    _ => unreachable!("the checker gives every parameter a known shape"),
+                })
+                .collect();
         let init = match (p.init, p.draw, p.prior) {
             (Some(v), _, _) => Init::Fixed(v),
             (None, Some(d), _) => Init::Draw(d),
@@ -346,7 +350,10 @@ impl Lowerer {
                     }
                     Scale::Node(s) => {
                         let s = self.map[s.0 as usize];
-                        outs.push(Output { name: format!("{name}.{}", if is_normal { "sigma" } else { "b" }), node: s });
+                        outs.push(Output {
+                            name: format!("{name}.{}", if is_normal { "sigma" } else { "b" }),
+                            node: s,
+                        });
                         if is_normal {
                             self.scaled_normal_nll(y, m, s, span)
                         } else {
@@ -368,7 +375,13 @@ impl Lowerer {
                 let shape = self.shape(lg);
                 let last = shape.len() - 1;
                 let classes = if let Dim::Known(k) = shape[last] { k } else { 0 };
-                let lse = self.add(Op::LogSumExp { axis: last, keepdims: false }, &[lg], Elem::Float, shape[..last].to_vec(), span);
+                let lse = self.add(
+                    Op::LogSumExp { axis: last, keepdims: false },
+                    &[lg],
+                    Elem::Float,
+                    shape[..last].to_vec(),
+                    span,
+                );
                 let oh = self.add(Op::OneHot { classes }, &[y], Elem::Float, shape.clone(), span);
                 let picked = self.binary(BinaryOp::Mul, oh, lg, span);
                 let sel = self.add(

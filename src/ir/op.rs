@@ -143,7 +143,9 @@ impl Op {
             Op::Reduce { f, axes, keepdims } => {
                 format!("{}{axes:?}{}", format!("{f:?}").to_lowercase(), if *keepdims { " keepdims" } else { "" })
             }
-            Op::LogSumExp { axis, keepdims } => format!("logsumexp[{axis}]{}", if *keepdims { " keepdims" } else { "" }),
+            Op::LogSumExp { axis, keepdims } => {
+                format!("logsumexp[{axis}]{}", if *keepdims { " keepdims" } else { "" })
+            }
             Op::Reshape => "reshape".into(),
             Op::Transpose { perm } => format!("transpose{perm:?}"),
             Op::Concat { axis } => format!("concat[{axis}]"),

@@ -39,7 +39,9 @@ pub struct EpochMetrics {
 impl EpochMetrics {
     /// One JSON object on one line.
     pub fn to_json(&self) -> String {
-        let num = |x: Option<f64>| x.map_or("null".to_string(), |v| if v.is_finite() { format!("{v}") } else { "null".into() });
+        let num = |x: Option<f64>| {
+            x.map_or("null".to_string(), |v| if v.is_finite() { format!("{v}") } else { "null".into() })
+        };
         format!(
             "{{\"epoch\":{},\"steps\":{},\"train_nll\":{},\"valid_nll\":{},\"train_accuracy\":{},\"valid_accuracy\":{},\"seconds\":{:.3}}}",
             self.epoch,
@@ -56,7 +58,11 @@ impl EpochMetrics {
 #[derive(Debug)]
 pub enum TrainError {
     /// The loss became NaN or infinite; `origin` names the first node that did, and its source.
-    NonFinite { epoch: u64, step: u64, origin: String },
+    NonFinite {
+        epoch: u64,
+        step: u64,
+        origin: String,
+    },
     Interp(interp::InterpError),
     Data(String),
 }
@@ -65,7 +71,10 @@ impl fmt::Display for TrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TrainError::NonFinite { epoch, step, origin } => {
-                write!(f, "the loss is not finite at epoch {epoch}, step {step}; the first non-finite value is {origin}")
+                write!(
+                    f,
+                    "the loss is not finite at epoch {epoch}, step {step}; the first non-finite value is {origin}"
+                )
             }
             TrainError::Interp(e) => write!(f, "{e}"),
             TrainError::Data(e) => write!(f, "{e}"),
@@ -132,6 +141,9 @@ fn epoch_seed(seed: u64, e: u64) -> u64 {
     seed ^ e.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Describes a graph node for error messages: its op and the source line it came from.
+pub type Describe<'a> = Box<dyn Fn(crate::ir::NodeId, &Graph) -> String + 'a>;
+
 /// A model being trained: the step graph, its evaluation graph, the data, and the host copies
 /// of parameters and optimizer state.
 pub struct Trainer<'a> {
@@ -147,7 +159,7 @@ pub struct Trainer<'a> {
     pub epoch: u64,
     pub t: u64,
     /// Describes a node for error messages (its op and source line).
-    pub describe: Box<dyn Fn(crate::ir::NodeId, &Graph) -> String + 'a>,
+    pub describe: Describe<'a>,
 }
 
 impl<'a> Trainer<'a> {
@@ -159,7 +171,7 @@ impl<'a> Trainer<'a> {
         valid: Vec<HostTensor>,
         settings: Settings,
         params: Vec<Vec<f64>>,
-        describe: Box<dyn Fn(crate::ir::NodeId, &Graph) -> String + 'a>,
+        describe: Describe<'a>,
     ) -> Trainer<'a> {
         let state = step.state.iter().map(|s| s.init.values(&params[s.param])).collect();
         Trainer { step, eval, train, valid, settings, params, state, epoch: 0, t: 0, describe }
@@ -243,7 +255,8 @@ impl<'a> Trainer<'a> {
         if n == 0 {
             return Ok((None, None));
         }
-        let inputs: Vec<Vec<f64>> = self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();
+        let inputs: Vec<Vec<f64>> =
+            self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();
         let out = interp::run_with::<f64>(&self.eval, &self.valid, &self.params, &inputs)?;
         let nll = out.get("nll").map(|t| t.data[0] / n as f64);
         let mut hits = Accuracy::default();
@@ -265,7 +278,11 @@ impl Trainer<'_> {
             .params
             .iter()
             .zip(&self.params)
-            .map(|(p, v)| NamedTensor { name: p.name.clone(), shape: p.shape.iter().map(|n| *n as usize).collect(), values: v.clone() })
+            .map(|(p, v)| NamedTensor {
+                name: p.name.clone(),
+                shape: p.shape.iter().map(|n| *n as usize).collect(),
+                values: v.clone(),
+            })
             .collect();
         for (s, v) in self.step.state.iter().zip(&self.state) {
             let shape = g.params[s.param].shape.iter().map(|n| *n as usize).collect();
@@ -290,16 +307,23 @@ impl Trainer<'_> {
     ) -> Result<(), String> {
         let get = |k: &str| meta.iter().find(|(m, _)| m == k).map(|(_, v)| v.as_str());
         if get("format") != Some(CHECKPOINT_FORMAT) {
-            return Err(format!("{file} is not a circ training checkpoint (no `format: {CHECKPOINT_FORMAT}` metadata)"));
+            return Err(format!(
+                "{file} is not a circ training checkpoint (no `format: {CHECKPOINT_FORMAT}` metadata)"
+            ));
         }
-        let number = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{file}: metadata `{k}` is missing"));
+        let number =
+            |k: &str| get(k).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{file}: metadata `{k}` is missing"));
         let (epoch, t, seed) = (number("epoch")?, number("step")?, number("seed")?);
         if seed != self.settings.seed {
-            return Err(format!("{file} was trained with seed {seed}, this run has seed {}; resume with `--seed {seed}`", self.settings.seed));
+            return Err(format!(
+                "{file} was trained with seed {seed}, this run has seed {}; resume with `--seed {seed}`",
+                self.settings.seed
+            ));
         }
         let g = &self.step.graph;
         let state: Vec<String> = self.step.state.iter().map(|s| format!("opt.{}", s.name)).collect();
-        let expected: Vec<&str> = g.params.iter().map(|p| p.name.as_str()).chain(state.iter().map(String::as_str)).collect();
+        let expected: Vec<&str> =
+            g.params.iter().map(|p| p.name.as_str()).chain(state.iter().map(String::as_str)).collect();
         let mut problems = Vec::new();
         let mut values = Vec::new();
         for (k, name) in expected.iter().enumerate() {

@@ -23,7 +23,8 @@ pub struct StepGraph {
 pub fn build(model: &CheckedModel, seed: u64, default: &UpdateRule) -> StepGraph {
     let mut g = crate::ir::lower::lower_with(model, seed, true);
     crate::passes::optimize(&mut g);
-    let rules: Vec<UpdateRule> = model.params.iter().map(|p| p.update.clone().unwrap_or_else(|| default.clone())).collect();
+    let rules: Vec<UpdateRule> =
+        model.params.iter().map(|p| p.update.clone().unwrap_or_else(|| default.clone())).collect();
     let curvature = rules.iter().any(optimizer::needs_curvature);
     if curvature {
         autodiff::bprop2::add_curvature(&mut g, Variant::GaussNewton);
