@@ -266,7 +266,8 @@ pub fn tensors_for(
     }
     let known: Vec<String> = g.params.iter().map(|p| key(&p.name)).collect();
     for t in tensors {
-        if !known.contains(&t.name) {
+        // Checkpoints of `circ train` also hold optimizer state, under `opt.`.
+        if !known.contains(&t.name) && !t.name.starts_with("opt.") {
             problems.push(format!("tensor `{}` is not a parameter of the model", t.name));
         }
     }

@@ -5,7 +5,11 @@ use std::process::Command;
 
 fn circ(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_circ")).args(args).arg("--color=never").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn root(p: &str) -> String {
@@ -67,7 +71,16 @@ fn grad_matches_the_closed_form_ridge_gradient() {
     )
     .unwrap();
     let out = temp("g.safetensors");
-    let args = ["grad", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--params", params.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let args = [
+        "grad",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--params",
+        params.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let (code, _, err) = circ(&args);
     assert_eq!(code, 0, "{err}");
     let (t, meta) = st::read(&out).unwrap();
@@ -115,8 +128,56 @@ fn grad_matches_the_closed_form_ridge_gradient() {
     assert_eq!(st::find(&t, "b").unwrap().values[0], 4.0);
 
     // A parameter file that does not fit is refused with every problem named.
-    st::write(&params, &[NamedTensor { name: "ww".into(), shape: vec![2], values: w.to_vec() }], DType::F64, &[]).unwrap();
+    st::write(&params, &[NamedTensor { name: "ww".into(), shape: vec![2], values: w.to_vec() }], DType::F64, &[])
+        .unwrap();
     let (code, _, err) = circ(&args);
     assert_eq!(code, 1);
-    assert!(err.contains("no tensor `w`") && err.contains("no tensor `b`") && err.contains("`ww` is not a parameter"), "{err}");
+    assert!(
+        err.contains("no tensor `w`") && err.contains("no tensor `b`") && err.contains("`ww` is not a parameter"),
+        "{err}"
+    );
+}
+
+/// E6 end to end: `circ train` learns a per-example scale that tracks the true noise, `circ run`
+/// reports it as a variance; metrics, plot and checkpoint files are written; `--resume` goes on.
+#[test]
+fn train_then_run_reports_a_calibrated_variance() {
+    // y = sin x + noise whose standard deviation 0.1 + 0.5·|x| grows away from 0.
+    let csv = temp("het.csv");
+    let mut text = String::from("x,y\n");
+    let mut state: u64 = 7;
+    let mut uniform = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    for _ in 0..1500 {
+        let x = uniform() * 6.0 - 3.0;
+        let z = (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+        text.push_str(&format!("{x},{}\n", x.sin() + (0.1 + 0.5 * x.abs()) * z));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let (ckpt, metrics, plot) = (temp("het.safetensors"), temp("het.jsonl"), temp("het.png"));
+    let model = root("examples/hetero.circ");
+    let base = ["train", &model, "--data", csv.to_str().unwrap(), "--out", ckpt.to_str().unwrap(), "--quiet"];
+    let (code, out, err) = circ(&[&base[..], &["--epochs", "60", "--metrics", metrics.to_str().unwrap(), "--plot", plot.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epoch\":60"), "{out}");
+    assert_eq!(std::fs::read_to_string(&metrics).unwrap().lines().count(), 60);
+    assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"));
+    // Resume for 20 more epochs: the metrics file grows, the checkpoint says epoch 80.
+    let (code, _, err) = circ(&[&base[..], &["--epochs", "80", "--resume", "--metrics", metrics.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&metrics).unwrap().lines().count(), 80);
+    let (_, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    assert!(meta.iter().any(|(k, v)| k == "epoch" && v == "80"), "{meta:?}");
+
+    let new = temp("hx.csv");
+    std::fs::write(&new, "x\n0\n2.5\n-2.5\n").unwrap();
+    let (code, out, err) = circ(&["run", &model, "--params", ckpt.to_str().unwrap(), "--data", new.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<f64>> = out.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(out.lines().next().unwrap(), "y.mean,y.variance");
+    let sd: Vec<f64> = rows.iter().map(|r| r[1].sqrt()).collect();
+    // True standard deviations: 0.1 at 0, 1.35 at ±2.5.
+    assert!(sd[0] < 0.5 && sd[1] > 0.8 && sd[2] > 0.8, "predicted standard deviations {sd:?}");
 }
