@@ -309,40 +309,30 @@ fn rank_cmp<T: Real>(a: T, b: T) -> Ordering {
 /// Along the last axis keeps the `k` largest entries and zeroes the others; among equal entries
 /// the earliest are kept. `k` at least the axis size keeps everything.
 pub fn kmax<T: Real>(k: u64, x: &Tensor<T>) -> OpResult<T> {
+    kept(k, x, |v| v)
+}
+
+/// 1 where `kmax(k, x)` keeps an entry, 0 elsewhere (the same ranking, ties to the earliest).
+pub fn kmax_mask<T: Real>(k: u64, x: &Tensor<T>) -> OpResult<T> {
+    kept(k, x, |_| T::ONE)
+}
+
+/// Zeros, except `keep(x)` where an entry is among the `k` largest of its row (last axis).
+fn kept<T: Real>(k: u64, x: &Tensor<T>, keep: impl Fn(T) -> T) -> OpResult<T> {
     let row = *x.shape.last().ok_or("kmax of a scalar")?;
     let mut data = vec![T::ZERO; x.len()];
     if row == 0 {
         return Ok(Tensor { shape: x.shape.clone(), data });
     }
-    let keep = usize::try_from(k).unwrap_or(usize::MAX).min(row);
+    let count = usize::try_from(k).unwrap_or(usize::MAX).min(row);
     let mut order: Vec<usize> = Vec::with_capacity(row);
     for (src, dst) in x.data.chunks(row).zip(data.chunks_mut(row)) {
         order.clear();
         order.extend(0..row);
         // A stable sort, largest first: equal entries stay in index order.
         order.sort_by(|i, j| rank_cmp(src[*j], src[*i]));
-        for &i in &order[..keep] {
-            dst[i] = src[i];
-        }
-    }
-    Ok(Tensor { shape: x.shape.clone(), data })
-}
-
-/// 1 where `kmax(k, x)` keeps an entry, 0 elsewhere (the same ranking, ties to the earliest).
-pub fn kmax_mask<T: Real>(k: u64, x: &Tensor<T>) -> OpResult<T> {
-    let row = *x.shape.last().ok_or("kmax of a scalar")?;
-    let mut data = vec![T::ZERO; x.len()];
-    if row == 0 {
-        return Ok(Tensor { shape: x.shape.clone(), data });
-    }
-    let keep = usize::try_from(k).unwrap_or(usize::MAX).min(row);
-    let mut order: Vec<usize> = Vec::with_capacity(row);
-    for (src, dst) in x.data.chunks(row).zip(data.chunks_mut(row)) {
-        order.clear();
-        order.extend(0..row);
-        order.sort_by(|i, j| rank_cmp(src[*j], src[*i]));
-        for &i in &order[..keep] {
-            dst[i] = T::ONE;
+        for &i in &order[..count] {
+            dst[i] = keep(src[i]);
         }
     }
     Ok(Tensor { shape: x.shape.clone(), data })
