@@ -73,7 +73,8 @@ fn linear_gaussian_curvature_is_the_exact_hessian_diagonal() {
          param b: [] ~ laplace(0, 1)\n y ~ normal(x @ w + b, 0.5)\n}\n",
     );
     let mut r = Rng(1);
-    let data = vec![HostTensor { shape: vec![6, 3], values: r.vec(18) }, HostTensor { shape: vec![6], values: r.vec(6) }];
+    let data =
+        vec![HostTensor { shape: vec![6, 3], values: r.vec(18) }, HostTensor { shape: vec![6], values: r.vec(6) }];
     let params = vec![r.vec(3), r.vec(1)];
     let exact = exact_diagonal(&g, &data, &params);
     // The Laplace prior has no curvature away from 0; bprop2 uses its Fisher information 1/b².
@@ -122,7 +123,8 @@ fn relu_mlp_gauss_newton_is_diag_of_jtj() {
          let h = relu(x @ w1 + b1)\n y ~ normal(h @ w2, {sigma})\n}}\n"
     ));
     let mut r = Rng(3);
-    let data = vec![HostTensor { shape: vec![8, 3], values: r.vec(24) }, HostTensor { shape: vec![8, 2], values: r.vec(16) }];
+    let data =
+        vec![HostTensor { shape: vec![8, 3], values: r.vec(24) }, HostTensor { shape: vec![8, 2], values: r.vec(16) }];
     let params: Vec<Vec<f64>> = sizes(&g).iter().map(|k| r.vec(*k)).collect();
     let predict = |p: &[Vec<f64>]| interp::run::<f64>(&g, &data, p).unwrap().get("y.mean").unwrap().data.clone();
     let h = 1e-6;
