@@ -12,7 +12,8 @@ use circ_runtime::csv::Table;
 pub fn bind_table(g: &Graph, table: &Table) -> Result<Vec<HostTensor>, String> {
     g.data
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(index, d)| {
             let cols = match &d.source {
                 DataSource::Columns(names) => table.select(names)?,
                 DataSource::ColumnRange(a, b) => table.columns_range(a, b)?,
@@ -32,20 +33,17 @@ pub fn bind_table(g: &Graph, table: &Table) -> Result<Vec<HostTensor>, String> {
                 return Err(format!("data `{}` has {width} columns per example, but {what}", d.name));
             }
             let rows = table.rows;
+            let range = label_range(g, index);
             let mut values = Vec::with_capacity(rows * width);
             for r in 0..rows {
                 for &c in &cols {
                     let v = table.get(r, c);
-                    if d.elem == Elem::Int && v.fract() != 0.0 {
-                        // Line r + 2: the header is line 1.
-                        return Err(format!(
-                            "{}:{}:{} (column \"{}\"): `{}` holds integer labels, found {v}",
-                            table.name(),
-                            r + 2,
-                            c + 1,
-                            table.columns[c],
-                            d.name
-                        ));
+                    if d.elem == Elem::Int {
+                        if let Some(problem) = label_problem(v, &d.name, range) {
+                            // Line r + 2: the header is line 1.
+                            let (file, column) = (table.name(), &table.columns[c]);
+                            return Err(format!("{file}:{}:{} (column \"{column}\"): {problem}", r + 2, c + 1));
+                        }
                     }
                     values.push(v);
                 }
@@ -74,8 +72,9 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
             ));
         }
         if d.elem == Elem::Int {
-            if let Some(v) = a.values.iter().find(|v| v.fract() != 0.0) {
-                return Err(format!("{}: `{}` holds integer labels, found {v}", file.display(), d.name));
+            let range = g.data.iter().position(|x| x.name == d.name).and_then(|i| label_range(g, i));
+            if let Some(problem) = a.values.iter().find_map(|v| label_problem(*v, &d.name, range)) {
+                return Err(format!("{}: {problem}", file.display()));
             }
         }
         Ok(HostTensor { shape: a.shape, values: a.values })
@@ -96,4 +95,32 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
     }
     let table = circ_runtime::csv::read_csv(path).map_err(|e| e.to_string())?;
     bind_table(g, &table)
+}
+
+/// The labels an integer datum may hold: `0..classes` where a `categorical` likelihood or a
+/// `one_hot` reads it, 0 or 1 where a `bernoulli` likelihood does. `None`: any integer.
+pub fn label_range(g: &Graph, data: usize) -> Option<(i64, i64)> {
+    use crate::ir::graph::{Likelihood, Term};
+    let bernoulli = g.terms.iter().any(|t| matches!(t, Term::Likelihood { data: d, dist: Likelihood::Bernoulli, .. } if *d == data));
+    if bernoulli {
+        return Some((0, 1));
+    }
+    let node = g.node_ids().into_iter().find(|n| g.node(*n).op == crate::ir::Op::Data(data))?;
+    g.users(node).into_iter().find_map(|u| match g.node(u).op {
+        crate::ir::Op::OneHot { classes } => Some((0, classes as i64 - 1)),
+        _ => None,
+    })
+}
+
+/// Why `v` cannot be a label of datum `name`, if it cannot.
+fn label_problem(v: f64, name: &str, range: Option<(i64, i64)>) -> Option<String> {
+    if !v.is_finite() || v.fract() != 0.0 {
+        return Some(format!("`{name}` holds integer labels, found {v}"));
+    }
+    match range {
+        Some((lo, hi)) if v < lo as f64 || v > hi as f64 => {
+            Some(format!("`{name}` holds labels {lo} to {hi} for this model, found {v}"))
+        }
+        _ => None,
+    }
 }

@@ -350,3 +350,17 @@ pub fn bind_for_prediction(
     }
     Ok(out)
 }
+
+/// A node for people: its id and op, and the source line it came from (`%5 (log) from
+/// m.circ:8:14: `let la = log(a)``).
+pub fn describe_node(sources: &crate::source::SourceMap, g: &crate::ir::Graph, id: crate::ir::NodeId) -> String {
+    let n = g.node(id);
+    match n.span {
+        Some(span) => {
+            let loc = sources.location(span);
+            let line = sources.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
+            format!("{id} ({}) from {loc}: `{line}`", n.op.name())
+        }
+        None => format!("{id} ({})", n.op.name()),
+    }
+}

@@ -47,8 +47,15 @@ pub fn add_curvature(g: &mut Graph, variant: Variant) -> Vec<NodeId> {
 
     let mut h: HashMap<NodeId, NodeId> = HashMap::new();
     let terms = g.terms.clone();
+    // Training graphs multiply the terms that sum over examples by `batch_scale` (see
+    // `ir::lower::lower_with`); their curvature scales with them.
+    let weight = g
+        .inputs
+        .iter()
+        .position(|i| i.name == "batch_scale")
+        .and_then(|k| g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Input(k)));
     for term in &terms {
-        seed(g, term, variant, &mut h);
+        seed(g, term, variant, weight, &mut h);
     }
     // Backward sweep over the forward nodes, outputs first.
     for &y in forward_order.iter().rev() {
@@ -97,8 +104,13 @@ pub fn add_curvature(g: &mut Graph, variant: Variant) -> Vec<NodeId> {
     out
 }
 
-fn add_to(g: &mut Graph, h: &mut HashMap<NodeId, NodeId>, at: NodeId, v: NodeId) {
+/// Adds a term's curvature `v` at `at`, times the term's weight in the loss.
+fn add_to(g: &mut Graph, h: &mut HashMap<NodeId, NodeId>, at: NodeId, v: NodeId, weight: Option<NodeId>) {
     let span = g.node(at).span;
+    let v = match weight {
+        Some(s) => g.binary(BinaryOp::Mul, v, s, span),
+        None => v,
+    };
     let shape = g.shape_of(at);
     let v = g.sum_to(v, &shape, span);
     let total = match h.get(&at) {
@@ -109,7 +121,7 @@ fn add_to(g: &mut Graph, h: &mut HashMap<NodeId, NodeId>, at: NodeId, v: NodeId)
 }
 
 /// The exact (or, for Gauss–Newton, Fisher) curvature a loss term puts on its prediction.
-fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, NodeId>) {
+fn seed(g: &mut Graph, term: &Term, variant: Variant, weight: Option<NodeId>, h: &mut HashMap<NodeId, NodeId>) {
     match term {
         Term::Likelihood { data, dist, prediction } => {
             let Some(pred) = g.output(prediction) else { return };
@@ -129,7 +141,7 @@ fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, No
                         }
                     };
                     let full = g.expand_to(inv2, yshape.clone(), s);
-                    add_to(g, h, pred, full);
+                    add_to(g, h, pred, full, weight);
                     if let Some(sn) = sigma {
                         // Curvature in the scale σ.
                         let c = match (variant, normal) {
@@ -157,7 +169,7 @@ fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, No
                             }
                         };
                         let c = g.expand_to(c, yshape, s);
-                        add_to(g, h, sn, c);
+                        add_to(g, h, sn, c, weight);
                     }
                 }
                 Likelihood::Categorical => {
@@ -168,13 +180,13 @@ fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, No
                     let d = g.binary(BinaryOp::Sub, pred, lse, s);
                     let p = g.unary(UnaryOp::Exp, d, s);
                     let c = bernoulli_curvature(g, p, s);
-                    add_to(g, h, pred, c);
+                    add_to(g, h, pred, c, weight);
                 }
                 Likelihood::Bernoulli => {
                     let p = g.unary(UnaryOp::Sigmoid, pred, s);
                     let c = bernoulli_curvature(g, p, s);
                     let c = g.expand_to(c, yshape, s);
-                    add_to(g, h, pred, c);
+                    add_to(g, h, pred, c, weight);
                 }
             }
         }
@@ -184,7 +196,7 @@ fn seed(g: &mut Graph, term: &Term, variant: Variant, h: &mut HashMap<NodeId, No
             if let Some(c) = prior_curvature(g, v, prior, variant, s) {
                 let shape = g.shape_of(v);
                 let c = g.expand_to(c, shape, s);
-                add_to(g, h, v, c);
+                add_to(g, h, v, c, weight);
             }
         }
         // Parameter priors are added to the parameters' curvature at the end.

@@ -91,17 +91,7 @@ pub fn train(a: Args) -> ExitCode {
     }
     let params = circ::ir::init::initial_values(&step.graph);
     let sources = &checked.program.sources;
-    let describe = Box::new(move |id: circ::ir::NodeId, g: &circ::ir::Graph| {
-        let n = g.node(id);
-        match n.span {
-            Some(span) => {
-                let loc = sources.location(span);
-                let line = sources.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
-                format!("{id} ({}) from {loc}: `{line}`", n.op.name())
-            }
-            None => format!("{id} ({})", n.op.name()),
-        }
-    });
+    let describe = Box::new(move |id, g: &circ::ir::Graph| circ::driver::describe_node(sources, g, id));
     let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
     if a.resume {
         let Some(path) = &a.out else {

@@ -1,0 +1,22 @@
+//! Training through the library API (`train::step::build`, `train::run::Trainer`, wired as
+//! `circ train` wires them), each test a claim checked against an independent reference:
+//!
+//! * `experiments`: E1 (SGD diverges on `a·b·x`, diagonal Newton converges), E3 (a normal prior
+//!   is ridge regression: closed form), E4 (L2 logistic regression: Newton's method in f64), E5
+//!   (an MLP reaches ≥ 97% held-out accuracy on digits), on the examples and the shared data.
+//! * `optimizers`: every update rule reaches the posterior mode of a small linear-Gaussian model,
+//!   solved in closed form.
+//! * `loop_checks`: resuming from a checkpoint is bit for bit, a non-finite loss names its node
+//!   and source line, data that do not fit the model are refused before training.
+//!
+//! Helpers (model loading, trainers, generated data, f64 linear algebra) are in
+//! `training/common.rs`. `-- --nocapture` prints the measured numbers.
+
+#[path = "training/common.rs"]
+mod common;
+#[path = "training/experiments.rs"]
+mod experiments;
+#[path = "training/loop_checks.rs"]
+mod loop_checks;
+#[path = "training/optimizers.rs"]
+mod optimizers;

@@ -1,0 +1,288 @@
+//! The experiments of BRIEF §4 that run on the examples: E1, E3, E4, E5.
+
+use crate::common::*;
+use circ::check::checked::UpdateKind;
+use circ::train::run::TrainError;
+use circ_runtime::csv::Table;
+use std::time::Instant;
+
+// ------------------------------------------------------------------------------------------------
+// E1 (BRIEF §2.5): f(x) = a·b·x from a = 100, b = 1e-4.
+
+/// x uniform in [−1, 1], y = 0.7·x exactly, 256 rows.
+struct Abx {
+    table: Table,
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+fn abx_data() -> Abx {
+    let mut rng = Rng::new(0xAB5);
+    let x: Vec<f64> = (0..256).map(|_| rng.range(-1.0, 1.0)).collect();
+    let y: Vec<f64> = x.iter().map(|x| 0.7 * x).collect();
+    let rows: Vec<Vec<f64>> = x.iter().zip(&y).map(|(x, y)| vec![*x, *y]).collect();
+    Abx { table: parse_table("abx.csv", &csv_text(&["x".into(), "y".into()], &rows)), x, y }
+}
+
+impl Abx {
+    /// mean((y − a·b·x)²)
+    fn fit_error(&self, a: f64, b: f64) -> f64 {
+        self.x.iter().zip(&self.y).map(|(x, y)| (y - a * b * x).powi(2)).sum::<f64>() / self.x.len() as f64
+    }
+}
+
+#[test]
+fn e1_sgd_diverges_on_abx_where_diagonal_newton_converges() {
+    let data = abx_data();
+    let start = data.fit_error(100.0, 1e-4);
+
+    // The example as written: its own newton rule and settings.
+    let checked = example("abx.circ");
+    let model = &checked.models[0];
+    assert!(
+        model.params.iter().all(|p| p.update.as_ref().is_some_and(|r| r.kind == UpdateKind::Newton)),
+        "abx.circ should train a and b by newton"
+    );
+    let setup = Setup::new(&checked, None, |_| {});
+    let epochs = setup.settings.epochs;
+    let newton = setup.train(&data.table).unwrap_or_else(|e| panic!("newton on abx: {e}"));
+    let (a, b) = (newton.param("a")[0], newton.param("b")[0]);
+    let newton_fit = data.fit_error(a, b);
+    println!(
+        "E1 newton ({epochs} epochs): a = {a}, b = {b}, a·b = {}, fit error {newton_fit:e} (from {start:e})",
+        a * b
+    );
+    assert!(newton_fit < 1e-6, "newton should fit y = 0.7·x: fit error {newton_fit:e}, a = {a}, b = {b}");
+
+    // Plain gradient descent at the learning rates a user would try, same epochs and batches.
+    for lr in [0.1, 0.01, 0.001] {
+        let checked = with_rule(example("abx.circ"), &format!("sgd(lr = {lr})"));
+        let setup = Setup::new(&checked, None, |_| {});
+        match setup.train(&data.table) {
+            Err(TrainError::NonFinite { epoch, step, origin }) => {
+                println!("E1 sgd(lr = {lr}): diverged, loss not finite at epoch {epoch} (step {step}): {origin}");
+            }
+            Ok(t) => {
+                let fit = data.fit_error(t.param("a")[0], t.param("b")[0]);
+                println!("E1 sgd(lr = {lr}): finished {epochs} epochs with fit error {fit:e}");
+                assert!(fit > 1e-2, "sgd(lr = {lr}) should diverge or stall on abx, but reached fit error {fit:e}");
+            }
+            Err(e) => panic!("sgd(lr = {lr}) on abx failed for another reason: {e}"),
+        }
+    }
+}
+
+/// Why newton needs lr = 0.5 here: a full diagonal Newton step (lr = 1, no damping) moves a and b
+/// each to where it alone would fit, so the product c = a·b jumps from c to c*²/c (c* = 0.7) and
+/// back: a 2-cycle. With lr = 0.5, c' − c* = (c − c*)²/(4c).
+#[test]
+fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
+    let data = abx_data();
+    let c_star = 0.7;
+    let product_after = |rule: &str, epochs: u64| -> Vec<f64> {
+        let checked = with_rule(example("abx.circ"), rule);
+        let setup = Setup::new(&checked, None, |s| s.batch = None);
+        let table = setup.bind(&data.table).unwrap();
+        let mut t = setup.trainer(&table);
+        let mut out = vec![t.params[0][0] * t.params[1][0]];
+        for _ in 0..epochs {
+            t.run_epoch(&mut |_, _, _| {}).unwrap();
+            out.push(t.params[0][0] * t.params[1][0]);
+        }
+        out
+    };
+    let full = product_after("newton(lr = 1, damping = 0)", 4);
+    println!("E1 newton(lr = 1) products: {full:?}");
+    for k in 0..4 {
+        let want = c_star * c_star / full[k];
+        assert!(
+            (full[k + 1] - want).abs() <= 1e-9 * want,
+            "step {}: a·b = {}, expected c*²/c = {want}",
+            k + 1,
+            full[k + 1]
+        );
+    }
+    let half = product_after("newton(lr = 0.5, damping = 0)", 8);
+    println!("E1 newton(lr = 0.5) products: {half:?}");
+    for k in 0..8 {
+        let c = half[k];
+        let want = c_star + (c - c_star).powi(2) / (4.0 * c);
+        assert!(
+            (half[k + 1] - want).abs() <= 1e-9 * want.abs().max(1e-3),
+            "step {}: a·b = {}, expected {want}",
+            k + 1,
+            half[k + 1]
+        );
+    }
+    assert!((half[8] - c_star).abs() < 1e-12, "eight half steps should reach c* = 0.7: {}", half[8]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// E3: a normal prior is ridge regression.
+
+/// Minimizes ½‖y − Xw − b‖² + ½α‖w‖² (the intercept unpenalized) by the normal equations,
+/// solved by Gaussian elimination: returns [w…, b].
+fn ridge_closed_form(rows: &[Vec<f64>], features: usize, alpha: f64) -> Vec<f64> {
+    let n = features + 1;
+    let mut a = vec![vec![0.0; n]; n];
+    let mut rhs = vec![0.0; n];
+    for r in rows {
+        let mut z = r[..features].to_vec();
+        z.push(1.0);
+        for i in 0..n {
+            for j in 0..n {
+                a[i][j] += z[i] * z[j];
+            }
+            rhs[i] += z[i] * r[features];
+        }
+    }
+    for (i, row) in a.iter_mut().enumerate().take(features) {
+        row[i] += alpha;
+    }
+    solve(a, rhs)
+}
+
+#[test]
+fn e3_normal_prior_is_ridge_regression() {
+    let table = read_table("diabetes.csv");
+    assert_eq!((table.rows, table.ncols()), (442, 11));
+    let want = ridge_closed_form(&table_rows(&table), 10, 1.0);
+
+    let checked = example("ridge.circ");
+    let setup = Setup::new(&checked, None, |_| {});
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("ridge: {e}"));
+    let got = with_intercept(t.param("w"), t.param("b")[0]);
+    let err = rel_error(&got, &want);
+    println!("E3 ridge: trained {got:?}\n   closed form {want:?}\n   relative error {err:e}");
+    assert!(err < 1e-4, "ridge weights differ from the closed form by {err:e}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// E4: a normal prior on logistic weights is L2-regularized logistic regression.
+
+/// The L2 logistic objective Σ log(1 + e^z) − y·z + ½‖w‖² (z = x·w + b) and its gradient norm.
+fn logistic_objective(rows: &[Vec<f64>], features: usize, beta: &[f64]) -> (f64, f64) {
+    let mut obj = 0.0;
+    let mut g = vec![0.0; features + 1];
+    for r in rows {
+        let z: f64 = r[..features].iter().zip(beta).map(|(x, w)| x * w).sum::<f64>() + beta[features];
+        let p = 1.0 / (1.0 + (-z).exp());
+        obj += z.max(0.0) + (-z.abs()).exp().ln_1p() - r[features] * z;
+        for (j, gj) in g.iter_mut().enumerate() {
+            *gj += (p - r[features]) * if j < features { r[j] } else { 1.0 };
+        }
+    }
+    for j in 0..features {
+        obj += 0.5 * beta[j] * beta[j];
+        g[j] += beta[j];
+    }
+    (obj, g.iter().map(|x| x * x).sum::<f64>().sqrt())
+}
+
+/// Minimizes the L2 logistic objective (C = 1, intercept unpenalized) by Newton's method with the
+/// full Hessian: returns [w…, b].
+fn logistic_newton(rows: &[Vec<f64>], features: usize) -> Vec<f64> {
+    let n = features + 1;
+    let mut beta = vec![0.0; n];
+    for _ in 0..50 {
+        let mut h = vec![vec![0.0; n]; n];
+        let mut g = vec![0.0; n];
+        for r in rows {
+            let mut z = r[..features].to_vec();
+            z.push(1.0);
+            let eta: f64 = z.iter().zip(&beta).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-eta).exp());
+            for i in 0..n {
+                g[i] += (p - r[features]) * z[i];
+                for j in 0..n {
+                    h[i][j] += p * (1.0 - p) * z[i] * z[j];
+                }
+            }
+        }
+        for i in 0..features {
+            g[i] += beta[i];
+            h[i][i] += 1.0;
+        }
+        let step = solve(h, g);
+        for (b, s) in beta.iter_mut().zip(&step) {
+            *b -= s;
+        }
+        if step.iter().map(|s| s * s).sum::<f64>().sqrt() < 1e-13 {
+            break;
+        }
+    }
+    beta
+}
+
+/// Standardizes every feature column (all but the last) to mean 0 and standard deviation 1
+/// (population sd, as scikit-learn's StandardScaler).
+fn standardized(table: &Table) -> Vec<Vec<f64>> {
+    let mut rows = table_rows(table);
+    let n = rows.len() as f64;
+    for c in 0..table.ncols() - 1 {
+        let mean = rows.iter().map(|r| r[c]).sum::<f64>() / n;
+        let sd = (rows.iter().map(|r| (r[c] - mean).powi(2)).sum::<f64>() / n).sqrt();
+        for r in &mut rows {
+            r[c] = (r[c] - mean) / sd;
+        }
+    }
+    rows
+}
+
+#[test]
+fn e4_normal_prior_is_l2_logistic_regression() {
+    let raw = read_table("breast_cancer.csv");
+    assert_eq!((raw.rows, raw.ncols()), (569, 31));
+    let rows = standardized(&raw);
+    let dir = temp_dir("e4");
+    let path = dir.join("breast_cancer_standardized.csv");
+    std::fs::write(&path, csv_text(&raw.columns, &rows)).unwrap();
+    let table = circ_runtime::csv::read_csv(&path).unwrap();
+
+    let want = logistic_newton(&rows, 30);
+    let (obj, grad) = logistic_objective(&rows, 30, &want);
+    assert!(grad < 1e-8, "the reference Newton solver did not converge: gradient norm {grad:e}");
+
+    // The example's own settings (full-batch diagonal Newton, lr = 0.05, 2000 epochs).
+    let checked = example("logistic.circ");
+    let setup = Setup::new(&checked, None, |_| {});
+    let start = Instant::now();
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("logistic: {e}"));
+    let got = with_intercept(t.param("w"), t.param("b")[0]);
+    let err = rel_error(&got, &want);
+    let (got_obj, got_grad) = logistic_objective(&rows, 30, &got);
+    println!(
+        "E4 logistic (standardized, {} epochs, {:.2?}): relative error {err:e}; objective {got_obj} vs {obj} (gradient norm {got_grad:e}); train accuracy {:?}",
+        setup.settings.epochs,
+        start.elapsed(),
+        t.metrics.last().and_then(|m| m.train_accuracy)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err < 1e-3, "logistic weights differ from L2 logistic regression by {err:e}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// E5: real classification works.
+
+#[test]
+fn e5_mlp_reaches_97_percent_on_held_out_digits() {
+    let table = read_table("digits.csv");
+    let checked = example("mlp_digits.circ");
+    let setup = Setup::new(&checked, None, |_| {});
+    assert_eq!(setup.settings.valid, 0.2, "mlp_digits.circ should hold out 20%");
+    let start = Instant::now();
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("mlp_digits: {e}"));
+    let last = t.metrics.last().expect("some epochs");
+    let acc = last.valid_accuracy.expect("a validation accuracy");
+    let recent: Vec<f64> = t.metrics.iter().rev().take(10).filter_map(|m| m.valid_accuracy).collect();
+    println!(
+        "E5 digits: {} epochs in {:.2?}; held-out accuracy {acc:.4} at the last epoch (last 10 epochs: {:.4} .. {:.4}); train accuracy {:?}",
+        t.metrics.len(),
+        start.elapsed(),
+        recent.iter().copied().fold(1.0, f64::min),
+        recent.iter().copied().fold(0.0, f64::max),
+        last.train_accuracy
+    );
+    assert_eq!(t.metrics.len() as u64, setup.settings.epochs);
+    assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97");
+}
