@@ -26,8 +26,8 @@ use std::time::Instant;
 /// The signed weight is an explicit pair `w = wp − wn` of positive halves, both started at
 /// `0.1 / n`: under `egd` each half updates multiplicatively (EG±), under `sgd` the pair moves
 /// `w` by exactly twice the plain gradient step from w = 0, which the learning-rate grid absorbs.
-/// (A single flat `param w: [n] = 0` would use the built-in EG± split, whose halves start at the
-/// fixed `EG_OFFSET` = 0.01 whatever n is; `e2_full_table` measures that variant too.)
+/// (A single flat `param w: [n] = 0` uses the built-in EG± split, whose halves start at
+/// `eg_offset(n)` = min(0.01, 1/(2n)); `e2_full_table` measures that variant too.)
 const E2_TEMPLATE: &str = r#"# E2 (BRIEF §2.7, §4): exponentiated gradient beats gradient descent when few of many inputs
 # matter. A linear target over n = {n} inputs of which 3 matter; the signed weight is a pair
 # w = wp − wn of positive halves, each started at 0.1/n (total starting mass 0.2, below ‖w*‖₁ = 1),
@@ -35,7 +35,7 @@ const E2_TEMPLATE: &str = r#"# E2 (BRIEF §2.7, §4): exponentiated gradient bea
 # This file is the n = 1000 instance of the template in tests/experiments.rs (`E2_TEMPLATE`),
 # which generates the model for each n; see docs/experiments.md, section E2.
 #   circ train examples/e2_sparse.circ --data sparse.csv       (columns x0 .. x{last}, y)
-#   circ train examples/e2_sparse.circ --data sparse.csv --optimizer "sgd(lr = 1e-4)"
+#   circ train examples/e2_sparse.circ --data sparse.csv --optimizer "sgd(lr = 5e-6)"
 model e2_sparse {
     data x: [N, {n}] = csv("x0" .. "x{last}")
     data y: [N]
@@ -262,7 +262,7 @@ fn print_e2_row(r: &E2Row, header: bool) {
             "n", "EGD lr", "EGD MSE", "SGD lr", "SGD MSE", "SGD/EGD"
         );
         if r.builtin.is_some() {
-            print!(" {:>9} | {:>13} |", "EG± lr", "EG±(0.01) MSE");
+            print!(" {:>9} | {:>13} |", "EG± lr", "EG± MSE");
         }
         println!(" {:>6} |", "time");
         print!("|-------:|--------:|-----------:|--------:|-----------:|---------:|");
@@ -292,7 +292,7 @@ fn print_e2_row(r: &E2Row, header: bool) {
         r.sgd.valid
     );
     if let Some(b) = &r.builtin {
-        eprintln!("    built-in EG± (offset 0.01) [{}]", grid(b));
+        eprintln!("    built-in EG± (offset min(0.01, 1/2n)) [{}]", grid(b));
     }
 }
 
@@ -345,12 +345,12 @@ fn e2_example_is_the_template_at_1000() {
     assert!(!checked.has_errors(), "{}", checked.render(false));
 }
 
-/// The built-in EG± split of a flat weight started at 0 (halves at `EG_OFFSET` = 0.01) trains
+/// The built-in EG± split of a flat weight started at 0 (halves at `eg_offset(10)` = 0.01) trains
 /// exactly like the explicit pair `wp − wn` started at 0.01: at n = 10 the two E2 models are the
 /// same computation, which checks the `egd` rule's signed case against its positive case.
 #[test]
 fn e2_builtin_eg_pm_matches_the_explicit_pair() {
-    assert_eq!(circ::train::optimizer::EG_OFFSET, 0.1 / 10.0);
+    assert_eq!(circ::train::optimizer::eg_offset(10), 0.1 / 10.0);
     let data = e2_data(10, 7);
     let settings = Settings { epochs: 5, ..E2_SETTINGS };
     let held_out: [&[HostTensor]; 2] = [&data.valid, &data.test];

@@ -7,7 +7,8 @@
 //! - `adam(lr, beta1, beta2, eps)`: the usual moments with bias correction at step t.
 //! - `egd(lr)`: w ← w·exp(−lr·g) for a parameter whose prior or start is positive; otherwise the
 //!   weight is a pair w = w⁺ − w⁻ of positive parts, w⁺ ← w⁺·exp(−lr·g), w⁻ ← w⁻·exp(lr·g)
-//!   (EG±), started at w⁺ = max(w, 0) + c, w⁻ = max(−w, 0) + c with c = [`EG_OFFSET`].
+//!   (EG±), started at w⁺ = max(w, 0) + c, w⁻ = max(−w, 0) + c with c = [`eg_offset`] of the
+//!   weight's size: small enough that the added mass 2·c·n stays below 1 however many weights.
 //! - `newton(lr, damping)`: w ← w − lr·g / (h + damping), h the Gauss–Newton bprop2 curvature,
 //!   which already holds the prior's precision.
 //! - `bayes(lr, decay)`: a precision P per weight, started at the prior's precision P₀. Each step
@@ -21,9 +22,12 @@ use crate::ir::graph::InputInfo;
 use crate::ir::op::{BinaryOp, Op, UnaryOp};
 use crate::ir::{Graph, NodeId};
 
-/// Added to both halves of a signed EG± weight, so neither starts at exactly zero (where a
-/// multiplicative update could never move it).
-pub const EG_OFFSET: f64 = 0.01;
+/// Added to both halves of each of the `n` elements of a signed EG± weight, so neither starts at
+/// exactly zero (where a multiplicative update could never move it): min(0.01, 1/(2n)), so the
+/// total added mass stays at most 1, as Kivinen and Warmuth's EG± starts at U/(2n).
+pub fn eg_offset(n: usize) -> f64 {
+    (0.5 / n.max(1) as f64).min(0.01)
+}
 
 /// A tensor of optimizer state: fed as an extra input, its new value read from an output.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,8 +58,8 @@ impl StateInit {
         match self {
             StateInit::Zeros => vec![0.0; w.len()],
             StateInit::Fill(v) => vec![v; w.len()],
-            StateInit::PositivePart => w.iter().map(|x| x.max(0.0) + EG_OFFSET).collect(),
-            StateInit::NegativePart => w.iter().map(|x| (-x).max(0.0) + EG_OFFSET).collect(),
+            StateInit::PositivePart => w.iter().map(|x| x.max(0.0) + eg_offset(w.len())).collect(),
+            StateInit::NegativePart => w.iter().map(|x| (-x).max(0.0) + eg_offset(w.len())).collect(),
         }
     }
 }
