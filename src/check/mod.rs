@@ -8,9 +8,11 @@
 
 pub mod builtins;
 pub mod checked;
+mod circuit;
 mod decl;
 mod elaborate;
 mod expr;
+mod ops;
 pub mod signature;
 pub mod suggest;
 pub mod types;
