@@ -1,7 +1,8 @@
-//! circ-runtime: what compiled circuits run on. At this stage it holds the dense tensor type that
-//! data, parameters and results are exchanged in; executors join it in later stages.
+//! circ-runtime: the file formats models are trained and run on, independent of the compiler:
+//! CSV tables, `.npy` arrays and safetensors checkpoints, and the dense tensor type.
 
 pub mod csv;
+mod half;
 pub mod npy;
 pub mod safetensors;
 mod tensor;
