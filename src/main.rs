@@ -132,50 +132,7 @@ enum Command {
     },
     /// Train a model: its `train { … }` settings, overridden by these flags. Prints a progress
     /// bar and one line per epoch; writes a checkpoint after every epoch.
-    Train {
-        /// The .circ file.
-        file: PathBuf,
-        /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
-        #[arg(long)]
-        data: PathBuf,
-        /// Validation data (CSV); default: hold out the model's `valid` fraction of --data.
-        #[arg(long)]
-        valid: Option<PathBuf>,
-        /// Fraction of --data held out for validation (overrides the model's `valid`).
-        #[arg(long)]
-        valid_fraction: Option<f64>,
-        /// Number of epochs (overrides the model's `epochs`).
-        #[arg(long)]
-        epochs: Option<u64>,
-        /// Rows per step (overrides the model's `batch`; default: all rows).
-        #[arg(long)]
-        batch: Option<u64>,
-        /// Seed of the initial draws, the validation split and the shuffles.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Update rule for parameters without their own, e.g. "sgd(lr = 0.1, momentum = 0.9)"
-        /// (overrides the model's `optimizer`; default: adam(lr = 1e-3)).
-        #[arg(long)]
-        optimizer: Option<String>,
-        /// Checkpoint file (safetensors), written atomically after every epoch.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue from the checkpoint in --out.
-        #[arg(long, requires = "out")]
-        resume: bool,
-        /// Append one JSON line of metrics per epoch to this file.
-        #[arg(long)]
-        metrics: Option<PathBuf>,
-        /// Draw the training and validation curves to this PNG file.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// The backend that runs the training step (only the reference interpreter so far).
-        #[arg(long, value_enum, default_value_t = Backend::Interp)]
-        backend: Backend,
-        /// No progress bar or per-epoch lines.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Train(cli::train::Args),
     /// Predict with trained parameters: one output row per data row; for a normal observation
     /// both the mean and the variance.
     Run {
@@ -191,12 +148,6 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Backend {
-    /// The reference interpreter (f64).
-    Interp,
 }
 
 fn main() -> ExitCode {
@@ -230,37 +181,7 @@ fn main() -> ExitCode {
             };
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
         }
-        Command::Train {
-            file,
-            data,
-            valid,
-            valid_fraction,
-            epochs,
-            batch,
-            seed,
-            optimizer,
-            out,
-            resume,
-            metrics,
-            plot,
-            backend: Backend::Interp,
-            quiet,
-        } => cli::train::train(cli::train::Args {
-            file,
-            data,
-            valid,
-            valid_fraction,
-            epochs,
-            batch,
-            seed,
-            optimizer,
-            out,
-            resume,
-            metrics,
-            plot,
-            quiet,
-            color,
-        }),
+        Command::Train(args) => cli::train::train(args, color),
         Command::Run { file, params, data, out } => cli::predict::run(&file, &params, &data, out.as_ref(), color),
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),

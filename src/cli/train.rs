@@ -8,28 +8,63 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(clap::Args)]
 pub struct Args {
+    /// The .circ file.
     pub file: PathBuf,
+    /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
+    #[arg(long)]
     pub data: PathBuf,
+    /// Validation data (CSV); default: hold out the model's `valid` fraction of --data.
+    #[arg(long)]
     pub valid: Option<PathBuf>,
+    /// Fraction of --data held out for validation (overrides the model's `valid`).
+    #[arg(long)]
     pub valid_fraction: Option<f64>,
+    /// Number of epochs (overrides the model's `epochs`).
+    #[arg(long)]
     pub epochs: Option<u64>,
+    /// Rows per step (overrides the model's `batch`; default: all rows).
+    #[arg(long)]
     pub batch: Option<u64>,
+    /// Seed of the initial draws, the validation split and the shuffles.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Update rule for parameters without their own, e.g. "sgd(lr = 0.1, momentum = 0.9)"
+    /// (overrides the model's `optimizer`; default: adam(lr = 1e-3)).
+    #[arg(long)]
     pub optimizer: Option<String>,
+    /// Checkpoint file (safetensors), written atomically after every epoch.
+    #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Append one JSON line of metrics per epoch to this file.
+    #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Draw the training and validation curves to this PNG file.
+    #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// The backend that runs the training step (only the reference interpreter so far).
+    #[arg(long, value_enum, default_value_t = Backend::Interp)]
+    pub backend: Backend,
+    /// No progress bar or per-epoch lines.
+    #[arg(short, long)]
     pub quiet: bool,
-    pub color: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter (f64).
+    Interp,
 }
 
 /// Used when neither the model nor the command line names an optimizer.
 pub const DEFAULT_OPTIMIZER: &str = "adam(lr = 1e-3)";
 
-pub fn train(a: Args) -> ExitCode {
-    let checked = match crate::load(&a.file, a.color) {
+pub fn train(a: Args, color: bool) -> ExitCode {
+    let checked = match crate::load(&a.file, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
