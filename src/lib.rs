@@ -11,6 +11,7 @@ pub mod driver;
 pub mod front;
 pub mod interp;
 pub mod ir;
+pub mod kernel;
 pub mod passes;
 pub mod source;
 pub mod train;

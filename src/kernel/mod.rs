@@ -10,10 +10,12 @@
 //!
 //! - **Elementwise**: a fusion group of `passes::fusion` (one loop over one iteration space, its
 //!   inputs read through broadcast strides), possibly ending in the group's reduction epilogue.
-//! - **MatMul**: a matrix product and its epilogue: the chain of elementwise ops that follows the
-//!   product (bias add, activation, …), applied to each element of the product before it is
-//!   written. Every value of the chain but the last has exactly one user, the next link, and is
-//!   no graph output; every link has the product's shape (other operands may broadcast into it).
+//! - **MatMul**: a matrix product and its epilogue: elementwise ops that follow the product (bias
+//!   add, activation, …), applied to each element of the product before anything is written.
+//!   They have the product's shape (their other operands may broadcast into it) and read only the
+//!   product, each other, and values computed before the kernel. The rule that picks them, a
+//!   generalisation of "the chain whose intermediate values have no other users", is in
+//!   `partition.rs`.
 //! - **Reduce**: a reduction (sum, mean, max) that no group took as its epilogue, or a logsumexp.
 //! - **Copy**: data movement into a new buffer: transpose, slice, embed, concat, expand.
 //! - **Select**: `kmax` and `kmax_mask`, a selection along the last axis.

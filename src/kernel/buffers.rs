@@ -1,0 +1,252 @@
+//! The buffer plan: where every stored value lives in one arena, decided before the run, so the
+//! peak memory of a run is known before it starts.
+//!
+//! The rule:
+//! - A value is stored if it is a leaf node (fed by the host) or a kernel output. Internal kernel
+//!   values live in registers; a view reads its base's buffer. A parameter, datum or input the
+//!   graph holds no node for (nothing reads it) gets no slot.
+//! - Every element takes [`ELEMENT_BYTES`] bytes: `f32`, and integer labels as `f32` (exact below
+//!   2²⁴) or `i32`. A value's size is its shape's element count (symbols sized by the caller's
+//!   `sizes`) times that.
+//! - Time is the kernel order. A kernel output lives from the kernel that writes it to the last
+//!   kernel that reads it, directly or through a view; a graph output (or a value a graph output
+//!   views) lives to the end, so the host can read it back. A leaf lives for the whole run.
+//! - Each leaf has a slot of its own. Kernel outputs share slots: before kernel `k` runs, every
+//!   slot whose value's last reader ran before `k` is free; then each output of `k`, in node
+//!   order, takes the smallest free slot that holds it (best fit; ties to the lower index), else
+//!   the largest free slot, grown to fit, else a new slot. A kernel never writes a slot it reads
+//!   (its inputs are still alive while it runs), so no backend has to reason about aliasing.
+//! - A slot's size is the largest value it ever holds. Slots are laid out one after another in
+//!   the arena, each at an offset aligned to [`SLOT_ALIGN`] bytes (a cache line, the widest vector
+//!   load); `arena_bytes` is the arena's size.
+//! - `peak_bytes` is the most bytes of values alive while one kernel runs (leaves included):
+//!   a lower bound on any plan for this order, which `arena_bytes` meets or exceeds by what
+//!   sharing cannot pack.
+
+use super::partition::Partition;
+use crate::check::types::Dim;
+use crate::ir::{Graph, NodeId};
+use std::collections::{HashMap, HashSet};
+
+/// Bytes per element of every buffer.
+pub const ELEMENT_BYTES: u64 = 4;
+/// Alignment of every slot's offset in the arena.
+pub const SLOT_ALIGN: u64 = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Byte offset in the arena, a multiple of [`SLOT_ALIGN`].
+    pub offset: u64,
+    /// The largest value it holds.
+    pub bytes: u64,
+    /// A leaf's own slot, written by the host.
+    pub leaf: bool,
+}
+
+/// A value with a buffer: where it lives and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub node: NodeId,
+    pub slot: usize,
+    pub bytes: u64,
+    /// The kernel that writes it (0 for a leaf).
+    pub first: usize,
+    /// The last kernel that reads it; the number of kernels when it lives to the end (leaves,
+    /// graph outputs).
+    pub last: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BufferPlan {
+    pub slots: Vec<Slot>,
+    /// Every stored value: the leaves in topological order, then kernel outputs in execution order.
+    pub values: Vec<Stored>,
+    /// The most bytes alive while one kernel runs, leaves included.
+    pub peak_bytes: u64,
+    /// The kernel at which `peak_bytes` is reached (the first such); `None` with no kernels.
+    pub peak_kernel: Option<usize>,
+    /// The bytes of the leaves' slots (data, parameters, inputs, constants).
+    pub leaf_bytes: u64,
+    /// The size of the arena holding every slot.
+    pub arena_bytes: u64,
+    /// The slot of every stored value and view.
+    slot_of: HashMap<NodeId, usize>,
+}
+
+impl BufferPlan {
+    /// The slot holding `id`'s value (a view's is its base's); `None` for a value internal to a
+    /// kernel.
+    pub fn slot(&self, id: NodeId) -> Option<usize> {
+        self.slot_of.get(&id).copied()
+    }
+
+    /// The bytes alive while kernel `k` runs.
+    pub fn live_bytes(&self, k: usize) -> u64 {
+        self.values.iter().filter(|v| v.first <= k && k <= v.last).map(|v| v.bytes).sum()
+    }
+}
+
+/// The bytes of a value of shape `shape`.
+fn bytes_of(shape: &[Dim], sizes: &impl Fn(Dim) -> u64) -> u64 {
+    shape.iter().map(|d| sizes(*d)).product::<u64>() * ELEMENT_BYTES
+}
+
+/// Plans the buffers of `p`, a partition of `g`, with every symbolic size given by `sizes`. The
+/// rule is in this file's header.
+pub fn plan(g: &Graph, p: &Partition, sizes: impl Fn(Dim) -> u64) -> BufferPlan {
+    let n = p.kernels.len();
+    let named: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
+    // The last kernel reading each stored value, through views.
+    let mut last_read: HashMap<NodeId, usize> = HashMap::new();
+    for (k, kernel) in p.kernels.iter().enumerate() {
+        for i in &kernel.inputs {
+            last_read.insert(p.base(*i), k);
+        }
+    }
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut values: Vec<Stored> = Vec::new();
+    for id in g.topo_order() {
+        if g.node(id).op.is_leaf() {
+            let bytes = bytes_of(&g.node(id).shape, &sizes);
+            values.push(Stored { node: id, slot: slots.len(), bytes, first: 0, last: n });
+            slots.push(Slot { offset: 0, bytes, leaf: true });
+        }
+    }
+    let leaf_bytes = values.iter().map(|v| v.bytes).sum();
+    let mut free: Vec<usize> = Vec::new();
+    // Shared slots to free before each kernel: those whose value was last read by the one before.
+    let mut release: Vec<Vec<usize>> = vec![Vec::new(); n + 1];
+    for (k, kernel) in p.kernels.iter().enumerate() {
+        free.extend(std::mem::take(&mut release[k]));
+        for &out in &kernel.outputs {
+            let bytes = bytes_of(&g.node(out).shape, &sizes);
+            let last = if named.contains(&out) { n } else { last_read.get(&out).copied().unwrap_or(k) };
+            let slot = take_slot(&mut slots, &mut free, bytes);
+            values.push(Stored { node: out, slot, bytes, first: k, last });
+            if last < n {
+                release[last + 1].push(slot);
+            }
+        }
+    }
+    let mut offset = 0;
+    for s in &mut slots {
+        s.offset = offset;
+        offset = (offset + s.bytes).div_ceil(SLOT_ALIGN) * SLOT_ALIGN;
+    }
+    let mut slot_of: HashMap<NodeId, usize> = values.iter().map(|v| (v.node, v.slot)).collect();
+    for v in &p.views {
+        if let Some(s) = slot_of.get(&v.base).copied() {
+            slot_of.insert(v.node, s);
+        }
+    }
+    let mut plan = BufferPlan {
+        slots,
+        values,
+        peak_bytes: leaf_bytes,
+        peak_kernel: None,
+        leaf_bytes,
+        arena_bytes: offset,
+        slot_of,
+    };
+    for k in 0..n {
+        let live = plan.live_bytes(k);
+        if plan.peak_kernel.is_none() || live > plan.peak_bytes {
+            plan.peak_bytes = live;
+            plan.peak_kernel = Some(k);
+        }
+    }
+    plan
+}
+
+/// The free slot a value of `bytes` takes (removed from `free`), or a new one.
+fn take_slot(slots: &mut Vec<Slot>, free: &mut Vec<usize>, bytes: u64) -> usize {
+    let fits =
+        free.iter().enumerate().filter(|(_, s)| slots[**s].bytes >= bytes).min_by_key(|(_, s)| (slots[**s].bytes, **s));
+    let pick = match fits {
+        Some((i, _)) => Some(i),
+        None => free.iter().enumerate().max_by_key(|(_, s)| (slots[**s].bytes, std::cmp::Reverse(**s))).map(|(i, _)| i),
+    };
+    match pick {
+        Some(i) => {
+            let s = free.swap_remove(i);
+            slots[s].bytes = slots[s].bytes.max(bytes);
+            s
+        }
+        None => {
+            slots.push(Slot { offset: 0, bytes, leaf: false });
+            slots.len() - 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::checked::DataSource;
+    use crate::check::types::Elem;
+    use crate::ir::graph::{DataInfo, Node, Output};
+    use crate::ir::op::{Op, ReduceOp, UnaryOp};
+    use crate::kernel::partition;
+
+    fn k(n: u64) -> Dim {
+        Dim::Known(n)
+    }
+
+    fn node(g: &mut Graph, op: Op, shape: Vec<Dim>, xs: &[NodeId]) -> NodeId {
+        g.add(Node { op, elem: Elem::Float, shape, span: None, label: None }, xs)
+    }
+
+    /// x → t₁ = transpose → t₂ = transpose → t₃ = transpose → sum: three copies in a row, each
+    /// dead once the next has run.
+    fn chain() -> (Graph, [NodeId; 5]) {
+        let mut g = Graph::default();
+        g.syms = vec!["N".into()];
+        let n = Dim::Sym(crate::check::types::SymId(0));
+        g.data.push(DataInfo {
+            name: "x".into(),
+            elem: Elem::Float,
+            shape: vec![n, k(8)],
+            source: DataSource::Columns(vec![]),
+        });
+        let x = node(&mut g, Op::Data(0), vec![n, k(8)], &[]);
+        let t1 = node(&mut g, Op::Transpose { perm: vec![1, 0] }, vec![k(8), n], &[x]);
+        let e = node(&mut g, Op::Unary(UnaryOp::Exp), vec![k(8), n], &[t1]);
+        let t2 = node(&mut g, Op::Transpose { perm: vec![1, 0] }, vec![n, k(8)], &[e]);
+        let s = node(&mut g, Op::Reduce { f: ReduceOp::Sum, axes: vec![0, 1], keepdims: false }, vec![], &[t2]);
+        g.outputs.push(Output { name: "loss".into(), node: s });
+        crate::ir::verify::verify(&g).unwrap();
+        (g, [x, t1, e, t2, s])
+    }
+
+    #[test]
+    fn dead_values_give_their_slot_to_later_ones() {
+        let (g, [x, t1, e, t2, s]) = chain();
+        let p = partition(&g);
+        let plan = plan(&g, &p, |d| if let Dim::Known(n) = d { n } else { 10 });
+        // x has its own slot; t1 (kernel 0) dies after e (kernel 1) reads it, so t2 (kernel 2)
+        // takes t1's slot; e dies after kernel 2; the scalar s takes e's slot.
+        let slot = |id| plan.slot(id).unwrap();
+        assert_eq!(plan.slots.len(), 3, "{plan:?}");
+        assert!(plan.slots[slot(x)].leaf);
+        assert_ne!(slot(t1), slot(e));
+        assert_eq!(slot(t2), slot(t1));
+        assert_eq!(slot(s), slot(e));
+        assert_eq!(plan.leaf_bytes, 320);
+        // While kernel 1 or 2 runs: x, and two [8, 10] values.
+        assert_eq!(plan.peak_bytes, 320 * 3);
+        assert_eq!(plan.peak_kernel, Some(1));
+        assert_eq!(plan.arena_bytes, 3 * 320);
+        assert!(plan.slots.iter().all(|s| s.offset % SLOT_ALIGN == 0));
+    }
+
+    #[test]
+    fn graph_outputs_live_to_the_end() {
+        let (mut g, [_, t1, ..]) = chain();
+        g.outputs.push(Output { name: "t1".into(), node: t1 });
+        let p = partition(&g);
+        let plan = plan(&g, &p, |d| if let Dim::Known(n) = d { n } else { 10 });
+        let v = plan.values.iter().find(|v| v.node == t1).unwrap();
+        assert_eq!(v.last, p.kernels.len());
+        assert_eq!(plan.slots.len(), 4);
+    }
+}
