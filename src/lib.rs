@@ -4,6 +4,7 @@
 //! shapes, priors) → later stages. See ARCHITECTURE.md.
 
 pub mod autodiff;
+pub mod backend;
 pub mod check;
 pub mod data;
 pub mod diagnostic;

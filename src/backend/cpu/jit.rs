@@ -1,0 +1,282 @@
+//! The JIT driver: makes a Cranelift JIT module for the host (its native ISA flags, so `fma` and
+//! AVX encodings where the CPU has them), registers the scalar functions of [`super::libm`] as
+//! symbols, declares and defines one function per group, finalizes, and fetches the pointers.
+//! Also prints a group's CLIF, headed with the nodes and source lines it computes.
+
+use super::elementwise;
+use super::libm::Libm;
+use super::plan::{Access, Plan};
+use super::{BackendError, Options};
+use crate::check::types::ShowDim;
+use crate::ir::{Graph, NodeId};
+use crate::passes::fusion::FusionGroup;
+use crate::source::SourceMap;
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::Context;
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The compiled entry point (see `elementwise.rs` for the calling convention).
+type Entry = unsafe extern "C" fn(*const *mut f32, *const usize);
+
+/// Groups compiled into one JIT module. The code lives as long as this value; kernels are lent
+/// out by reference, so none outlives it.
+pub struct Compiled {
+    module: Option<JITModule>,
+    kernels: Vec<ElementwiseKernel>,
+}
+
+impl Compiled {
+    /// One kernel per group given to [`compile`], in that order.
+    pub fn kernels(&self) -> &[ElementwiseKernel] {
+        &self.kernels
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the only pointers into the module's memory are the kernels' entries, which
+            // are dropped with `self` and were never lent beyond `&self`.
+            unsafe { m.free_memory() }
+        }
+    }
+}
+
+/// One compiled elementwise group.
+pub struct ElementwiseKernel {
+    entry: Entry,
+    plan: Plan,
+    inputs: Vec<NodeId>,
+    outputs: Vec<NodeId>,
+}
+
+impl ElementwiseKernel {
+    /// The group's inputs, in buffer order.
+    pub fn inputs(&self) -> &[NodeId] {
+        &self.inputs
+    }
+
+    /// The group's outputs, in buffer order after the inputs.
+    pub fn outputs(&self) -> &[NodeId] {
+        &self.outputs
+    }
+
+    /// The number of elements output `o` holds when the space has sizes `dims`.
+    pub fn output_len(&self, o: usize, dims: &[usize]) -> usize {
+        match &self.plan.epilogue {
+            Some(e) if e.node == self.outputs[o] => self.plan.epilogue_len(dims),
+            _ => Plan::space_len(dims),
+        }
+    }
+
+    /// The number of elements input `i` holds (0 for an embedded constant).
+    pub fn input_len(&self, i: usize, dims: &[usize]) -> usize {
+        match self.plan.inputs[i] {
+            Access::Const(_) => 0,
+            Access::Strided { .. } => self.plan.input_len(i, dims),
+        }
+    }
+
+    /// Runs the kernel on the space of sizes `dims` (one per axis of the group's shape), with one
+    /// slice per input (an embedded constant's may be empty) and one per output, each dense and
+    /// row-major in its own shape. Lengths are checked first.
+    pub fn run(&self, dims: &[usize], inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<(), BackendError> {
+        self.plan.check_dims(dims).map_err(BackendError::Run)?;
+        if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
+            return Err(BackendError::Run(format!(
+                "{} inputs and {} outputs given, the kernel has {} and {}",
+                inputs.len(),
+                outputs.len(),
+                self.inputs.len(),
+                self.outputs.len()
+            )));
+        }
+        for (i, x) in inputs.iter().enumerate() {
+            let want = self.input_len(i, dims);
+            if !matches!(self.plan.inputs[i], Access::Const(_)) && x.len() != want {
+                return Err(BackendError::Run(format!("input {i} has {} values, needs {want}", x.len())));
+            }
+        }
+        for (o, y) in outputs.iter().enumerate() {
+            let want = self.output_len(o, dims);
+            if y.len() != want {
+                return Err(BackendError::Run(format!("output {o} has {} values, needs {want}", y.len())));
+            }
+        }
+        let mut bufs: Vec<*mut f32> = inputs.iter().map(|x| x.as_ptr() as *mut f32).collect();
+        bufs.extend(outputs.iter_mut().map(|y| y.as_mut_ptr()));
+        // SAFETY: every buffer has the length the kernel indexes (checked above); inputs are only
+        // read; outputs are distinct `&mut` slices, so they overlap nothing.
+        unsafe { (self.entry)(bufs.as_ptr(), dims.as_ptr()) };
+        Ok(())
+    }
+
+    /// Calls the kernel on raw buffers, as the calling convention in `elementwise.rs` says.
+    ///
+    /// # Safety
+    /// `bufs` holds one valid pointer per input and output, each to as many `f32`s as the
+    /// kernel reads or writes for `dims`; outputs overlap nothing.
+    pub unsafe fn call(&self, bufs: *const *mut f32, dims: *const usize) {
+        (self.entry)(bufs, dims)
+    }
+}
+
+/// A JIT module with the scalar functions registered and declared.
+struct Jit {
+    module: JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    libm: HashMap<Libm, FuncId>,
+}
+
+impl Jit {
+    fn new() -> Result<Jit, BackendError> {
+        let mut builder = JITBuilder::with_flags(&[("opt_level", "speed")], default_libcall_names())
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        for f in Libm::ALL {
+            builder.symbol(f.name(), f.address());
+        }
+        let mut module = JITModule::new(builder);
+        let mut libm = HashMap::new();
+        for f in Libm::ALL {
+            let mut sig = module.make_signature();
+            for _ in 0..f.arity() {
+                sig.params.push(AbiParam::new(types::F32));
+            }
+            sig.returns.push(AbiParam::new(types::F32));
+            let id = module.declare_function(f.name(), Linkage::Import, &sig).map_err(codegen)?;
+            libm.insert(f, id);
+        }
+        let ctx = module.make_context();
+        Ok(Jit { module, ctx, fctx: FunctionBuilderContext::new(), libm })
+    }
+
+    /// Declares `circ_group_<index>` and builds its body into `self.ctx` (not yet defined).
+    fn build(
+        &mut self,
+        g: &Graph,
+        grp: &FusionGroup,
+        opts: &Options,
+        index: usize,
+    ) -> Result<(FuncId, Plan), BackendError> {
+        let plan = Plan::new(g, grp).map_err(BackendError::Unsupported)?;
+        let config = self.module.target_config();
+        let sig = elementwise::signature(config.pointer_type(), config.default_call_conv);
+        let id = self.module.declare_function(&format!("circ_group_{index}"), Linkage::Local, &sig).map_err(codegen)?;
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let (module, libm) = (&mut self.module, &self.libm);
+        let mut import =
+            |f: Libm, func: &mut cranelift_codegen::ir::Function| module.declare_func_in_func(libm[&f], func);
+        let b = cranelift_frontend::FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+        elementwise::build(b, g, grp, &plan, opts, config, &mut import);
+        Ok((id, plan))
+    }
+}
+
+fn codegen(e: impl std::fmt::Debug) -> BackendError {
+    BackendError::Codegen(format!("{e:?}"))
+}
+
+/// Compiles every group into one JIT module. Fails on the first group the backend does not
+/// support ([`supports`] says which beforehand).
+pub fn compile(g: &Graph, groups: &[&FusionGroup], opts: &Options) -> Result<Compiled, BackendError> {
+    let mut jit = Jit::new()?;
+    let mut defined = Vec::new();
+    for (index, grp) in groups.iter().enumerate() {
+        let (id, plan) = jit.build(g, grp, opts, index)?;
+        jit.module.define_function(id, &mut jit.ctx).map_err(|e| match e {
+            cranelift_module::ModuleError::Compilation(c) => {
+                BackendError::Codegen(cranelift_codegen::print_errors::pretty_error(&jit.ctx.func, c))
+            }
+            e => codegen(e),
+        })?;
+        defined.push((id, plan, grp.inputs.clone(), grp.outputs.clone()));
+    }
+    jit.module.finalize_definitions().map_err(codegen)?;
+    let kernels = defined
+        .into_iter()
+        .map(|(id, plan, inputs, outputs)| {
+            let code = jit.module.get_finalized_function(id);
+            // SAFETY: the function was defined with `elementwise::signature`, the C convention
+            // of the host, which is `Entry`.
+            let entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
+            ElementwiseKernel { entry, plan, inputs, outputs }
+        })
+        .collect();
+    Ok(Compiled { module: Some(jit.module), kernels })
+}
+
+/// Compiles one group.
+pub fn compile_group(g: &Graph, grp: &FusionGroup, opts: &Options) -> Result<Compiled, BackendError> {
+    compile(g, &[grp], opts)
+}
+
+/// Whether the backend compiles `grp`, and if not, why.
+pub fn supports(g: &Graph, grp: &FusionGroup) -> Result<(), String> {
+    Plan::new(g, grp).map(|_| ())
+}
+
+/// The CLIF of the group's function, as generated (before Cranelift's optimizations), headed with
+/// comments: the group's space, every buffer, and every member with the source line it came from.
+pub fn clif_text(
+    g: &Graph,
+    grp: &FusionGroup,
+    sources: Option<&SourceMap>,
+    opts: &Options,
+) -> Result<String, BackendError> {
+    let mut jit = Jit::new()?;
+    jit.build(g, grp, opts, 0)?;
+    let mut out = String::new();
+    let shape = |s: &[crate::check::types::Dim]| {
+        let dims: Vec<String> = s.iter().map(|d| ShowDim(*d, g).to_string()).collect();
+        format!("[{}]", dims.join(", "))
+    };
+    let _ = writeln!(out, "; elementwise group over {}", shape(&grp.shape));
+    for (i, n) in grp.inputs.iter().enumerate() {
+        let node = g.node(*n);
+        let how = if matches!(node.op, crate::ir::Op::Const(_)) { " (immediate, not read)" } else { "" };
+        let _ = writeln!(out, ";   bufs[{i}] = {n} {} {}{how}", node.op.name(), shape(&node.shape));
+    }
+    for (o, n) in grp.outputs.iter().enumerate() {
+        let _ = writeln!(out, ";   bufs[{}] <- {n} {}", grp.inputs.len() + o, shape(&g.node(*n).shape));
+    }
+    for n in &grp.nodes {
+        let node = g.node(*n);
+        let args: Vec<String> = g.operands(*n).iter().map(ToString::to_string).collect();
+        let from = match (node.span, sources) {
+            (Some(span), Some(src)) => {
+                let loc = src.location(span);
+                let line = src.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
+                format!("  from {loc}: `{line}`")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "; {n} = {}({}){from}", node.op.name(), args.join(", "));
+    }
+    let _ = write!(out, "{}", jit.ctx.func.display());
+    // SAFETY: nothing was defined, so no pointer into the module's memory exists.
+    unsafe { jit.module.free_memory() };
+    Ok(out)
+}
+
+/// The machine code of the group's function, as Cranelift's lowered instructions after register
+/// allocation (what a future `circ emit --asm` prints), on this host's ISA.
+pub fn asm_text(g: &Graph, grp: &FusionGroup, opts: &Options) -> Result<String, BackendError> {
+    let mut jit = Jit::new()?;
+    jit.build(g, grp, opts, 0)?;
+    jit.ctx.set_disasm(true);
+    let mut control = cranelift_codegen::control::ControlPlane::default();
+    let text = match jit.ctx.compile(jit.module.isa(), &mut control) {
+        Ok(code) => Ok(code.vcode.clone().unwrap_or_default()),
+        Err(e) => Err(BackendError::Codegen(format!("{:?}", e.inner))),
+    };
+    // SAFETY: nothing was defined, so no pointer into the module's memory exists.
+    unsafe { jit.module.free_memory() };
+    text
+}
