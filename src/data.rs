@@ -101,7 +101,10 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
 /// `one_hot` reads it, 0 or 1 where a `bernoulli` likelihood does. `None`: any integer.
 pub fn label_range(g: &Graph, data: usize) -> Option<(i64, i64)> {
     use crate::ir::graph::{Likelihood, Term};
-    let bernoulli = g.terms.iter().any(|t| matches!(t, Term::Likelihood { data: d, dist: Likelihood::Bernoulli, .. } if *d == data));
+    let bernoulli = g
+        .terms
+        .iter()
+        .any(|t| matches!(t, Term::Likelihood { data: d, dist: Likelihood::Bernoulli, .. } if *d == data));
     if bernoulli {
         return Some((0, 1));
     }

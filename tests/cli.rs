@@ -159,13 +159,17 @@ fn train_then_run_reports_a_calibrated_variance() {
     let (ckpt, metrics, plot) = (temp("het.safetensors"), temp("het.jsonl"), temp("het.png"));
     let model = root("examples/hetero.circ");
     let base = ["train", &model, "--data", csv.to_str().unwrap(), "--out", ckpt.to_str().unwrap(), "--quiet"];
-    let (code, out, err) = circ(&[&base[..], &["--epochs", "60", "--metrics", metrics.to_str().unwrap(), "--plot", plot.to_str().unwrap()]].concat());
+    let (code, out, err) = circ(
+        &[&base[..], &["--epochs", "60", "--metrics", metrics.to_str().unwrap(), "--plot", plot.to_str().unwrap()]]
+            .concat(),
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"epoch\":60"), "{out}");
     assert_eq!(std::fs::read_to_string(&metrics).unwrap().lines().count(), 60);
     assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"));
     // Resume for 20 more epochs: the metrics file grows, the checkpoint says epoch 80.
-    let (code, _, err) = circ(&[&base[..], &["--epochs", "80", "--resume", "--metrics", metrics.to_str().unwrap()]].concat());
+    let (code, _, err) =
+        circ(&[&base[..], &["--epochs", "80", "--resume", "--metrics", metrics.to_str().unwrap()]].concat());
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&metrics).unwrap().lines().count(), 80);
     let (_, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();

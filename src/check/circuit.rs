@@ -2,8 +2,8 @@
 //! arguments, and applied (inlined) with their inputs' types unified against the declaration.
 
 use super::checked::*;
-use super::elaborate::{find_circuit, types_agree, BindKind, Checker, CircuitRef, Instance, Scope, Static, Value};
 use super::elaborate::{contains_return_or_error, elem_of, Builder, MAX_INSTANCE_DEPTH};
+use super::elaborate::{find_circuit, types_agree, BindKind, Checker, CircuitRef, Instance, Scope, Static, Value};
 use super::types::{dims_agree, Dim};
 use crate::diagnostic::Diagnostic;
 use crate::front::ast::{self, Expr, ExprKind, StaticKind, Stmt, StmtKind};
@@ -258,7 +258,13 @@ impl<'p> Checker<'p> {
 
     /// Matches an argument's type against a circuit input's declared type, binding size
     /// variables such as `B` on first sight.
-    pub(super) fn unify_input(&mut self, input: &'p ast::Input, node: NodeId, arg_span: Span, scope: &mut Scope) -> Option<()> {
+    pub(super) fn unify_input(
+        &mut self,
+        input: &'p ast::Input,
+        node: NodeId,
+        arg_span: Span,
+        scope: &mut Scope,
+    ) -> Option<()> {
         let got = self.ty(node).clone();
         let want_elem = elem_of(input.ty.elem);
         let mismatch = |this: &mut Self, want: String| {

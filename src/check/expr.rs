@@ -483,10 +483,7 @@ impl<'p> Checker<'p> {
         }
         Some(if a < 0 { (a + r) as usize } else { a as usize })
     }
-
 }
-
-
 
 pub fn plural(n: usize, word: &str) -> String {
     let w = match (n, word) {

@@ -395,7 +395,13 @@ impl<'p> Checker<'p> {
         Some(Value::Tensor(self.push(Op::Concat { axis }, inputs, Ty::float(dims), span)))
     }
 
-    pub(super) fn index(&mut self, base: &'p Expr, indices: &'p [IndexItem], span: Span, scope: &mut Scope) -> Option<Value> {
+    pub(super) fn index(
+        &mut self,
+        base: &'p Expr,
+        indices: &'p [IndexItem],
+        span: Span,
+        scope: &mut Scope,
+    ) -> Option<Value> {
         let v = self.eval(base, scope)?;
         let x = self.as_tensor(v, base.span)?;
         let tx = self.ty(x).clone();

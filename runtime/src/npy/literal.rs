@@ -231,10 +231,7 @@ impl Parser<'_> {
             let key_pos = self.pos;
             let key = self.value(depth + 1)?;
             if matches!(key, Value::List(_) | Value::Dict(_)) {
-                return Err(Error {
-                    position: key_pos,
-                    message: format!("{} cannot be a dict key", key.describe()),
-                });
+                return Err(Error { position: key_pos, message: format!("{} cannot be a dict key", key.describe()) });
             }
             self.skip_space();
             if self.peek() != Some(b':') {
@@ -301,10 +298,8 @@ impl Parser<'_> {
         }
         if let Some(b) = self.peek() {
             if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' {
-                return Err(self.error(format!(
-                    "unexpected {} in a number (only integers are supported)",
-                    self.describe_here()
-                )));
+                return Err(self
+                    .error(format!("unexpected {} in a number (only integers are supported)", self.describe_here())));
             }
         }
         let text = std::str::from_utf8(digits).expect("ASCII digits");
@@ -383,11 +378,8 @@ impl Parser<'_> {
             _ => {
                 // Point at the backslash.
                 self.pos -= 2;
-                let sequence = if b.is_ascii_graphic() {
-                    format!("\\{}", b as char)
-                } else {
-                    format!("\\ and byte 0x{b:02x}")
-                };
+                let sequence =
+                    if b.is_ascii_graphic() { format!("\\{}", b as char) } else { format!("\\ and byte 0x{b:02x}") };
                 return Err(self.error(format!("unsupported escape sequence {sequence}")));
             }
         };

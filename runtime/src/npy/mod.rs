@@ -336,7 +336,6 @@ impl DType {
     }
 }
 
-
 /// Reorder column-major `values` of `shape` into row-major order.
 fn fortran_to_row_major(values: Vec<f64>, shape: &[usize]) -> Vec<f64> {
     if shape.len() < 2 || values.is_empty() {

@@ -293,8 +293,7 @@ impl Parser<'_> {
                                         if !(0xDC00..=0xDFFF).contains(&second) {
                                             self.pos = escape_start;
                                             return Err(self.error(
-                                                "a high surrogate \\u escape must be followed by a low one"
-                                                    .to_string(),
+                                                "a high surrogate \\u escape must be followed by a low one".to_string(),
                                             ));
                                         }
                                         0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)

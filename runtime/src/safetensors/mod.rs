@@ -609,7 +609,6 @@ impl ReadDType {
     }
 }
 
-
 /// One tensor entry of the header, checked on its own.
 struct Info {
     name: String,
