@@ -60,6 +60,14 @@ pub enum Backend {
     Interp,
 }
 
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Used when neither the model nor the command line names an optimizer.
 pub const DEFAULT_OPTIMIZER: &str = "adam(lr = 1e-3)";
 
@@ -166,10 +174,11 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     );
     if !a.quiet {
         err(&format!(
-            "training `{}` on {rows} rows ({} held out), {} epochs of {steps_per_epoch} steps, batch {batch}, seed {}\n",
+            "training `{}` on {rows} rows ({} held out), {} of {}, batch {batch}, seed {}\n",
             model.name,
             circ::train::run::rows(&trainer.valid),
-            settings.epochs,
+            plural(settings.epochs, "epoch"),
+            plural(steps_per_epoch, "step"),
             settings.seed
         ));
     }
