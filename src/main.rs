@@ -130,6 +130,21 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Print every kernel of a model in execution order: Cranelift IR (or machine code) for the
+    /// kernels the CPU backend generates, each headed with its graph nodes and source lines.
+    Emit {
+        /// The .circ file.
+        file: PathBuf,
+        /// What to generate code for.
+        #[arg(long, value_enum, default_value_t = cli::emit::Target::Clif)]
+        target: cli::emit::Target,
+        /// Print the machine code after register allocation instead of the IR.
+        #[arg(long)]
+        asm: bool,
+        /// Which graph: the forward pass, with the gradient, or one whole training step.
+        #[arg(long, value_enum, default_value_t = cli::emit::Which::Step)]
+        graph: cli::emit::Which,
+    },
     /// Train a model: its `train { … }` settings, overridden by these flags. Prints a progress
     /// bar and one line per epoch; writes a checkpoint after every epoch.
     Train(cli::train::Args),
@@ -182,6 +197,7 @@ fn main() -> ExitCode {
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
         }
         Command::Train(args) => cli::train::train(args, color),
+        Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => cli::emit::emit(&file, graph, asm, color),
         Command::Run { file, params, data, out } => cli::predict::run(&file, &params, &data, out.as_ref(), color),
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),

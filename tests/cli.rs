@@ -185,3 +185,17 @@ fn train_then_run_reports_a_calibrated_variance() {
     // True standard deviations: 0.1 at 0, 1.35 at ±2.5.
     assert!(sd[0] < 0.5 && sd[1] > 0.8 && sd[2] > 0.8, "predicted standard deviations {sd:?}");
 }
+
+/// `circ emit` lists every kernel with its source lines, and Cranelift IR for elementwise ones.
+#[test]
+fn emit_shows_kernels_with_their_source_lines() {
+    let (code, out, err) = circ(&["emit", &root("examples/ridge.circ"), "--graph", "forward"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("; model ridge:"), "{out}");
+    assert!(out.contains("kernel 0: MatMul") && out.contains("not generated yet"), "{out}");
+    assert!(out.contains("function u0:") && out.contains("f32x4"), "{out}");
+    assert!(out.contains("ridge.circ:10:11: `param w: [10] ~ normal(0, 1)`"), "{out}");
+    let (code, out, err) = circ(&["emit", &root("examples/ridge.circ"), "--asm"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kernel"), "{out}");
+}

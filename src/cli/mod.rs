@@ -1,5 +1,6 @@
 //! Commands of the `circ` binary that need more than a few lines of printing.
 
+pub mod emit;
 pub mod predict;
 pub mod train;
 
