@@ -19,6 +19,7 @@
 
 mod body;
 pub mod elementwise;
+pub mod executor;
 pub mod jit;
 pub mod libm;
 pub mod plan;

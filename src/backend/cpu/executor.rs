@@ -1,0 +1,544 @@
+//! A first whole-graph CPU executor, in `f32`: the kernel partition (`kernel::partition`) run
+//! kernel by kernel on one arena laid out by the buffer plan (`kernel::plan`).
+//!
+//! - Every elementwise kernel the JIT supports (`supports`) is compiled once, in [`Executor::new`],
+//!   into one JIT module, and called on raw pointers into the arena (the plan guarantees that a
+//!   kernel never writes a slot it reads, which is what the calling convention asks).
+//! - A matrix product runs on the interpreter's `matmul`; its elementwise epilogue, when the JIT
+//!   supports it as a group (inputs: the product and values from outside), is compiled too and
+//!   reads the product from a vector of its own.
+//! - Every other kernel (reductions, copies, selections, one-hot, elementwise kernels and
+//!   epilogues the JIT refuses) runs with the interpreter's per-op kernels (`interp::ops`) in
+//!   `f32`: operands are copied out of the arena into tensors, results copied back into their
+//!   slots.
+//! - [`Executor::run`] checks the boundary and binds the symbolic sizes as the interpreter does,
+//!   plans the buffers for those sizes (cached per distinct binding), writes the leaves, runs the
+//!   kernels in order and returns the graph's outputs.
+//!
+//! Results equal `interp::run_with::<f32>` except where the JIT contracts `a·b + c` into one
+//! `fma` and where a reduction epilogue sums in another order (see `backend/cpu/mod.rs`).
+
+use super::{compile, supports, BackendError, Compiled, Options};
+use crate::check::types::{Dim, Elem, ShowDim};
+use crate::interp::{ops, HostTensor, InterpError, Tensor};
+use crate::ir::{Graph, NodeId, Op};
+use crate::kernel::{self, BufferPlan, KernelKind, Partition, ELEMENT_BYTES};
+use crate::passes::fusion::FusionGroup;
+use std::collections::HashMap;
+
+/// Why a run failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecError {
+    /// The inputs do not fit the graph, or an interpreted kernel failed.
+    Interp(InterpError),
+    /// A compiled kernel could not run.
+    Backend(BackendError),
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::Interp(e) => e.fmt(f),
+            ExecError::Backend(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+impl From<InterpError> for ExecError {
+    fn from(e: InterpError) -> ExecError {
+        ExecError::Interp(e)
+    }
+}
+
+impl From<BackendError> for ExecError {
+    fn from(e: BackendError) -> ExecError {
+        ExecError::Backend(e)
+    }
+}
+
+/// The graph's named outputs, in `Graph::outputs` order (the loss first).
+#[derive(Clone, Debug)]
+pub struct ExecOutputs {
+    entries: Vec<(String, Tensor<f32>)>,
+}
+
+impl ExecOutputs {
+    pub fn get(&self, name: &str) -> Option<&Tensor<f32>> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// The total loss, `outputs[0]`.
+    pub fn loss(&self) -> f64 {
+        self.entries.first().map_or(f64::NAN, |(_, t)| t.data[0] as f64)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor<f32>)> + '_ {
+        self.entries.iter().map(|(n, t)| (n.as_str(), t))
+    }
+}
+
+/// How many kernels the executor has, by how they run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Kernels in the partition.
+    pub kernels: usize,
+    /// Elementwise kernels compiled by the JIT.
+    pub jit: usize,
+    /// Kernels run with the interpreter's per-op kernels.
+    pub interpreted: usize,
+    /// Elementwise kernels the JIT refused (counted in `interpreted`).
+    pub unsupported: usize,
+    /// Matrix-product kernels (counted in `interpreted`: the product runs on the interpreter's
+    /// `matmul`) whose elementwise epilogue is compiled by the JIT.
+    pub jit_epilogues: usize,
+    /// Kernel executions so far, over every run: compiled and interpreted.
+    pub jit_runs: u64,
+    pub interpreted_runs: u64,
+}
+
+/// The arena layout for one binding of the symbolic sizes.
+struct Layout {
+    plan: BufferPlan,
+    /// Concrete shape of every node, indexed by `NodeId::index()`.
+    shapes: Vec<Vec<usize>>,
+}
+
+pub struct Executor {
+    graph: Graph,
+    partition: Partition,
+    /// Keeps the JIT code alive; `None` when no kernel was compiled.
+    compiled: Option<Compiled>,
+    /// For each kernel of the partition, its index in `compiled.kernels()`: the whole kernel
+    /// (elementwise) or the epilogue after the product (matmul).
+    jit_of: Vec<Option<usize>>,
+    layouts: HashMap<Vec<Option<usize>>, Layout>,
+    arena: Vec<f32>,
+    stats: Stats,
+}
+
+impl Executor {
+    /// Partitions `g` (verified) and compiles every elementwise kernel the JIT supports.
+    pub fn new(g: &Graph) -> Result<Executor, BackendError> {
+        Executor::with_options(g, &Options::default())
+    }
+
+    pub fn with_options(g: &Graph, opts: &Options) -> Result<Executor, BackendError> {
+        let partition = kernel::partition(g);
+        let mut groups = Vec::new();
+        let mut jit_of = vec![None; partition.kernels.len()];
+        let mut stats = Stats { kernels: partition.kernels.len(), ..Stats::default() };
+        for (i, k) in partition.kernels.iter().enumerate() {
+            match k.kind {
+                KernelKind::Elementwise => {
+                    let grp = FusionGroup {
+                        nodes: k.nodes.clone(),
+                        shape: k.space.clone(),
+                        epilogue: k.reduction,
+                        inputs: k.inputs.clone(),
+                        outputs: k.outputs.clone(),
+                    };
+                    if supports(g, &grp).is_ok() {
+                        jit_of[i] = Some(groups.len());
+                        groups.push(grp);
+                        stats.jit += 1;
+                        continue;
+                    }
+                    stats.unsupported += 1;
+                }
+                KernelKind::MatMul => {
+                    if let Some(grp) = epilogue_group(g, k) {
+                        if supports(g, &grp).is_ok() {
+                            jit_of[i] = Some(groups.len());
+                            groups.push(grp);
+                            stats.jit_epilogues += 1;
+                        }
+                    }
+                }
+                KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {}
+            }
+            stats.interpreted += 1;
+        }
+        let compiled = if groups.is_empty() {
+            None
+        } else {
+            let refs: Vec<&FusionGroup> = groups.iter().collect();
+            Some(compile(g, &refs, opts)?)
+        };
+        Ok(Executor {
+            graph: g.clone(),
+            partition,
+            compiled,
+            jit_of,
+            layouts: HashMap::new(),
+            arena: Vec::new(),
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// Runs the graph on `data` (one per `g.data`), `params` (one per `g.params`) and `inputs`
+    /// (one per `g.inputs`), and returns its named outputs.
+    pub fn run(
+        &mut self,
+        data: &[HostTensor],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<ExecOutputs, ExecError> {
+        let g = &self.graph;
+        let sizes = bind(g, data, params, inputs)?;
+        if !self.layouts.contains_key(&sizes) {
+            let layout = layout(g, &self.partition, &sizes)?;
+            self.layouts.insert(sizes.clone(), layout);
+        }
+        let layout = &self.layouts[&sizes];
+        let plan = &layout.plan;
+        let shapes = &layout.shapes;
+        let words = (plan.arena_bytes / ELEMENT_BYTES) as usize;
+        if self.arena.len() < words {
+            self.arena.resize(words, 0.0);
+        }
+        let arena = &mut self.arena;
+        let at = |id: NodeId| -> Result<usize, ExecError> {
+            let s = plan.slot(id).ok_or_else(|| InterpError::Graph(format!("{id} is read but has no buffer")))?;
+            Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
+        };
+        let len = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+        // Leaves.
+        for id in g.node_ids() {
+            let off = match g.node(id).op {
+                Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => match plan.slot(id) {
+                    Some(s) => (plan.slots[s].offset / ELEMENT_BYTES) as usize,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let dst = &mut arena[off..off + len(id)];
+            let src: &[f64] = match g.node(id).op {
+                Op::Data(i) => &data[i].values,
+                Op::Param(i) => &params[i],
+                Op::Input(i) => &inputs[i],
+                Op::Const(c) => {
+                    dst[0] = c as f32;
+                    continue;
+                }
+                _ => unreachable!("only leaves reach here"),
+            };
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s as f32;
+            }
+        }
+        // Kernels, in order.
+        let mut bufs: Vec<*mut f32> = Vec::new();
+        for (ki, k) in self.partition.kernels.iter().enumerate() {
+            let jit = match (self.jit_of[ki], self.compiled.as_ref()) {
+                (Some(j), Some(code)) => Some(&code.kernels()[j]),
+                _ => None,
+            };
+            if let (Some(jk), KernelKind::Elementwise) = (jit, k.kind) {
+                let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
+                let base = arena.as_mut_ptr();
+                let total = arena.len();
+                call(jk, &dims, &mut bufs, |x| {
+                    let off = at(x)?;
+                    // SAFETY (of `add`): `off + len(x) ≤ total` is checked by `call` before use;
+                    // `off` itself is a slot offset inside the arena.
+                    Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
+                })?;
+                self.stats.jit_runs += 1;
+                continue;
+            }
+            if let (Some(jk), KernelKind::MatMul) = (jit, k.kind) {
+                // The product on the interpreter's kernel, then the compiled epilogue reading it.
+                let m = k.nodes[0];
+                let xs = g.operands(m);
+                let read = |o: NodeId| -> Result<Tensor<f32>, ExecError> {
+                    let off = at(o)?;
+                    Ok(Tensor { shape: shapes[o.index()].clone(), data: arena[off..off + len(o)].to_vec() })
+                };
+                let (a, b) = (read(xs[0])?, read(xs[1])?);
+                let n = g.node(m);
+                let mut product = ops::matmul(&a, &b).map_err(|message| InterpError::Node {
+                    node: m,
+                    op: n.op.name(),
+                    label: n.label.clone(),
+                    message,
+                })?;
+                if product.shape != shapes[m.index()] {
+                    return Err(BackendError::Run(format!("the product {m} has shape {:?}", product.shape)).into());
+                }
+                if k.outputs.contains(&m) {
+                    let off = at(m)?;
+                    arena[off..off + product.data.len()].copy_from_slice(&product.data);
+                }
+                let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
+                let base = arena.as_mut_ptr();
+                let total = arena.len();
+                let pm = product.data.as_mut_ptr();
+                let plen = product.data.len();
+                call(jk, &dims, &mut bufs, |x| {
+                    if x == m {
+                        return Ok((pm, plen, plen));
+                    }
+                    let off = at(x)?;
+                    // SAFETY (of `add`): as above.
+                    Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
+                })?;
+                self.stats.jit_runs += 1;
+                self.stats.interpreted_runs += 1;
+                continue;
+            }
+            let mut local: HashMap<NodeId, Tensor<f32>> = HashMap::new();
+            for node in &k.nodes {
+                let n = g.node(*node);
+                let mut read: Vec<Tensor<f32>> = Vec::new();
+                for o in g.operands(*node) {
+                    let t = match local.get(&o) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let off = at(o)?;
+                            Tensor { shape: shapes[o.index()].clone(), data: arena[off..off + len(o)].to_vec() }
+                        }
+                    };
+                    read.push(t);
+                }
+                let refs: Vec<&Tensor<f32>> = read.iter().collect();
+                let shape = &shapes[node.index()];
+                let fail = |message: String| InterpError::Node {
+                    node: *node,
+                    op: n.op.name(),
+                    label: n.label.clone(),
+                    message,
+                };
+                let value = eval(&n.op, &refs, shape).map_err(fail)?;
+                if &value.shape != shape {
+                    return Err(
+                        fail(format!("computed a value of shape {:?}, the node's is {shape:?}", value.shape)).into()
+                    );
+                }
+                local.insert(*node, value);
+            }
+            for o in &k.outputs {
+                let off = at(*o)?;
+                let v = &local[o].data;
+                arena[off..off + v.len()].copy_from_slice(v);
+            }
+            self.stats.interpreted_runs += 1;
+        }
+        let mut entries = Vec::with_capacity(g.outputs.len());
+        for o in &g.outputs {
+            let off = at(o.node)?;
+            let shape = shapes[o.node.index()].clone();
+            let n = len(o.node);
+            entries.push((o.name.clone(), Tensor { shape, data: arena[off..off + n].to_vec() }));
+        }
+        Ok(ExecOutputs { entries })
+    }
+}
+
+/// The elementwise epilogue of a matrix-product kernel as a fusion group whose inputs include the
+/// product; `None` when the kernel has no epilogue or the epilogue writes nothing.
+fn epilogue_group(g: &Graph, k: &kernel::Kernel) -> Option<FusionGroup> {
+    let m = *k.nodes.first()?;
+    let nodes: Vec<NodeId> = k.nodes[1..].to_vec();
+    let outputs: Vec<NodeId> = k.outputs.iter().copied().filter(|o| *o != m).collect();
+    if nodes.is_empty() || outputs.is_empty() {
+        return None;
+    }
+    let mut inputs = Vec::new();
+    for n in &nodes {
+        for o in g.operands(*n) {
+            if !nodes.contains(&o) && !inputs.contains(&o) {
+                inputs.push(o);
+            }
+        }
+    }
+    Some(FusionGroup { nodes, shape: k.space.clone(), epilogue: None, inputs, outputs })
+}
+
+/// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
+/// available from it, and the node's element count. Every length is checked before the call.
+fn call(
+    jk: &super::ElementwiseKernel,
+    dims: &[usize],
+    bufs: &mut Vec<*mut f32>,
+    mut buffer: impl FnMut(NodeId) -> Result<(*mut f32, usize, usize), ExecError>,
+) -> Result<(), ExecError> {
+    bufs.clear();
+    for (i, x) in jk.inputs().iter().enumerate() {
+        let (ptr, room, len) = buffer(*x)?;
+        let n = jk.input_len(i, dims);
+        if n > room || n > len.max(1) {
+            return Err(BackendError::Run(format!("input {x} does not fit its buffer")).into());
+        }
+        bufs.push(ptr);
+    }
+    for (o, y) in jk.outputs().iter().enumerate() {
+        let (ptr, room, len) = buffer(*y)?;
+        let n = jk.output_len(o, dims);
+        if n > room || n != len {
+            return Err(BackendError::Run(format!("output {y} does not fit its buffer")).into());
+        }
+        bufs.push(ptr);
+    }
+    // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
+    // above: each buffer holds its node's element count, which is what the kernel indexes); the
+    // buffer plan gives a kernel's outputs slots distinct from each other and from every slot it
+    // reads, and the product of a matmul kernel lives in its own vector.
+    unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
+    Ok(())
+}
+
+/// One node's value from its operands', with the interpreter's per-op kernels.
+fn eval(op: &Op, x: &[&Tensor<f32>], shape: &[usize]) -> Result<Tensor<f32>, String> {
+    match op {
+        Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => Err("a kernel computes no leaf".into()),
+        Op::Reshape => ops::reshape(x[0], shape),
+        Op::Unary(f) => Ok(ops::unary(*f, x[0])),
+        Op::Binary(f) => ops::binary(*f, x[0], x[1]),
+        Op::MatMul => ops::matmul(x[0], x[1]),
+        Op::Reduce { f, axes, keepdims } => ops::reduce(*f, axes, *keepdims, x[0]),
+        Op::LogSumExp { axis, keepdims } => ops::logsumexp(*axis, *keepdims, x[0]),
+        Op::Transpose { perm } => ops::transpose(perm, x[0]),
+        Op::Concat { axis } => ops::concat(*axis, x),
+        Op::Slice { items } => ops::slice(items, x[0]),
+        Op::KMax { k } => ops::kmax(*k, x[0]),
+        Op::OneHot { classes } => ops::one_hot(*classes, x[0]),
+        Op::Cast => Ok(x[0].clone()),
+        Op::Expand => ops::expand(x[0], shape),
+        Op::Embed { items } => ops::embed(items, x[0], shape),
+        Op::KMaxMask { k } => ops::kmax_mask(*k, x[0]),
+    }
+}
+
+fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError> {
+    match d {
+        Dim::Known(n) => Ok(n as usize),
+        Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().ok_or_else(|| {
+            InterpError::Graph(format!(
+                "no datum fixes the size `{}`",
+                g.syms.get(s.0 as usize).map_or("?", String::as_str)
+            ))
+        }),
+        Dim::Any => Err(InterpError::Graph("a node has an unknown size (`Dim::Any`)".into())),
+    }
+}
+
+/// Concrete shapes of every node and the buffer plan for one binding.
+fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, InterpError> {
+    let slots = g.node_ids().iter().map(|n| n.index() + 1).max().unwrap_or(0);
+    let mut shapes = vec![Vec::new(); slots];
+    for id in g.node_ids() {
+        shapes[id.index()] = g
+            .node(id)
+            .shape
+            .iter()
+            .map(|d| match dim(g, *d, sizes) {
+                Ok(n) => Ok(n),
+                Err(_) if matches!(d, Dim::Sym(_)) => Err(InterpError::UnboundSym {
+                    sym: match d {
+                        Dim::Sym(s) => g.syms.get(s.0 as usize).cloned().unwrap_or_default(),
+                        _ => String::new(),
+                    },
+                    node: id,
+                }),
+                Err(e) => Err(e),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let plan = kernel::plan(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64);
+    Ok(Layout { plan, shapes })
+}
+
+/// The interpreter's boundary check (`interp/bind.rs`, private to the interpreter), repeated:
+/// one datum per `g.data` of the declared rank and known sizes, symbols bound consistently,
+/// integer data integral, parameters and extra inputs of the right lengths.
+fn bind(
+    g: &Graph,
+    data: &[HostTensor],
+    params: &[Vec<f64>],
+    inputs: &[Vec<f64>],
+) -> Result<Vec<Option<usize>>, InterpError> {
+    if data.len() != g.data.len() {
+        return Err(InterpError::DataCount {
+            expected: g.data.iter().map(|d| d.name.clone()).collect(),
+            got: data.len(),
+        });
+    }
+    if params.len() != g.params.len() {
+        return Err(InterpError::ParamCount {
+            expected: g.params.iter().map(|p| p.name.clone()).collect(),
+            got: params.len(),
+        });
+    }
+    let mut bound: Vec<Option<(usize, &str)>> = vec![None; g.syms.len()];
+    for (info, d) in g.data.iter().zip(data) {
+        let name = info.name.as_str();
+        if d.values.len() != d.shape.iter().product::<usize>() {
+            return Err(InterpError::DataValues { name: name.into(), shape: d.shape.clone(), got: d.values.len() });
+        }
+        let fits = d.shape.len() == info.shape.len()
+            && info.shape.iter().zip(&d.shape).all(|(want, got)| !matches!(want, Dim::Known(n) if *n != *got as u64));
+        if !fits {
+            let dims: Vec<String> = info.shape.iter().map(|x| ShowDim(*x, g).to_string()).collect();
+            return Err(InterpError::DataShape {
+                name: name.into(),
+                expected: format!("[{}]", dims.join(", ")),
+                got: d.shape.clone(),
+            });
+        }
+        for (want, got) in info.shape.iter().zip(&d.shape) {
+            let Dim::Sym(s) = want else { continue };
+            let slot = s.0 as usize;
+            if slot >= bound.len() {
+                bound.resize(slot + 1, None);
+            }
+            match bound[slot] {
+                None => bound[slot] = Some((*got, name)),
+                Some((n, first)) if n != *got => {
+                    return Err(InterpError::SymConflict {
+                        sym: g.syms.get(slot).cloned().unwrap_or_default(),
+                        first: (first.into(), n),
+                        second: (name.into(), *got),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        if info.elem == Elem::Int {
+            if let Some(at) = d.values.iter().position(|v| !v.is_finite() || v.fract() != 0.0) {
+                let mut index = vec![0; d.shape.len()];
+                let mut rest = at;
+                for k in (0..d.shape.len()).rev() {
+                    index[k] = rest % d.shape[k];
+                    rest /= d.shape[k];
+                }
+                return Err(InterpError::NotInteger { name: name.into(), index, value: d.values[at] });
+            }
+        }
+    }
+    for (info, p) in g.params.iter().zip(params) {
+        let shape: Vec<usize> = info.shape.iter().map(|n| *n as usize).collect();
+        if p.len() != shape.iter().product::<usize>() {
+            return Err(InterpError::ParamValues { name: info.name.clone(), shape, got: p.len() });
+        }
+    }
+    if inputs.len() != g.inputs.len() {
+        return Err(InterpError::Graph(format!("expected {} extra inputs, got {}", g.inputs.len(), inputs.len())));
+    }
+    for (info, v) in g.inputs.iter().zip(inputs) {
+        let n: u64 = info.shape.iter().product();
+        if v.len() as u64 != n {
+            return Err(InterpError::Graph(format!("input `{}` needs {n} values, got {}", info.name, v.len())));
+        }
+    }
+    Ok(bound.into_iter().map(|b| b.map(|(n, _)| n)).collect())
+}
