@@ -113,3 +113,22 @@ pub fn concrete(g: &Graph, id: NodeId, sizes: &Sizes) -> Result<Vec<usize>, Inte
         })
         .collect()
 }
+
+/// Checks the extra inputs (`g.inputs`): one per input, each with its shape's number of values.
+pub fn check_inputs(g: &Graph, inputs: &[Vec<f64>]) -> Result<(), InterpError> {
+    if inputs.len() != g.inputs.len() {
+        return Err(InterpError::Graph(format!("expected {} extra inputs, got {}", g.inputs.len(), inputs.len())));
+    }
+    for (info, v) in g.inputs.iter().zip(inputs) {
+        let n: u64 = info.shape.iter().product();
+        if v.len() as u64 != n {
+            return Err(InterpError::Graph(format!(
+                "input `{}` of shape {:?} needs {n} values, got {}",
+                info.name,
+                info.shape,
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}

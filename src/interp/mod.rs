@@ -21,7 +21,7 @@
 //! Architecture Invariant: the interpreter reads shapes from the nodes and never rewrites the
 //! graph; it shares no kernel code with any backend, so that it can check them.
 
-mod bind;
+pub(crate) mod bind;
 mod error;
 pub mod ops;
 mod real;
@@ -130,20 +130,7 @@ pub fn run_all_with<T: Real>(
     inputs: &[Vec<f64>],
 ) -> Result<Values<T>, InterpError> {
     let sizes = bind::bind(g, data, params)?;
-    if inputs.len() != g.inputs.len() {
-        return Err(InterpError::Graph(format!("expected {} extra inputs, got {}", g.inputs.len(), inputs.len())));
-    }
-    for (info, v) in g.inputs.iter().zip(inputs) {
-        let n: u64 = info.shape.iter().product();
-        if v.len() as u64 != n {
-            return Err(InterpError::Graph(format!(
-                "input `{}` of shape {:?} needs {n} values, got {}",
-                info.name,
-                info.shape,
-                v.len()
-            )));
-        }
-    }
+    bind::check_inputs(g, inputs)?;
     let order = g.topo_order();
     if order.len() != g.len() {
         return Err(InterpError::Graph("the graph has a cycle".into()));

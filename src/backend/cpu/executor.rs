@@ -19,7 +19,7 @@
 //! `fma` and where a reduction epilogue sums in another order (see `backend/cpu/mod.rs`).
 
 use super::{compile, supports, BackendError, Compiled, Options};
-use crate::check::types::{Dim, Elem, ShowDim};
+use crate::check::types::Dim;
 use crate::interp::{ops, HostTensor, InterpError, Tensor};
 use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, BufferPlan, KernelKind, Partition, ELEMENT_BYTES};
@@ -458,87 +458,14 @@ fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, I
     Ok(Layout { plan, shapes })
 }
 
-/// The interpreter's boundary check (`interp/bind.rs`, private to the interpreter), repeated:
-/// one datum per `g.data` of the declared rank and known sizes, symbols bound consistently,
-/// integer data integral, parameters and extra inputs of the right lengths.
+/// The interpreter's boundary checks: the same errors for the same mistakes.
 fn bind(
     g: &Graph,
     data: &[HostTensor],
     params: &[Vec<f64>],
     inputs: &[Vec<f64>],
 ) -> Result<Vec<Option<usize>>, InterpError> {
-    if data.len() != g.data.len() {
-        return Err(InterpError::DataCount {
-            expected: g.data.iter().map(|d| d.name.clone()).collect(),
-            got: data.len(),
-        });
-    }
-    if params.len() != g.params.len() {
-        return Err(InterpError::ParamCount {
-            expected: g.params.iter().map(|p| p.name.clone()).collect(),
-            got: params.len(),
-        });
-    }
-    let mut bound: Vec<Option<(usize, &str)>> = vec![None; g.syms.len()];
-    for (info, d) in g.data.iter().zip(data) {
-        let name = info.name.as_str();
-        if d.values.len() != d.shape.iter().product::<usize>() {
-            return Err(InterpError::DataValues { name: name.into(), shape: d.shape.clone(), got: d.values.len() });
-        }
-        let fits = d.shape.len() == info.shape.len()
-            && info.shape.iter().zip(&d.shape).all(|(want, got)| !matches!(want, Dim::Known(n) if *n != *got as u64));
-        if !fits {
-            let dims: Vec<String> = info.shape.iter().map(|x| ShowDim(*x, g).to_string()).collect();
-            return Err(InterpError::DataShape {
-                name: name.into(),
-                expected: format!("[{}]", dims.join(", ")),
-                got: d.shape.clone(),
-            });
-        }
-        for (want, got) in info.shape.iter().zip(&d.shape) {
-            let Dim::Sym(s) = want else { continue };
-            let slot = s.0 as usize;
-            if slot >= bound.len() {
-                bound.resize(slot + 1, None);
-            }
-            match bound[slot] {
-                None => bound[slot] = Some((*got, name)),
-                Some((n, first)) if n != *got => {
-                    return Err(InterpError::SymConflict {
-                        sym: g.syms.get(slot).cloned().unwrap_or_default(),
-                        first: (first.into(), n),
-                        second: (name.into(), *got),
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        if info.elem == Elem::Int {
-            if let Some(at) = d.values.iter().position(|v| !v.is_finite() || v.fract() != 0.0) {
-                let mut index = vec![0; d.shape.len()];
-                let mut rest = at;
-                for k in (0..d.shape.len()).rev() {
-                    index[k] = rest % d.shape[k];
-                    rest /= d.shape[k];
-                }
-                return Err(InterpError::NotInteger { name: name.into(), index, value: d.values[at] });
-            }
-        }
-    }
-    for (info, p) in g.params.iter().zip(params) {
-        let shape: Vec<usize> = info.shape.iter().map(|n| *n as usize).collect();
-        if p.len() != shape.iter().product::<usize>() {
-            return Err(InterpError::ParamValues { name: info.name.clone(), shape, got: p.len() });
-        }
-    }
-    if inputs.len() != g.inputs.len() {
-        return Err(InterpError::Graph(format!("expected {} extra inputs, got {}", g.inputs.len(), inputs.len())));
-    }
-    for (info, v) in g.inputs.iter().zip(inputs) {
-        let n: u64 = info.shape.iter().product();
-        if v.len() as u64 != n {
-            return Err(InterpError::Graph(format!("input `{}` needs {n} values, got {}", info.name, v.len())));
-        }
-    }
-    Ok(bound.into_iter().map(|b| b.map(|(n, _)| n)).collect())
+    let sizes = crate::interp::bind::bind(g, data, params)?;
+    crate::interp::bind::check_inputs(g, inputs)?;
+    Ok(sizes)
 }
