@@ -197,7 +197,9 @@ fn main() -> ExitCode {
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
         }
         Command::Train(args) => cli::train::train(args, color),
-        Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => cli::emit::emit(&file, graph, asm, color),
+        Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => {
+            cli::emit::emit(&file, graph, asm, color)
+        }
         Command::Run { file, params, data, out } => cli::predict::run(&file, &params, &data, out.as_ref(), color),
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),

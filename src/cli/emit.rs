@@ -34,7 +34,9 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
     let opts = Options::default();
     for model in &checked.models {
         let g = match which {
-            Which::Forward => circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::None),
+            Which::Forward => {
+                circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::None)
+            }
             Which::Gradient => {
                 circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::Gradient)
             }
