@@ -93,7 +93,7 @@ fn unflatten(mut at: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 /// A node's shape with every symbol replaced by its bound size.
-pub fn concrete(g: &Graph, id: NodeId, sizes: &Sizes) -> Result<Vec<usize>, InterpError> {
+pub fn concrete(g: &Graph, id: NodeId, sizes: &[Option<usize>]) -> Result<Vec<usize>, InterpError> {
     let node = g.node(id);
     node.shape
         .iter()

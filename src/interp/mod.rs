@@ -186,20 +186,6 @@ fn eval<T: Real>(
             Ok(Tensor { shape: info.shape.iter().map(|n| *n as usize).collect(), data: convert(v) })
         }
         Op::Const(c) => Ok(Tensor::scalar(T::from_f64(*c))),
-        Op::Unary(f) => Ok(ops::unary(*f, x[0])),
-        Op::Binary(f) => ops::binary(*f, x[0], x[1]),
-        Op::MatMul => ops::matmul(x[0], x[1]),
-        Op::Reduce { f, axes, keepdims } => ops::reduce(*f, axes, *keepdims, x[0]),
-        Op::LogSumExp { axis, keepdims } => ops::logsumexp(*axis, *keepdims, x[0]),
-        Op::Reshape => ops::reshape(x[0], shape),
-        Op::Transpose { perm } => ops::transpose(perm, x[0]),
-        Op::Concat { axis } => ops::concat(*axis, x),
-        Op::Slice { items } => ops::slice(items, x[0]),
-        Op::KMax { k } => ops::kmax(*k, x[0]),
-        Op::OneHot { classes } => ops::one_hot(*classes, x[0]),
-        Op::Cast => Ok(x[0].clone()),
-        Op::Expand => ops::expand(x[0], shape),
-        Op::Embed { items } => ops::embed(items, x[0], shape),
-        Op::KMaxMask { k } => ops::kmax_mask(*k, x[0]),
+        _ => ops::apply(op, x, shape),
     }
 }

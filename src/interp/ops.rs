@@ -5,13 +5,36 @@
 use super::real::Real;
 use super::tensor::{broadcast_shapes, broadcast_strides, count, for_each_offset, strides, Tensor};
 use crate::check::checked::Slice;
-use crate::ir::op::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use std::cmp::Ordering;
 
 pub type OpResult<T> = Result<Tensor<T>, String>;
 
 pub fn unary<T: Real>(f: UnaryOp, x: &Tensor<T>) -> Tensor<T> {
     x.map(|v| unary_fn(f, v))
+}
+
+/// The value of a non-leaf op on its operands' values; `shape` is the node's concrete shape (the
+/// target of reshape, expand and embed). Leaves are the caller's: they read host buffers.
+pub fn apply<T: Real>(op: &Op, x: &[&Tensor<T>], shape: &[usize]) -> OpResult<T> {
+    match op {
+        Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => Err(format!("{} is a leaf", op.name())),
+        Op::Unary(f) => Ok(unary(*f, x[0])),
+        Op::Binary(f) => binary(*f, x[0], x[1]),
+        Op::MatMul => matmul(x[0], x[1]),
+        Op::Reduce { f, axes, keepdims } => reduce(*f, axes, *keepdims, x[0]),
+        Op::LogSumExp { axis, keepdims } => logsumexp(*axis, *keepdims, x[0]),
+        Op::Reshape => reshape(x[0], shape),
+        Op::Transpose { perm } => transpose(perm, x[0]),
+        Op::Concat { axis } => concat(*axis, x),
+        Op::Slice { items } => slice(items, x[0]),
+        Op::KMax { k } => kmax(*k, x[0]),
+        Op::OneHot { classes } => one_hot(*classes, x[0]),
+        Op::Cast => Ok(x[0].clone()),
+        Op::Expand => expand(x[0], shape),
+        Op::Embed { items } => embed(items, x[0], shape),
+        Op::KMaxMask { k } => kmax_mask(*k, x[0]),
+    }
 }
 
 /// One element of a unary op.

@@ -318,7 +318,7 @@ impl Executor {
                     label: n.label.clone(),
                     message,
                 };
-                let value = eval(&n.op, &refs, shape).map_err(fail)?;
+                let value = ops::apply(&n.op, &refs, shape).map_err(fail)?;
                 if &value.shape != shape {
                     return Err(
                         fail(format!("computed a value of shape {:?}, the node's is {shape:?}", value.shape)).into()
@@ -397,28 +397,6 @@ fn call(
     Ok(())
 }
 
-/// One node's value from its operands', with the interpreter's per-op kernels.
-fn eval(op: &Op, x: &[&Tensor<f32>], shape: &[usize]) -> Result<Tensor<f32>, String> {
-    match op {
-        Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => Err("a kernel computes no leaf".into()),
-        Op::Reshape => ops::reshape(x[0], shape),
-        Op::Unary(f) => Ok(ops::unary(*f, x[0])),
-        Op::Binary(f) => ops::binary(*f, x[0], x[1]),
-        Op::MatMul => ops::matmul(x[0], x[1]),
-        Op::Reduce { f, axes, keepdims } => ops::reduce(*f, axes, *keepdims, x[0]),
-        Op::LogSumExp { axis, keepdims } => ops::logsumexp(*axis, *keepdims, x[0]),
-        Op::Transpose { perm } => ops::transpose(perm, x[0]),
-        Op::Concat { axis } => ops::concat(*axis, x),
-        Op::Slice { items } => ops::slice(items, x[0]),
-        Op::KMax { k } => ops::kmax(*k, x[0]),
-        Op::OneHot { classes } => ops::one_hot(*classes, x[0]),
-        Op::Cast => Ok(x[0].clone()),
-        Op::Expand => ops::expand(x[0], shape),
-        Op::Embed { items } => ops::embed(items, x[0], shape),
-        Op::KMaxMask { k } => ops::kmax_mask(*k, x[0]),
-    }
-}
-
 fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError> {
     match d {
         Dim::Known(n) => Ok(n as usize),
@@ -437,22 +415,7 @@ fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, I
     let slots = g.node_ids().iter().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut shapes = vec![Vec::new(); slots];
     for id in g.node_ids() {
-        shapes[id.index()] = g
-            .node(id)
-            .shape
-            .iter()
-            .map(|d| match dim(g, *d, sizes) {
-                Ok(n) => Ok(n),
-                Err(_) if matches!(d, Dim::Sym(_)) => Err(InterpError::UnboundSym {
-                    sym: match d {
-                        Dim::Sym(s) => g.syms.get(s.0 as usize).cloned().unwrap_or_default(),
-                        _ => String::new(),
-                    },
-                    node: id,
-                }),
-                Err(e) => Err(e),
-            })
-            .collect::<Result<_, _>>()?;
+        shapes[id.index()] = crate::interp::bind::concrete(g, id, sizes)?;
     }
     let plan = kernel::plan(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64);
     Ok(Layout { plan, shapes })
