@@ -175,23 +175,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
         Command::Graph { file, dot, passes, grad, bprop2, gauss_newton, stats, n, seed } => {
-            let what = match (grad, bprop2, gauss_newton) {
-                (true, _, _) => Some(circ::driver::Derivatives::Gradient),
-                (_, true, false) => Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full)),
-                (_, true, true) => {
-                    Some(circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::GaussNewton))
-                }
+            let what = match (grad, bprop2) {
+                (true, _) => Some(circ::driver::Derivatives::Gradient),
+                (_, true) => Some(curvature(gauss_newton)),
                 _ => None,
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
         }
         Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp } => {
-            use circ::autodiff::bprop2::Variant;
             use circ::driver::Derivatives;
-            let what = match (bprop2, gauss_newton, &hvp) {
-                (true, false, _) => Derivatives::Curvature(Variant::Full),
-                (true, true, _) => Derivatives::Curvature(Variant::GaussNewton),
-                (false, _, Some(_)) => Derivatives::Hvp,
+            let what = match (bprop2, &hvp) {
+                (true, _) => curvature(gauss_newton),
+                (false, Some(_)) => Derivatives::Hvp,
                 _ => Derivatives::Gradient,
             };
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
@@ -237,6 +232,12 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The bprop2 variant the `--gauss-newton` flag asks for.
+fn curvature(gauss_newton: bool) -> circ::driver::Derivatives {
+    use circ::autodiff::bprop2::Variant;
+    circ::driver::Derivatives::Curvature(if gauss_newton { Variant::GaussNewton } else { Variant::Full })
 }
 
 /// Checks a file for the commands that need a valid model; prints diagnostics.
