@@ -585,9 +585,9 @@ fn random_groups_match_the_interpreter() {
     let mut cover = Coverage::default();
     let mut tallies = [Tally::default(), Tally::default(), Tally::default()];
     let settings = [
-        Options { fma: false, vectorize: true },
-        Options { fma: true, vectorize: true },
-        Options { fma: false, vectorize: false },
+        Options { fma: false, vectorize: true, ..Options::default() },
+        Options { fma: true, vectorize: true, ..Options::default() },
+        Options { fma: false, vectorize: false, ..Options::default() },
     ];
     for case in 0..300 {
         let g = random_graph(&mut rng);
@@ -639,7 +639,7 @@ fn every_op_on_every_broadcast_pattern() {
         UnaryOp::Sign,
     ];
     let binary = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Eq];
-    let opts = Options { fma: false, vectorize: true };
+    let opts = Options { fma: false, vectorize: true, ..Options::default() };
     for f in unary {
         let mut g = graph_with_n();
         let x = data(&mut g, vec![N, k(6)]);
@@ -742,7 +742,7 @@ fn special_values_follow_the_op_semantics() {
             .collect();
         let want = interp::run::<f32>(&g, &host, &[]).unwrap();
         let dims = concrete(&grp.shape, &[1]);
-        for opts in [Options { fma: false, vectorize: true }, Options { fma: false, vectorize: false }] {
+        for opts in [Options { fma: false, vectorize: true, ..Options::default() }, Options { fma: false, vectorize: false, ..Options::default() }] {
             let code = cpu::compile_group(&g, grp, &opts).unwrap();
             let kernel = &code.kernels()[0];
             let mut out = vec![0.0f32; kernel.output_len(0, &dims)];
@@ -807,7 +807,7 @@ fn example_graphs() -> Vec<(String, circ::driver::Checked)> {
 fn example_groups_match_the_interpreter() {
     let mut rng = Rng(2024);
     let opts = Options::default();
-    let exact = Options { fma: false, vectorize: true };
+    let exact = Options { fma: false, vectorize: true, ..Options::default() };
     let mut total = Tally::default();
     let mut strict = Tally::default();
     let mut rows = Vec::new();
@@ -912,7 +912,7 @@ fn clif_of_a_small_group() {
     g.outputs.push(Output { name: "loss".into(), node: loss });
     let groups = fusion::groups(&g);
     assert_eq!(groups[0].epilogue, Some(s));
-    let opts = Options { fma: true, vectorize: true };
+    let opts = Options { fma: true, vectorize: true, ..Options::default() };
     let text = cpu::clif_text(&g, &groups[0], None, &opts).unwrap();
     insta::with_settings!({ snapshot_path => "snapshots/clif", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("affine_relu_row_sum", text);
@@ -923,7 +923,7 @@ fn clif_of_a_small_group() {
 fn the_inner_loop_is_vector_code() {
     let (g, _) = affine(8, UnaryOp::Relu);
     let groups = fusion::groups(&g);
-    let asm = cpu::asm_text(&g, &groups[0], &Options { fma: true, vectorize: true }).unwrap();
+    let asm = cpu::asm_text(&g, &groups[0], &Options { fma: true, vectorize: true, ..Options::default() }).unwrap();
     if cfg!(target_arch = "x86_64") && cpu::host_has_fma() {
         for op in ["vfmadd", "movups"] {
             assert!(asm.contains(op), "no {op} in\n{asm}");
@@ -985,7 +985,7 @@ fn bench_affine(f: UnaryOp) {
     let kernel = &code.kernels()[0];
     let mut y = vec![0.0f32; n * o];
     let jit = best(20, &mut || kernel.run(&dims, &[&x, &w, &b], &mut [&mut y]).unwrap());
-    let scalar = cpu::compile_group(&g, &groups[0], &Options { fma: false, vectorize: false }).unwrap();
+    let scalar = cpu::compile_group(&g, &groups[0], &Options { fma: false, vectorize: false, ..Options::default() }).unwrap();
     let mut y2 = vec![0.0f32; n * o];
     let jit_scalar = best(20, &mut || scalar.kernels()[0].run(&dims, &[&x, &w, &b], &mut [&mut y2]).unwrap());
     // The interpreter's kernels, one pass per op.

@@ -5,25 +5,30 @@
 //! every float datum positive, in [0.1, 1.5), so that models taking `log` of data are defined).
 //!
 //! Tolerance: every element of every output within `1e-5` relative of the interpreter's
-//! (`interp::run_with::<f32>`). The executor differs from the interpreter in two ways only: a JIT
-//! reduction epilogue sums in another order (four lanes, then a scalar tail, per row) than the
-//! interpreter's sequential sum, and the JIT contracts `a·b + c` into one `fma` (one rounding
-//! fewer). Where that shows, the comparison is looser, in two documented ways:
+//! (`interp::run_with::<f32>`). The executor differs from the interpreter in three ways only: a
+//! JIT reduction epilogue sums in another order (four lanes, then a scalar tail, per row) than the
+//! interpreter's sequential sum, matrix products sum in the blocked order of the `gemm` crate with
+//! `fma`, and the JIT contracts `a·b + c` into one `fma` (one rounding fewer). Where that shows,
+//! the comparison is looser, in two documented ways:
 //! - near zero: an element is compared relative to `max(|want|, scale)`, where `scale` is a
-//!   fraction of the largest magnitude in its output (`NEAR_ZERO` = 1e-3 without `fma`,
-//!   `NEAR_ZERO_FMA` = 1e-2 with it): a value that cancels down to near zero carries the rounding
-//!   of its large terms, which no reordering keeps small relative to the tiny result. With `fma`,
-//!   `ista`'s ten unrolled steps `h + (x − h d) dᵀ η` amplify the one-rounding difference of each
-//!   contracted `m·η + h` into elements 1e-3 of their output's scale that differ by 3e-5 of
-//!   themselves (1e-8 absolute), hence the wider fraction there;
-//! - reordered sums: an element may also differ by `1e-5` relative plus the f32 interpreter's own
-//!   error against the f64 interpreter. `ista`'s training-step loss (a sum of 2 368 squared
+//!   fraction of the largest magnitude in its output (`NEAR_ZERO` = 1e-2): a value that cancels
+//!   down to near zero carries the rounding of its large terms, which no reordering keeps small
+//!   relative to the tiny result. `ista`'s ten unrolled steps `h + (x − h d) dᵀ η` amplify
+//!   one-rounding differences into elements 1e-3 of their output's scale that differ by 3e-5 of
+//!   themselves (1e-8 absolute), hence the fraction;
+//! - reordered sums: an element may also differ by `1e-5` relative plus three times the f32
+//!   interpreter's own error against the f64 interpreter (`REORDERED`): two summation orders in
+//!   f32 each carry an error of that size, and the matrix products (the `gemm` crate's blocked
+//!   kernels, which sum `k` in another order with `fma`) add a third. In `ista`, a `pixels.mean`
+//!   element of −3.3e-4 after ten unrolled steps is 2.6e-5 relative from the f32 interpreter,
+//!   which is itself 1.5e-5 from f64 (the executor 4e-5). `ista`'s training-step loss (a sum of 2 368 squared
 //!   residuals after ten unrolled steps) is 1.4e-5 relative from the f32 interpreter's, which is
 //!   itself 2.4e-5 from the f64 value (the executor's is 1.1e-5 from it: the sequential f32 sum
 //!   is the less accurate one).
 //!
-//! Every graph is compared twice: with `fma` off (only reordering differs) and with the default
-//! options. The largest error and how many elements needed each allowance are printed
+//! Every graph is compared twice: with `fma` off and with the default options. Matrix products
+//! run on the `gemm` crate, whose kernels always use `fma`, so `Options::fma` only switches
+//! contraction in the generated elementwise code. The largest error and how many elements needed each allowance are printed
 //! (`cargo test --test cpu_executor -- --nocapture`).
 //!
 //! `cargo test --release --test cpu_executor -- --ignored --nocapture` times one training step of
@@ -39,10 +44,11 @@ use std::time::Instant;
 
 const N: usize = 37;
 const RTOL: f64 = 1e-5;
-/// Results near zero are compared relative to this fraction of their output's largest magnitude:
-/// without `fma` contraction, and with it (see the header).
-const NEAR_ZERO: f64 = 1e-3;
-const NEAR_ZERO_FMA: f64 = 1e-2;
+/// Results near zero are compared relative to this fraction of their output's largest magnitude
+/// (see the header).
+const NEAR_ZERO: f64 = 1e-2;
+/// How many times the f32 interpreter's own error (against f64) a reordered sum may add.
+const REORDERED: f64 = 3.0;
 
 fn stages(file: &str, text: &str) -> Vec<(String, Graph)> {
     let checked = circ::driver::check_source(file, text);
@@ -193,7 +199,7 @@ fn compare(label: &str, g: &Graph, opts: &Options, near_zero: f64) -> (Report, c
                 r.near_zero += 1;
                 continue;
             }
-            let reference_error = (b - c).abs();
+            let reference_error = REORDERED * (b - c).abs();
             assert!(
                 (a - b).abs() <= RTOL * b.abs().max(scale) + reference_error,
                 "{label}: output {} [{i}]: executor {a}, interpreter f32 {b}, f64 {c} (relative error {err:e})",
@@ -203,7 +209,7 @@ fn compare(label: &str, g: &Graph, opts: &Options, near_zero: f64) -> (Report, c
         }
     }
     let s = exec.stats();
-    assert_eq!(s.jit + s.interpreted, s.kernels);
+    assert_eq!(s.jit + s.matmul + s.interpreted, s.kernels);
     assert_eq!(s.jit_runs, 2 * (s.jit + s.jit_epilogues) as u64, "{label}");
     (r, s)
 }
@@ -217,12 +223,12 @@ fn every_example_runs_as_the_interpreter() {
             let plain = Options { fma: false, ..Options::default() };
             let (r, _) = compare(&format!("{label} (no fma)"), &g, &plain, NEAR_ZERO);
             println!("{name:>15} {stage:<20} without fma: worst rel. error {:.2e}, {} near zero, {} within the f32 reference's own error", r.worst, r.near_zero, r.by_f64);
-            let (r, s) = compare(&label, &g, &Options::default(), NEAR_ZERO_FMA);
+            let (r, s) = compare(&label, &g, &Options::default(), NEAR_ZERO);
             total_jit += s.jit;
             println!(
-                "{name:>15} {stage:<20} {:>3} kernels: {:>3} JIT'd, {:>3} interpreted ({} with a JIT'd epilogue, {} elementwise refused); \
+                "{name:>15} {stage:<20} {:>3} kernels: {:>3} JIT'd, {:>3} products ({} with a JIT'd epilogue), {:>3} interpreted ({} elementwise refused); \
                  {:>6} elements, worst rel. error {:.2e}, {} near zero, {} within the f32 reference's own error",
-                s.kernels, s.jit, s.interpreted, s.jit_epilogues, s.unsupported, r.elements, r.worst, r.near_zero, r.by_f64
+                s.kernels, s.jit, s.matmul, s.jit_epilogues, s.interpreted, s.unsupported, r.elements, r.worst, r.near_zero, r.by_f64
             );
         }
     }

@@ -179,7 +179,12 @@ fn check_cover(label: &str, g: &Graph, p: &Partition) {
     for id in g.node_ids() {
         let op = &g.node(id).op;
         let is_view = views.contains(&id);
-        assert_eq!(is_view, *op == Op::Reshape, "{label}: {id} ({}) is a view exactly when it is a reshape", op.name());
+        let transposed = p.views.iter().any(|v| v.node == id && v.transposed);
+        let viewable = *op == Op::Reshape || matches!(op, Op::Transpose { .. }) && transposed;
+        assert_eq!(is_view, viewable, "{label}: {id} ({}) is a view exactly when it is a reshape", op.name());
+        if transposed {
+            assert!(g.users(id).iter().all(|u| g.node(*u).op == Op::MatMul), "{label}: {id} is read by a non-product");
+        }
         if !op.is_leaf() {
             assert!(computed.contains_key(&id) != is_view, "{label}: {id} ({}) is computed once or viewed", op.name());
         }
@@ -403,7 +408,15 @@ fn check_execution(label: &str, g: &Graph, p: &Partition, plan: &BufferPlan, n: 
                     Some(t) => t.clone(),
                     None => {
                         let (off, len) = (at(*o), size(*o));
-                        Tensor { shape: concrete(&g.node(*o).shape, n), data: arena[off..off + len].to_vec() }
+                        let data = arena[off..off + len].to_vec();
+                        match p.views.iter().find(|v| v.node == *o && v.transposed) {
+                            // The buffer holds the operand of the transpose: transpose it here.
+                            Some(v) => {
+                                let base = Tensor { shape: concrete(&g.node(g.operands(v.node)[0]).shape, n), data };
+                                eval(&g.node(v.node).op, &[&base], &concrete(&g.node(*o).shape, n))
+                            }
+                            None => Tensor { shape: concrete(&g.node(*o).shape, n), data },
+                        }
                     }
                 })
                 .collect();

@@ -39,7 +39,8 @@ pub fn describe(g: &Graph, p: &Partition, plan: &BufferPlan) -> String {
     }
     for v in &p.views {
         let slot = plan.slot(v.node).map_or(String::new(), |s| format!(" (slot {s})"));
-        let _ = writeln!(out, "view {} = {} as {}{slot}", v.node, v.base, shape(g, &g.node(v.node).shape));
+        let how = if v.transposed { "transposed " } else { "" };
+        let _ = writeln!(out, "view {} = {} {how}as {}{slot}", v.node, v.base, shape(g, &g.node(v.node).shape));
     }
     let peak_at = plan.peak_kernel.map_or(String::new(), |k| format!(" at kernel {k}"));
     let _ = writeln!(

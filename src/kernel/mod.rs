@@ -23,7 +23,9 @@
 //!
 //! Leaves (`Data`, `Param`, `Input`, `Const`) are no kernel: the host writes them into their own
 //! buffers before the run. A `Reshape` is no kernel either but a [`View`]: every stored value is
-//! dense and row-major, so a reshape reads the same buffer with another shape.
+//! dense and row-major, so a reshape reads the same buffer with another shape. A `transpose` of
+//! the last two axes read only by matrix products is a *transposed* view: the products read the
+//! operand's buffer with swapped strides (the backward pass of `x @ w` reads `xᵀ` and `wᵀ`).
 //!
 //! Invariants of a partition of a verified graph (checked by `tests/kernel.rs` on every example,
 //! its gradient and its training step):

@@ -28,7 +28,9 @@
 //!    remains of `G` is one elementwise kernel (its members share one iteration space; they need
 //!    not be connected any more); if `G`'s reduction epilogue read a member that left, the
 //!    reduction becomes a kernel of its own ((b) keeps that from happening today).
-//! 4. Every other non-leaf, non-view node is a kernel of its own: `Reduce`, `LogSumExp` (Reduce),
+//! 4. A `Transpose` of the last two axes that only matrix products read (and no output names) is a
+//!    transposed [`View`] of its operand's buffer: the products read it with swapped strides.
+//!    Every other non-leaf, non-view node is a kernel of its own: `Reduce`, `LogSumExp` (Reduce),
 //!    `Transpose`, `Slice`, `Embed`, `Concat`, `Expand` (Copy), `KMax`, `KMaxMask` (Select),
 //!    `OneHot`.
 //! 5. The kernels are ordered by Kahn's algorithm over "reads an output of" (through views),
@@ -93,12 +95,19 @@ pub struct Kernel {
     pub spans: Vec<Span>,
 }
 
-/// A reshape: `node` reads the buffer of `base` (a leaf or a kernel output; never another view)
-/// with its own shape.
+/// A value read from another's buffer without a copy: `node` reads the buffer of `base` (a leaf or
+/// a kernel output; never another view) with its own shape.
+///
+/// - A reshape is a plain view: the same dense, row-major elements.
+/// - A `transpose` of the last two axes is a *transposed* view when every user of it is a matrix
+///   product: the buffer holds the value with its last two axes swapped, and the product reads it
+///   with swapped strides (which every matrix-product renderer can do for free) instead of a copy
+///   kernel writing it out first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {
     pub node: NodeId,
     pub base: NodeId,
+    pub transposed: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -200,7 +209,12 @@ pub fn partition(g: &Graph) -> Partition {
             Role::View => {
                 let x = g.operands(n)[0];
                 let base = views.iter().find(|v: &&View| v.node == x).map_or(x, |v| v.base);
-                views.push(View { node: n, base });
+                views.push(View { node: n, base, transposed: false });
+            }
+            Role::Own(_) if transposed_view(g, n, &named) => {
+                let x = g.operands(n)[0];
+                let base = views.iter().find(|v: &&View| v.node == x).map_or(x, |v| v.base);
+                views.push(View { node: n, base, transposed: true });
             }
             Role::Own(kind) => {
                 if !group_of.contains_key(&n) {
@@ -211,6 +225,16 @@ pub fn partition(g: &Graph) -> Partition {
     }
     let kernels = schedule(g, units, &views, &pos).into_iter().map(|u| finish(g, u, &named)).collect();
     Partition { kernels, views }
+}
+
+/// Whether `n` is a transpose of its last two axes that only matrix products read (and no graph
+/// output names, since outputs are read back dense).
+fn transposed_view(g: &Graph, n: NodeId, named: &HashSet<NodeId>) -> bool {
+    let Op::Transpose { perm } = &g.node(n).op else { return false };
+    let r = perm.len();
+    let swaps_last_two = r >= 2 && perm[..r - 2].iter().enumerate().all(|(i, p)| *p == i) && perm[r - 2] == r - 1;
+    let users = g.users(n);
+    swaps_last_two && !named.contains(&n) && !users.is_empty() && users.iter().all(|u| g.node(*u).op == Op::MatMul)
 }
 
 /// A kernel of one node; its space is its operand's shape for a reduction, else its own.
@@ -537,7 +561,10 @@ mod tests {
         let loss = b.sum(km, vec![0]);
         let g = b.finish(loss, &[]);
         let p = partition(&g);
-        assert_eq!(p.views, vec![View { node: r1, base: x }, View { node: r2, base: x }]);
+        assert_eq!(
+            p.views,
+            vec![View { node: r1, base: x, transposed: false }, View { node: r2, base: x, transposed: false }]
+        );
         assert_eq!(
             kinds(&p),
             vec![

@@ -18,13 +18,13 @@
 //! Results equal `interp::run_with::<f32>` except where the JIT contracts `a·b + c` into one
 //! `fma` and where a reduction epilogue sums in another order (see `backend/cpu/mod.rs`).
 
-use super::{compile, supports, BackendError, Compiled, Options};
+use super::{compile, matmul, supports, BackendError, Compiled, Options};
 use crate::check::types::Dim;
 use crate::interp::{ops, HostTensor, InterpError, Tensor};
 use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, BufferPlan, KernelKind, Partition, ELEMENT_BYTES};
 use crate::passes::fusion::FusionGroup;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Why a run failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,15 +86,20 @@ pub struct Stats {
     pub kernels: usize,
     /// Elementwise kernels compiled by the JIT.
     pub jit: usize,
-    /// Kernels run with the interpreter's per-op kernels.
+    /// Matrix-product kernels: the product on `matmul.rs`.
+    pub matmul: usize,
+    /// Of those, the ones whose elementwise epilogue is compiled by the JIT.
+    pub jit_epilogues: usize,
+    /// Of those, the ones whose epilogue runs on the interpreter's per-op kernels.
+    pub interpreted_epilogues: usize,
+    /// Other kernels run with the interpreter's per-op kernels.
     pub interpreted: usize,
     /// Elementwise kernels the JIT refused (counted in `interpreted`).
     pub unsupported: usize,
-    /// Matrix-product kernels (counted in `interpreted`: the product runs on the interpreter's
-    /// `matmul`) whose elementwise epilogue is compiled by the JIT.
-    pub jit_epilogues: usize,
-    /// Kernel executions so far, over every run: compiled and interpreted.
+    /// Executions so far, over every run: compiled kernels and epilogues, products, and
+    /// interpreted kernels and epilogues.
     pub jit_runs: u64,
+    pub native_runs: u64,
     pub interpreted_runs: u64,
 }
 
@@ -115,6 +120,13 @@ pub struct Executor {
     jit_of: Vec<Option<usize>>,
     layouts: HashMap<Vec<Option<usize>>, Layout>,
     arena: Vec<f32>,
+    /// Transposed views (`kernel::View::transposed`): products read their base with swapped
+    /// strides.
+    transposed: HashSet<NodeId>,
+    /// A product no one reads but its compiled epilogue lives here, not in the arena.
+    scratch: Vec<f32>,
+    /// Threads a large product may use.
+    threads: usize,
     stats: Stats,
 }
 
@@ -148,13 +160,19 @@ impl Executor {
                     stats.unsupported += 1;
                 }
                 KernelKind::MatMul => {
+                    stats.matmul += 1;
                     if let Some(grp) = epilogue_group(g, k) {
                         if supports(g, &grp).is_ok() {
                             jit_of[i] = Some(groups.len());
                             groups.push(grp);
                             stats.jit_epilogues += 1;
+                            continue;
                         }
                     }
+                    if k.nodes.len() > 1 {
+                        stats.interpreted_epilogues += 1;
+                    }
+                    continue;
                 }
                 KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {}
             }
@@ -166,6 +184,7 @@ impl Executor {
             let refs: Vec<&FusionGroup> = groups.iter().collect();
             Some(compile(g, &refs, opts)?)
         };
+        let transposed = partition.views.iter().filter(|v| v.transposed).map(|v| v.node).collect();
         Ok(Executor {
             graph: g.clone(),
             partition,
@@ -173,6 +192,9 @@ impl Executor {
             jit_of,
             layouts: HashMap::new(),
             arena: Vec::new(),
+            transposed,
+            scratch: Vec::new(),
+            threads: opts.threads,
             stats,
         })
     }
@@ -256,81 +278,73 @@ impl Executor {
                 self.stats.jit_runs += 1;
                 continue;
             }
-            if let (Some(jk), KernelKind::MatMul) = (jit, k.kind) {
-                // The product on the interpreter's kernel, then the compiled epilogue reading it.
+            if k.kind == KernelKind::MatMul {
+                // The product into the slot of `m` (when stored) or the scratch vector, then the
+                // epilogue reading it: compiled, or on the interpreter's kernels.
                 let m = k.nodes[0];
                 let xs = g.operands(m);
-                let read = |o: NodeId| -> Result<Tensor<f32>, ExecError> {
-                    let off = at(o)?;
-                    Ok(Tensor { shape: shapes[o.index()].clone(), data: arena[off..off + len(o)].to_vec() })
-                };
-                let (a, b) = (read(xs[0])?, read(xs[1])?);
-                let n = g.node(m);
-                let mut product = ops::matmul(&a, &b).map_err(|message| InterpError::Node {
-                    node: m,
-                    op: n.op.name(),
-                    label: n.label.clone(),
-                    message,
-                })?;
-                if product.shape != shapes[m.index()] {
-                    return Err(BackendError::Run(format!("the product {m} has shape {:?}", product.shape)).into());
-                }
-                if k.outputs.contains(&m) {
-                    let off = at(m)?;
-                    arena[off..off + product.data.len()].copy_from_slice(&product.data);
-                }
-                let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
-                let base = arena.as_mut_ptr();
-                let total = arena.len();
-                let pm = product.data.as_mut_ptr();
-                let plen = product.data.len();
-                call(jk, &dims, &mut bufs, |x| {
-                    if x == m {
-                        return Ok((pm, plen, plen));
-                    }
+                let operand = |x: NodeId| -> Result<matmul::Operand<'_>, ExecError> {
                     let off = at(x)?;
-                    // SAFETY (of `add`): as above.
-                    Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
+                    let transposed = self.transposed.contains(&x);
+                    let shape = &shapes[x.index()];
+                    let stored = if transposed { &shapes[g.operands(x)[0].index()] } else { shape };
+                    let n = stored.iter().product::<usize>();
+                    if off + n > arena.len() {
+                        return Err(BackendError::Run(format!("operand {x} does not fit its buffer")).into());
+                    }
+                    // SAFETY (of `add`): `off + n ≤ arena.len()`, checked above.
+                    Ok(matmul::Operand { data: unsafe { arena.as_ptr().add(off) }, shape, transposed })
+                };
+                let (a, b) = (operand(xs[0])?, operand(xs[1])?);
+                let count = len(m);
+                let stored = k.outputs.contains(&m);
+                let dst = if stored {
+                    let off = at(m)?;
+                    if off + count > arena.len() {
+                        return Err(BackendError::Run(format!("the product {m} does not fit its buffer")).into());
+                    }
+                    // SAFETY (of `add`): in bounds, checked above.
+                    unsafe { arena.as_mut_ptr().add(off) }
+                } else {
+                    if self.scratch.len() < count {
+                        self.scratch.resize(count, 0.0);
+                    }
+                    self.scratch.as_mut_ptr()
+                };
+                // SAFETY: both operands and the destination hold their shapes' element counts
+                // (checked above); the destination is the product's own slot, which the plan
+                // keeps apart from every slot the kernel reads, or the scratch vector.
+                unsafe { matmul::product(a, b, dst, &shapes[m.index()], self.threads) }.map_err(|message| {
+                    let n = g.node(m);
+                    InterpError::Node { node: m, op: n.op.name(), label: n.label.clone(), message }
                 })?;
-                self.stats.jit_runs += 1;
-                self.stats.interpreted_runs += 1;
+                if k.nodes.len() > 1 {
+                    if let Some(jk) = jit {
+                        let dims: Vec<usize> =
+                            k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
+                        let base = arena.as_mut_ptr();
+                        let total = arena.len();
+                        call(jk, &dims, &mut bufs, |x| {
+                            if x == m && !stored {
+                                return Ok((dst, count, count));
+                            }
+                            let off = at(x)?;
+                            // SAFETY (of `add`): as above.
+                            Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
+                        })?;
+                        self.stats.jit_runs += 1;
+                    } else {
+                        // SAFETY: `dst` holds `count` elements written just above.
+                        let product = unsafe { std::slice::from_raw_parts(dst, count) }.to_vec();
+                        let seed = (m, Tensor { shape: shapes[m.index()].clone(), data: product });
+                        interpret(g, k, &k.nodes[1..], Some(seed), arena, shapes, &at)?;
+                        self.stats.interpreted_runs += 1;
+                    }
+                }
+                self.stats.native_runs += 1;
                 continue;
             }
-            let mut local: HashMap<NodeId, Tensor<f32>> = HashMap::new();
-            for node in &k.nodes {
-                let n = g.node(*node);
-                let mut read: Vec<Tensor<f32>> = Vec::new();
-                for o in g.operands(*node) {
-                    let t = match local.get(&o) {
-                        Some(t) => t.clone(),
-                        None => {
-                            let off = at(o)?;
-                            Tensor { shape: shapes[o.index()].clone(), data: arena[off..off + len(o)].to_vec() }
-                        }
-                    };
-                    read.push(t);
-                }
-                let refs: Vec<&Tensor<f32>> = read.iter().collect();
-                let shape = &shapes[node.index()];
-                let fail = |message: String| InterpError::Node {
-                    node: *node,
-                    op: n.op.name(),
-                    label: n.label.clone(),
-                    message,
-                };
-                let value = ops::apply(&n.op, &refs, shape).map_err(fail)?;
-                if &value.shape != shape {
-                    return Err(
-                        fail(format!("computed a value of shape {:?}, the node's is {shape:?}", value.shape)).into()
-                    );
-                }
-                local.insert(*node, value);
-            }
-            for o in &k.outputs {
-                let off = at(*o)?;
-                let v = &local[o].data;
-                arena[off..off + v.len()].copy_from_slice(v);
-            }
+            interpret(g, k, &k.nodes, None, arena, shapes, &at)?;
             self.stats.interpreted_runs += 1;
         }
         let mut entries = Vec::with_capacity(g.outputs.len());
@@ -342,6 +356,55 @@ impl Executor {
         }
         Ok(ExecOutputs { entries })
     }
+}
+
+/// Runs `nodes` of kernel `k` with the interpreter's per-op kernels in `f32`: operands are copied
+/// out of the arena (or taken from `seed`, a value computed before), outputs copied back.
+fn interpret(
+    g: &Graph,
+    k: &kernel::Kernel,
+    nodes: &[NodeId],
+    seed: Option<(NodeId, Tensor<f32>)>,
+    arena: &mut [f32],
+    shapes: &[Vec<usize>],
+    at: &dyn Fn(NodeId) -> Result<usize, ExecError>,
+) -> Result<(), ExecError> {
+    let len = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+    let mut local: HashMap<NodeId, Tensor<f32>> = seed.into_iter().collect();
+    for node in nodes {
+        let n = g.node(*node);
+        let mut read: Vec<Tensor<f32>> = Vec::new();
+        for o in g.operands(*node) {
+            let t = match local.get(&o) {
+                Some(t) => t.clone(),
+                None => {
+                    let off = at(o)?;
+                    let data = arena.get(off..off + len(o)).ok_or_else(|| {
+                        BackendError::Run(format!("operand {o} does not fit its buffer"))
+                    })?;
+                    Tensor { shape: shapes[o.index()].clone(), data: data.to_vec() }
+                }
+            };
+            read.push(t);
+        }
+        let refs: Vec<&Tensor<f32>> = read.iter().collect();
+        let shape = &shapes[node.index()];
+        let fail = |message: String| InterpError::Node { node: *node, op: n.op.name(), label: n.label.clone(), message };
+        let value = ops::apply(&n.op, &refs, shape).map_err(fail)?;
+        if &value.shape != shape {
+            return Err(fail(format!("computed a value of shape {:?}, the node's is {shape:?}", value.shape)).into());
+        }
+        local.insert(*node, value);
+    }
+    for o in &k.outputs {
+        let Some(v) = local.get(o) else { continue };
+        let off = at(*o)?;
+        let dst = arena
+            .get_mut(off..off + v.data.len())
+            .ok_or_else(|| BackendError::Run(format!("output {o} does not fit its buffer")))?;
+        dst.copy_from_slice(&v.data);
+    }
+    Ok(())
 }
 
 /// The elementwise epilogue of a matrix-product kernel as a fusion group whose inputs include the

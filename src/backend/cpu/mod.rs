@@ -22,6 +22,7 @@ pub mod elementwise;
 pub mod executor;
 pub mod jit;
 pub mod libm;
+pub mod matmul;
 pub mod plan;
 
 pub use jit::{asm_text, clif_text, compile, compile_group, supports, Compiled, ElementwiseKernel};
@@ -34,12 +35,19 @@ pub struct Options {
     pub fma: bool,
     /// Run the inner loop four lanes at a time (`f32x4`) before the scalar tail. Default: on.
     pub vectorize: bool,
+    /// Threads large kernels are split over. Default: every core (`available_parallelism`).
+    pub threads: usize,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { fma: host_has_fma(), vectorize: true }
+        Options { fma: host_has_fma(), vectorize: true, threads: default_threads() }
     }
+}
+
+/// Every core the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Whether this CPU has fused multiply-add (Cranelift falls back to a library call without it).

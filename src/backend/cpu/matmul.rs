@@ -1,0 +1,194 @@
+//! Matrix products of the executor: numpy `matmul` semantics (1-D operands promoted, batch axes
+//! broadcast) on top of the `gemm` crate's packed, cache-blocked micro-kernels (AVX2/AVX-512 FMA).
+//! `benches/gemm.rs` measures it against a micro-kernel generated in Cranelift IR
+//! (`gemm_clif.rs`): Cranelift lowers 128-bit vectors only, so the crate wins at every size there
+//! (see that file's table).
+//!
+//! An operand may be *transposed*: its buffer holds the transpose of the operand, dense, and the
+//! product reads it with swapped strides instead of copying it first (the kernel partition makes
+//! `transpose` of the last two axes feeding only products such a view).
+
+use gemm::Parallelism;
+
+/// One operand of a product: its buffer and its logical shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    pub data: *const f32,
+    pub shape: &'a [usize],
+    /// The buffer holds the operand with its last two axes swapped.
+    pub transposed: bool,
+}
+
+/// Products with at least this many multiply-adds are split over threads.
+const PARALLEL_FLOPS: usize = 1 << 18;
+
+/// `out = a · b` with numpy `matmul` semantics; `out` has the result's shape `out_shape`.
+/// Errors when the shapes do not fit (never when they come from a verified graph).
+///
+/// # Safety
+/// `a.data` and `b.data` hold at least as many elements as their shapes; `out` holds
+/// `out_shape`'s element count and overlaps neither operand.
+pub unsafe fn product(a: Operand, b: Operand, out: *mut f32, out_shape: &[usize], threads: usize) -> Result<(), String> {
+    if a.shape.is_empty() || b.shape.is_empty() {
+        return Err("matmul of a scalar".into());
+    }
+    // Promote 1-D operands: [k] is [1, k] on the left, [k, 1] on the right.
+    let a2: Vec<usize> = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.to_vec() };
+    let b2: Vec<usize> = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.to_vec() };
+    let (ra, rb) = (a2.len(), b2.len());
+    let (m, k, k2, n) = (a2[ra - 2], a2[ra - 1], b2[rb - 2], b2[rb - 1]);
+    if k != k2 {
+        return Err(format!("matmul of {:?} and {:?}: inner sizes {k} and {k2} differ", a.shape, b.shape));
+    }
+    let (a_batch, b_batch) = (&a2[..ra - 2], &b2[..rb - 2]);
+    let rank = a_batch.len().max(b_batch.len());
+    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect() };
+    let (ab, bb) = (pad(a_batch), pad(b_batch));
+    let mut batch = Vec::with_capacity(rank);
+    for (x, y) in ab.iter().zip(&bb) {
+        batch.push(match (x, y) {
+            (x, y) if x == y => *x,
+            (1, y) => *y,
+            (x, 1) => *x,
+            _ => return Err(format!("matmul of {:?} and {:?}: batch axes do not broadcast", a.shape, b.shape)),
+        });
+    }
+    let count: usize = batch.iter().product::<usize>() * m * n;
+    if count != out_shape.iter().product::<usize>() {
+        return Err(format!("matmul of {:?} and {:?} does not give {out_shape:?}", a.shape, b.shape));
+    }
+    // Element strides (row, column) of one matrix of each operand.
+    let strides = |transposed: bool, rows: usize, cols: usize| -> (isize, isize) {
+        if transposed {
+            (1, rows as isize)
+        } else {
+            (cols as isize, 1)
+        }
+    };
+    let (a_rs, a_cs) = strides(a.transposed, m, k);
+    let (b_rs, b_cs) = strides(b.transposed, k, n);
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_FLOPS {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let matrices: usize = batch.iter().product();
+    let mut index = vec![0usize; rank];
+    for t in 0..matrices {
+        // Offsets of this batch index in each operand (broadcast axes stay at 0).
+        let (mut ao, mut bo) = (0usize, 0usize);
+        for (j, &i) in index.iter().enumerate() {
+            ao = ao * ab[j] + if ab[j] == 1 { 0 } else { i };
+            bo = bo * bb[j] + if bb[j] == 1 { 0 } else { i };
+        }
+        let dst = out.add(t * m * n);
+        if k == 0 {
+            std::ptr::write_bytes(dst, 0, m * n);
+        } else {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                false,
+                a.data.add(ao * m * k),
+                a_cs,
+                a_rs,
+                b.data.add(bo * k * n),
+                b_cs,
+                b_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        for j in (0..rank).rev() {
+            index[j] += 1;
+            if index[j] < batch[j] {
+                break;
+            }
+            index[j] = 0;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for p in 0..k {
+                for j in 0..n {
+                    c[i * n + j] += a[i * k + p] as f64 * b[p * n + j] as f64;
+                }
+            }
+        }
+        c.into_iter().map(|x| x as f32).collect()
+    }
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (x, y) in got.iter().zip(want) {
+            assert!((x - y).abs() <= 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
+    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut t = vec![0.0; x.len()];
+        for i in 0..rows {
+            for j in 0..cols {
+                t[j * rows + i] = x[i * cols + j];
+            }
+        }
+        t
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn plain_and_transposed_operands_give_the_naive_product() {
+        for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (65, 3, 129), (128, 64, 10), (3, 0, 4)] {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let want = naive(&a, &b, m, k, n);
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut c = vec![f32::NAN; m * n];
+                let oa = Operand { data: if ta { at.as_ptr() } else { a.as_ptr() }, shape: &[m, k], transposed: ta };
+                let ob = Operand { data: if tb { bt.as_ptr() } else { b.as_ptr() }, shape: &[k, n], transposed: tb };
+                unsafe { product(oa, ob, c.as_mut_ptr(), &[m, n], 2).unwrap() };
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "{m}x{k}x{n} {ta} {tb}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vectors_are_promoted_and_batches_broadcast() {
+        // [2, 3, 4] · [4] → [2, 3]
+        let (a, v) = (values(24, 3), values(4, 4));
+        let mut c = vec![0.0; 6];
+        let oa = Operand { data: a.as_ptr(), shape: &[2, 3, 4], transposed: false };
+        let ov = Operand { data: v.as_ptr(), shape: &[4], transposed: false };
+        unsafe { product(oa, ov, c.as_mut_ptr(), &[2, 3], 1).unwrap() };
+        close(&c[..3], &naive(&a[..12], &v, 3, 4, 1));
+        close(&c[3..], &naive(&a[12..], &v, 3, 4, 1));
+        // [4] · [2, 4, 3] → [2, 3]
+        let b = values(24, 5);
+        let ob = Operand { data: b.as_ptr(), shape: &[2, 4, 3], transposed: false };
+        unsafe { product(ov, ob, c.as_mut_ptr(), &[2, 3], 1).unwrap() };
+        close(&c[3..], &naive(&v, &b[12..], 1, 4, 3));
+        let bad = Operand { data: b.as_ptr(), shape: &[3, 8], transposed: false };
+        assert!(unsafe { product(oa, bad, c.as_mut_ptr(), &[2, 3], 1) }.is_err());
+    }
+}
