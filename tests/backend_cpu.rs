@@ -106,6 +106,14 @@ fn standalone(g: &Graph, grp: &FusionGroup) -> Graph {
         };
         map.insert(i, id);
     }
+    // An `expand` may be the only thing of the group's size (`expand(s) : [N]` of a scalar): an
+    // unused datum of the space's shape binds its symbols for the interpreter.
+    if !grp.inputs.iter().any(|i| g.node(*i).shape == grp.shape) {
+        let d = s.data.len();
+        let shape = grp.shape.clone();
+        s.data.push(DataInfo { name: "space".into(), elem: Elem::Float, shape: shape.clone(), source: DataSource::Columns(vec![]) });
+        s.add(Node { op: Op::Data(d), elem: Elem::Float, shape, span: None, label: None }, &[]);
+    }
     for &m in &grp.nodes {
         let ops: Vec<NodeId> = g.operands(m).iter().map(|o| map[o]).collect();
         let id = s.add(g.node(m).clone(), &ops);
@@ -199,6 +207,10 @@ fn check_group(
             .collect();
         host.push(HostTensor::new(shape, v.iter().map(|x| *x as f64).collect()));
         values32.push(v);
+    }
+    if s.data.len() > host.len() {
+        // The unused datum `standalone` adds to bind the space's sizes.
+        host.push(HostTensor::new(dims.clone(), vec![0.0; dims.iter().product()]));
     }
     let want32 = interp::run::<f32>(&s, &host, &[]).unwrap_or_else(|e| panic!("{what}: interpreter: {e:?}"));
     let want64 = interp::run::<f64>(&s, &host, &[]).unwrap_or_else(|e| panic!("{what}: interpreter: {e:?}"));

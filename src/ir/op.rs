@@ -122,8 +122,10 @@ impl Op {
     }
 
     /// Elementwise ops: candidates for fusion into one loop.
+    /// Computed element by element over the node's shape, reading operands through numpy
+    /// broadcasting (`expand` is the identity with a broadcast operand).
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Cast)
+        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Cast | Op::Expand)
     }
 
     pub fn is_leaf(&self) -> bool {

@@ -17,7 +17,8 @@
 //!   generalisation of "the chain whose intermediate values have no other users", is in
 //!   `partition.rs`.
 //! - **Reduce**: a reduction (sum, mean, max) that no group took as its epilogue, or a logsumexp.
-//! - **Copy**: data movement into a new buffer: transpose, slice, embed, concat, expand.
+//! - **Copy**: data movement into a new buffer: transpose, slice, embed, concat (`expand` is
+//!   elementwise: the identity reading its operand through broadcast strides).
 //! - **Select**: `kmax` and `kmax_mask`, a selection along the last axis.
 //! - **OneHot**: integer labels to one-hot rows.
 //!

@@ -31,7 +31,7 @@
 //! 4. A `Transpose` of the last two axes that only matrix products read (and no output names) is a
 //!    transposed [`View`] of its operand's buffer: the products read it with swapped strides.
 //!    Every other non-leaf, non-view node is a kernel of its own: `Reduce`, `LogSumExp` (Reduce),
-//!    `Transpose`, `Slice`, `Embed`, `Concat`, `Expand` (Copy), `KMax`, `KMaxMask` (Select),
+//!    `Transpose`, `Slice`, `Embed`, `Concat` (Copy), `KMax`, `KMaxMask` (Select),
 //!    `OneHot`.
 //! 5. The kernels are ordered by Kahn's algorithm over "reads an output of" (through views),
 //!    ties broken by the topological position of each kernel's first node: the graph's own
@@ -54,7 +54,7 @@ pub enum KernelKind {
     MatMul,
     /// One `Reduce` or `LogSumExp`; `space` is its operand's shape.
     Reduce,
-    /// One `Transpose`, `Slice`, `Embed`, `Concat` or `Expand`.
+    /// One `Transpose`, `Slice`, `Embed` or `Concat`.
     Copy,
     /// One `KMax` or `KMaxMask` (along the last axis).
     Select,
@@ -144,10 +144,10 @@ fn role(op: &Op) -> Role {
     match op {
         Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => Role::Leaf,
         Op::Reshape => Role::View,
-        Op::Unary(_) | Op::Binary(_) | Op::Cast => Role::Elementwise,
+        Op::Unary(_) | Op::Binary(_) | Op::Cast | Op::Expand => Role::Elementwise,
         Op::MatMul => Role::MatMul,
         Op::Reduce { .. } | Op::LogSumExp { .. } => Role::Own(KernelKind::Reduce),
-        Op::Transpose { .. } | Op::Slice { .. } | Op::Embed { .. } | Op::Concat { .. } | Op::Expand => {
+        Op::Transpose { .. } | Op::Slice { .. } | Op::Embed { .. } | Op::Concat { .. } => {
             Role::Own(KernelKind::Copy)
         }
         Op::KMax { .. } | Op::KMaxMask { .. } => Role::Own(KernelKind::Select),

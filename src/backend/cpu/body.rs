@@ -88,7 +88,7 @@ impl Emitter<'_, '_> {
                     match op {
                         Op::Unary(f) => self.unary(lanes, *f, xs[0]),
                         Op::Binary(f) => self.binary(lanes, *f, xs[0], xs[1]),
-                        Op::Cast => xs[0],
+                        Op::Cast | Op::Expand => xs[0],
                         op => unreachable!("the plan admits only elementwise members, not {}", op.name()),
                     }
                 }

@@ -396,7 +396,8 @@ impl Emitter<'_, '_> {
         }
         let plan = self.plan;
         if let (Some(acc), Some(ep)) = (acc, &plan.epilogue) {
-            let v = values[&ep.operand];
+            // A standalone reduction accumulates an input.
+            let v = values.get(&ep.operand).copied().unwrap_or_else(|| inputs[self.input_index[&ep.operand]]);
             match acc {
                 Acc::At(base) => {
                     let a = self.b.ins().iadd(base, bytes);

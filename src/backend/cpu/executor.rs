@@ -25,6 +25,7 @@ use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, BufferPlan, KernelKind, Partition, ELEMENT_BYTES};
 use crate::passes::fusion::FusionGroup;
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Why a run failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +85,7 @@ impl ExecOutputs {
 pub struct Stats {
     /// Kernels in the partition.
     pub kernels: usize,
-    /// Elementwise kernels compiled by the JIT.
+    /// Elementwise and reduction kernels compiled by the JIT.
     pub jit: usize,
     /// Matrix-product kernels: the product on `matmul.rs`.
     pub matmul: usize,
@@ -128,6 +129,10 @@ pub struct Executor {
     /// Threads a large product may use.
     threads: usize,
     stats: Stats,
+    /// Time per kernel, while profiling.
+    times: Option<Vec<Duration>>,
+    /// The sizes of the latest run: its key in `layouts`.
+    last_layout: Option<Vec<Option<usize>>>,
 }
 
 impl Executor {
@@ -174,7 +179,26 @@ impl Executor {
                     }
                     continue;
                 }
-                KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {}
+                KernelKind::Reduce => {
+                    // A sum, mean or max alone: the elementwise loop with nothing but its epilogue.
+                    let r = k.nodes[0];
+                    if matches!(g.node(r).op, Op::Reduce { .. }) {
+                        let grp = FusionGroup {
+                            nodes: vec![r],
+                            shape: k.space.clone(),
+                            epilogue: Some(r),
+                            inputs: k.inputs.clone(),
+                            outputs: k.outputs.clone(),
+                        };
+                        if supports(g, &grp).is_ok() {
+                            jit_of[i] = Some(groups.len());
+                            groups.push(grp);
+                            stats.jit += 1;
+                            continue;
+                        }
+                    }
+                }
+                KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {}
             }
             stats.interpreted += 1;
         }
@@ -196,11 +220,29 @@ impl Executor {
             scratch: Vec::new(),
             threads: opts.threads,
             stats,
+            times: None,
+            last_layout: None,
         })
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The peak bytes of the buffer plan of the latest run (leaves and intermediates), known before
+    /// any kernel ran.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        self.last_layout.as_ref().map(|k| self.layouts[k].plan.peak_bytes)
+    }
+
+    /// Starts (or stops) timing every kernel; the times add up over runs.
+    pub fn profile(&mut self, on: bool) {
+        self.times = on.then(|| vec![Duration::ZERO; self.partition.kernels.len()]);
+    }
+
+    /// The time spent in each kernel of the partition since [`Executor::profile`] was turned on.
+    pub fn kernel_times(&self) -> Option<&[Duration]> {
+        self.times.as_deref()
     }
 
     pub fn partition(&self) -> &Partition {
@@ -220,6 +262,9 @@ impl Executor {
         if !self.layouts.contains_key(&sizes) {
             let layout = layout(g, &self.partition, &sizes)?;
             self.layouts.insert(sizes.clone(), layout);
+        }
+        if self.last_layout.as_ref() != Some(&sizes) {
+            self.last_layout = Some(sizes.clone());
         }
         let layout = &self.layouts[&sizes];
         let plan = &layout.plan;
@@ -260,12 +305,19 @@ impl Executor {
         }
         // Kernels, in order.
         let mut bufs: Vec<*mut f32> = Vec::new();
+        let mut started: Option<(usize, Instant)> = None;
         for (ki, k) in self.partition.kernels.iter().enumerate() {
+            if let Some(times) = self.times.as_mut() {
+                if let Some((prev, t)) = started {
+                    times[prev] += t.elapsed();
+                }
+                started = Some((ki, Instant::now()));
+            }
             let jit = match (self.jit_of[ki], self.compiled.as_ref()) {
                 (Some(j), Some(code)) => Some(&code.kernels()[j]),
                 _ => None,
             };
-            if let (Some(jk), KernelKind::Elementwise) = (jit, k.kind) {
+            if let (Some(jk), KernelKind::Elementwise | KernelKind::Reduce) = (jit, k.kind) {
                 let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
                 let base = arena.as_mut_ptr();
                 let total = arena.len();
@@ -346,6 +398,9 @@ impl Executor {
             }
             interpret(g, k, &k.nodes, None, arena, shapes, &at)?;
             self.stats.interpreted_runs += 1;
+        }
+        if let (Some(times), Some((prev, t))) = (self.times.as_mut(), started) {
+            times[prev] += t.elapsed();
         }
         let mut entries = Vec::with_capacity(g.outputs.len());
         for o in &g.outputs {
