@@ -162,6 +162,9 @@ enum Command {
         /// Where to write the predictions (CSV); default: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The backend that computes the predictions.
+        #[arg(long, value_enum, default_value_t = cli::Backend::Cpu)]
+        backend: cli::Backend,
     },
 }
 
@@ -195,7 +198,9 @@ fn main() -> ExitCode {
         Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => {
             cli::emit::emit(&file, graph, asm, color)
         }
-        Command::Run { file, params, data, out } => cli::predict::run(&file, &params, &data, out.as_ref(), color),
+        Command::Run { file, params, data, out, backend } => {
+            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(), color)
+        }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
     }

@@ -16,3 +16,6 @@
 //! never rewrites the graph it compiles.
 
 pub mod cpu;
+pub mod runner;
+
+pub use runner::{BackendKind, RunError, Runner};

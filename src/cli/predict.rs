@@ -8,7 +8,14 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(file: &Path, params: &Path, data: &Path, out_path: Option<&PathBuf>, color: bool) -> ExitCode {
+pub fn run(
+    file: &Path,
+    params: &Path,
+    data: &Path,
+    out_path: Option<&PathBuf>,
+    backend: circ::backend::BackendKind,
+    color: bool,
+) -> ExitCode {
     let checked = match crate::load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -46,7 +53,14 @@ pub fn run(file: &Path, params: &Path, data: &Path, out_path: Option<&PathBuf>, 
             return ExitCode::from(1);
         }
     };
-    let res = match circ::interp::run::<f64>(&g, &feed, &values) {
+    let mut runner = match circ::backend::Runner::new(backend, &g) {
+        Ok(r) => r,
+        Err(e) => {
+            err(&format!("error: the {} backend cannot run this model: {e}\n", backend.name()));
+            return ExitCode::from(1);
+        }
+    };
+    let res = match runner.run(&feed, &values, &[]) {
         Ok(r) => r,
         Err(e) => {
             err(&format!("error: {e}\n"));

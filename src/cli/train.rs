@@ -1,7 +1,7 @@
 //! `circ train`: settings from the model, overridden by flags; a progress bar; metrics per epoch;
 //! checkpoints after every epoch.
 
-use super::{err, out};
+use super::{err, out, Backend};
 use circ::train::run::{Settings, TrainError, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -46,19 +46,15 @@ pub struct Args {
     /// Draw the training and validation curves to this PNG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// The backend that runs the training step (only the reference interpreter so far).
-    #[arg(long, value_enum, default_value_t = Backend::Interp)]
+    /// The backend that runs the training step: the Cranelift CPU backend (f32), or the
+    /// reference interpreter (f64, slower; exact enough to check closed forms).
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
     /// No progress bar or per-epoch lines.
     #[arg(short, long)]
     pub quiet: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Backend {
-    /// The reference interpreter (f64).
-    Interp,
-}
 
 fn plural(n: u64, word: &str) -> String {
     if n == 1 {
@@ -136,6 +132,10 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let sources = &checked.program.sources;
     let describe = Box::new(move |id, g: &circ::ir::Graph| circ::driver::describe_node(sources, g, id));
     let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
+    if let Err(e) = trainer.use_backend(a.backend.kind()) {
+        err(&format!("error: the {} backend cannot run this model: {e}\n  note: `--backend interp` runs every model\n", a.backend.kind().name()));
+        return ExitCode::from(1);
+    }
     if a.resume {
         let Some(path) = &a.out else {
             err("error: --resume continues from the checkpoint named by --out\n");
@@ -174,12 +174,13 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     );
     if !a.quiet {
         err(&format!(
-            "training `{}` on {rows} rows ({} held out), {} of {}, batch {batch}, seed {}\n",
+            "training `{}` on {rows} rows ({} held out), {} of {}, batch {batch}, seed {}, backend {}\n",
             model.name,
             circ::train::run::rows(&trainer.valid),
             plural(settings.epochs, "epoch"),
             plural(steps_per_epoch, "step"),
-            settings.seed
+            settings.seed,
+            a.backend.kind().name()
         ));
     }
     let mut history = Vec::new();

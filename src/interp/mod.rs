@@ -79,6 +79,11 @@ pub struct Outputs<T> {
 }
 
 impl<T: Real> Outputs<T> {
+    /// Outputs computed elsewhere (a compiled backend), by name in `Graph::outputs` order.
+    pub fn from_entries(entries: Vec<(String, Tensor<T>)>) -> Outputs<T> {
+        Outputs { entries }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }

@@ -7,6 +7,7 @@
 //! uninterrupted run would.
 
 use super::step::StepGraph;
+use crate::backend::{BackendKind, RunError, Runner};
 use crate::interp::{self, HostTensor};
 use crate::ir::graph::{Likelihood, Term};
 use crate::ir::init::Rng;
@@ -64,6 +65,8 @@ pub enum TrainError {
         origin: String,
     },
     Interp(interp::InterpError),
+    /// The compiled backend failed (a bug of the backend, not of the model).
+    Backend(String),
     Data(String),
 }
 
@@ -77,6 +80,7 @@ impl fmt::Display for TrainError {
                 )
             }
             TrainError::Interp(e) => write!(f, "{e}"),
+            TrainError::Backend(e) => write!(f, "{e}"),
             TrainError::Data(e) => write!(f, "{e}"),
         }
     }
@@ -87,6 +91,15 @@ impl std::error::Error for TrainError {}
 impl From<interp::InterpError> for TrainError {
     fn from(e: interp::InterpError) -> Self {
         TrainError::Interp(e)
+    }
+}
+
+impl From<RunError> for TrainError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Interp(e) => TrainError::Interp(e),
+            RunError::Backend(e) => TrainError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -160,6 +173,9 @@ pub struct Trainer<'a> {
     pub t: u64,
     /// Describes a node for error messages (its op and source line).
     pub describe: Describe<'a>,
+    /// What runs the step graph and the evaluation graph.
+    runner: Runner,
+    eval_runner: Runner,
 }
 
 impl<'a> Trainer<'a> {
@@ -174,7 +190,21 @@ impl<'a> Trainer<'a> {
         describe: Describe<'a>,
     ) -> Trainer<'a> {
         let state = step.state.iter().map(|s| s.init.values(&params[s.param])).collect();
-        Trainer { step, eval, train, valid, settings, params, state, epoch: 0, t: 0, describe }
+        let runner = Runner::Interp(Box::new(step.graph.clone()));
+        let eval_runner = Runner::Interp(Box::new(eval.clone()));
+        Trainer { step, eval, train, valid, settings, params, state, epoch: 0, t: 0, describe, runner, eval_runner }
+    }
+
+    /// Runs the step and the validation on `kind` from now on (the reference interpreter, in
+    /// `f64`, until this is called).
+    pub fn use_backend(&mut self, kind: BackendKind) -> Result<(), crate::backend::cpu::BackendError> {
+        self.runner = Runner::new(kind, &self.step.graph)?;
+        self.eval_runner = Runner::new(kind, &self.eval)?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.runner.kind()
     }
 
     /// The extra inputs of the step graph, in order.
@@ -210,12 +240,12 @@ impl<'a> Trainer<'a> {
             let feed = select(&self.train, chunk);
             let scale = n as f64 / chunk.len() as f64;
             let inputs = self.inputs(scale);
-            let out = interp::run_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?;
+            let out = self.runner.run(&feed, &self.params, &inputs)?;
             let loss = out.loss();
             if !loss.is_finite() {
-                let values = interp::run_all_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?;
-                let origin = values
-                    .first_non_finite()
+                let origin = self
+                    .runner
+                    .first_non_finite(&self.step.graph, &feed, &self.params, &inputs)?
                     .map_or_else(|| "unknown".to_string(), |id| (self.describe)(id, &self.step.graph));
                 return Err(TrainError::NonFinite { epoch: e, step: self.t + 1, origin });
             }
@@ -250,14 +280,14 @@ impl<'a> Trainer<'a> {
     }
 
     /// Negative log likelihood per example and accuracy on the validation rows.
-    fn validate(&self) -> Result<(Option<f64>, Option<f64>), TrainError> {
+    fn validate(&mut self) -> Result<(Option<f64>, Option<f64>), TrainError> {
         let n = rows(&self.valid);
         if n == 0 {
             return Ok((None, None));
         }
         let inputs: Vec<Vec<f64>> =
             self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();
-        let out = interp::run_with::<f64>(&self.eval, &self.valid, &self.params, &inputs)?;
+        let out = self.eval_runner.run(&self.valid, &self.params, &inputs)?;
         let nll = out.get("nll").map(|t| t.data[0] / n as f64);
         let mut hits = Accuracy::default();
         hits.add(&self.eval, &self.valid, |name| out.get(name).map(|t| t.data.clone()));

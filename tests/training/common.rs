@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use circ::backend::BackendKind;
 use circ::driver::{self, Checked};
 use circ::interp::HostTensor;
 use circ::ir::{Graph, NodeId};
@@ -72,6 +73,8 @@ pub struct Setup<'c> {
     pub step: StepGraph,
     pub eval: Graph,
     pub settings: Settings,
+    /// What runs the steps: the reference interpreter unless `on` says otherwise.
+    pub backend: BackendKind,
 }
 
 impl<'c> Setup<'c> {
@@ -94,7 +97,13 @@ impl<'c> Setup<'c> {
         let step = step::build(model, settings.seed, &default);
         let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
         circ::passes::optimize(&mut eval);
-        Setup { checked, step, eval, settings }
+        Setup { checked, step, eval, settings, backend: BackendKind::Interp }
+    }
+
+    /// The same setup, training on `backend`.
+    pub fn on(mut self, backend: BackendKind) -> Setup<'c> {
+        self.backend = backend;
+        self
     }
 
     /// The table bound to the model's data inputs (the check `circ train` makes before training).
@@ -113,7 +122,9 @@ impl<'c> Setup<'c> {
         let params = circ::ir::init::initial_values(&self.step.graph);
         let sources = &self.checked.program.sources;
         let describe = Box::new(move |id: NodeId, g: &Graph| circ::driver::describe_node(sources, g, id));
-        Trainer::new(&self.step, self.eval.clone(), train, valid, self.settings.clone(), params, describe)
+        let mut t = Trainer::new(&self.step, self.eval.clone(), train, valid, self.settings.clone(), params, describe);
+        t.use_backend(self.backend).unwrap_or_else(|e| panic!("the {} backend: {e}", self.backend.name()));
+        t
     }
 
     /// Binds the table and trains for the configured epochs.

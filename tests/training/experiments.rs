@@ -1,6 +1,7 @@
 //! The experiments of BRIEF §4 that run on the examples: E1, E3, E4, E5.
 
 use crate::common::*;
+use circ::backend::BackendKind;
 use circ::check::checked::UpdateKind;
 use circ::train::run::TrainError;
 use circ_runtime::csv::Table;
@@ -157,6 +158,20 @@ fn e3_normal_prior_is_ridge_regression() {
     assert!(err < 1e-4, "ridge weights differ from the closed form by {err:e}");
 }
 
+/// E3 again with every step on the Cranelift backend (f32): the closed form to f32 accuracy.
+#[test]
+fn e3_on_the_cpu_backend() {
+    let table = read_table("diabetes.csv");
+    let want = ridge_closed_form(&table_rows(&table), 10, 1.0);
+    let checked = example("ridge.circ");
+    let setup = Setup::new(&checked, None, |_| {}).on(BackendKind::Cpu);
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("ridge: {e}"));
+    let got = with_intercept(t.param("w"), t.param("b")[0]);
+    let err = rel_error(&got, &want);
+    println!("E3 ridge on the cpu backend: relative error {err:e}");
+    assert!(err < 1e-4, "ridge weights on the cpu backend differ from the closed form by {err:e}");
+}
+
 // ------------------------------------------------------------------------------------------------
 // E4: a normal prior on logistic weights is L2-regularized logistic regression.
 
@@ -285,4 +300,25 @@ fn e5_mlp_reaches_97_percent_on_held_out_digits() {
     );
     assert_eq!(t.metrics.len() as u64, setup.settings.epochs);
     assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97");
+}
+
+/// E5 on the Cranelift backend (what `circ train` runs by default): the same accuracy, and the
+/// first epoch's metrics equal the interpreter's to f32 accuracy.
+#[test]
+fn e5_on_the_cpu_backend() {
+    let table = read_table("digits.csv");
+    let checked = example("mlp_digits.circ");
+    let one = |backend| {
+        Setup::new(&checked, None, |s| s.epochs = 1).on(backend).train(&table).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (cpu, reference) = (one(BackendKind::Cpu), one(BackendKind::Interp));
+    let (a, b) = (&cpu.metrics[0], &reference.metrics[0]);
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-4 * y.abs();
+    assert!(close(a.train_nll, b.train_nll), "train nll {} vs {}", a.train_nll, b.train_nll);
+    assert!(close(a.valid_nll.unwrap(), b.valid_nll.unwrap()), "valid nll {:?} vs {:?}", a.valid_nll, b.valid_nll);
+    let start = Instant::now();
+    let t = Setup::new(&checked, None, |_| {}).on(BackendKind::Cpu).train(&table).unwrap_or_else(|e| panic!("{e}"));
+    let acc = t.metrics.last().and_then(|m| m.valid_accuracy).expect("a validation accuracy");
+    println!("E5 digits on the cpu backend: {acc:.4} held out after {} epochs in {:.2?}", t.metrics.len(), start.elapsed());
+    assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97 on the cpu backend");
 }

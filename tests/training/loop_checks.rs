@@ -126,6 +126,28 @@ fn a_non_finite_loss_names_its_first_node_and_source_line() {
     assert!(text.contains(&format!("(log) from drift.circ:{line}:14: `let la = log(a)`")), "{text}");
 }
 
+/// The same on the Cranelift backend: the f32 reference interpreter finds the node.
+#[test]
+fn a_non_finite_loss_on_the_cpu_backend_names_its_node_too() {
+    let checked = source("drift.circ", DRIFT);
+    let mut rng = Rng::new(3);
+    let rows: Vec<Vec<f64>> = (0..32)
+        .map(|_| {
+            let x = rng.range(-1.0, 1.0);
+            vec![x, -3.0 * x, 0.0]
+        })
+        .collect();
+    let table = parse_table("drift.csv", &csv_text(&["x", "y", "z"].map(String::from), &rows));
+    let setup = Setup::new(&checked, None, |_| {}).on(circ::backend::BackendKind::Cpu);
+    let text = match setup.train(&table) {
+        Err(e @ TrainError::NonFinite { .. }) => e.to_string(),
+        Err(e) => panic!("expected a non-finite loss, got: {e}"),
+        Ok(t) => panic!("expected a non-finite loss, trained to a = {:?}", t.param("a")),
+    };
+    let line = line_of(DRIFT, "log(a)");
+    assert!(text.contains(&format!("(log) from drift.circ:{line}:14: `let la = log(a)`")), "{text}");
+}
+
 /// Plain sgd with a huge learning rate on ridge regression blows up; the first infinite value is
 /// traced to the observation's line in the example.
 #[test]

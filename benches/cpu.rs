@@ -1,0 +1,183 @@
+//! The CPU backend benchmark of issue 6, circ's side: prints one JSON line per measurement on
+//! stdout (read by `bench/compare.py`, which puts numpy and JAX beside it) and a readable summary
+//! with the slowest kernels on stderr.
+//!
+//! - `mlp784_step`, `digits_step`: one SGD training step (forward, loss with priors, gradient,
+//!   update) of `benches/models/mlp784.circ` at batch 128 and `benches/models/digits.circ` at
+//!   batch 64, on random data, through the executor: parameters go in and `new.<param>` come out
+//!   each step, as the training loop does.
+//! - `mlp784_compile`, `digits_compile`: from source text to a step ready to run (check, lower,
+//!   differentiate, optimize, partition, JIT compile).
+//! - `sgemm_N`: `C = A·B`, square, f32, with the executor's matrix product on every core.
+//! - `mlp784_peak_memory`: the buffer plan's peak for the step (stated before the run), and the
+//!   process's peak resident set.
+//!
+//! `cargo bench --bench cpu` (all of it takes about a minute).
+
+use circ::backend::cpu::executor::Executor;
+use circ::backend::cpu::{matmul, Options};
+use circ::interp::HostTensor;
+use circ::ir::Graph;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (id, file, batch, min_runs) in
+        [("mlp784", "benches/models/mlp784.circ", 128, 200), ("digits", "benches/models/digits.circ", 64, 2000)]
+    {
+        let path = format!("{root}/{file}");
+        let text = std::fs::read_to_string(&path).expect("the benchmark model");
+        let compile = sample(20, Duration::from_millis(500), || {
+            std::hint::black_box(build(file, &text));
+        });
+        emit(&format!("{id}_compile"), &compile, None);
+        let (g, mut exec) = build(file, &text);
+        let (data, mut params, inputs) = feed(&g, batch);
+        let step = sample(min_runs, Duration::from_secs(3), || {
+            let out = exec.run(&data, &params, &inputs).expect("the step runs");
+            for (i, p) in g.params.iter().enumerate() {
+                let new = out.get(&format!("new.{}", p.name)).expect("every parameter is updated");
+                for (d, s) in params[i].iter_mut().zip(&new.data) {
+                    *d = *s as f64;
+                }
+            }
+        });
+        emit(&format!("{id}_step"), &step, None);
+        profile(id, &mut exec, &data, &params, &inputs);
+        if id == "mlp784" {
+            let peak = exec.peak_bytes().expect("a plan was made") as f64 / (1 << 20) as f64;
+            println!("{{\"bench\": \"mlp784_peak_memory\", \"impl\": \"circ\", \"mib\": {peak:.2}, \"note\": \"buffer plan: leaves + intermediates\"}}");
+            if let Some(rss) = peak_rss_mib() {
+                eprintln!("process peak resident set so far: {rss:.1} MiB");
+            }
+        }
+    }
+    let threads = Options::default().threads;
+    for n in [256usize, 512, 1024, 2048] {
+        let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let b: Vec<f32> = (0..n * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0).collect();
+        let mut c = vec![0.0f32; n * n];
+        let shape = [n, n];
+        let runs = sample(5, Duration::from_secs(2), || {
+            let oa = matmul::Operand { data: a.as_ptr(), shape: &shape, transposed: false };
+            let ob = matmul::Operand { data: b.as_ptr(), shape: &shape, transposed: false };
+            // SAFETY: every buffer holds n·n elements and `c` overlaps neither operand.
+            unsafe { matmul::product(oa, ob, c.as_mut_ptr(), &shape, threads) }.expect("square product");
+            std::hint::black_box(&c);
+        });
+        let gflops = 2.0 * (n as f64).powi(3) / median(&runs) / 1e9;
+        emit(&format!("sgemm_{n}"), &runs, Some(gflops));
+    }
+}
+
+/// Source text to a ready executor of the training step.
+fn build(file: &str, text: &str) -> (Graph, Executor) {
+    let checked = circ::driver::check_source(file, text);
+    assert!(!checked.has_errors(), "{}", checked.render(false));
+    let rule = circ::driver::parse_update_rule("sgd(lr = 1e-4)").expect("a rule");
+    let g = circ::train::step::build(&checked.models[0], 0, &rule).graph;
+    let exec = Executor::new(&g).expect("the step compiles");
+    (g, exec)
+}
+
+/// Random pixels in [0, 1), labels 0..9, the initial parameters, and the step's extra inputs.
+fn feed(g: &Graph, batch: usize) -> (Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut state = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let data = g
+        .data
+        .iter()
+        .map(|d| {
+            let mut shape = vec![batch];
+            for k in &d.shape[1..] {
+                match k {
+                    circ::check::types::Dim::Known(n) => shape.push(*n as usize),
+                    _ => panic!("the benchmark models have one symbolic size, the batch"),
+                }
+            }
+            let count: usize = shape.iter().product();
+            let values = match d.elem {
+                circ::check::types::Elem::Float => (0..count).map(|_| (next() % 1000) as f64 / 1000.0).collect(),
+                circ::check::types::Elem::Int => (0..count).map(|_| (next() % 10) as f64).collect(),
+            };
+            HostTensor::new(shape, values)
+        })
+        .collect();
+    let params = circ::ir::init::initial_values(g);
+    let inputs = g
+        .inputs
+        .iter()
+        .map(|i| match i.name.as_str() {
+            "batch_scale" => vec![60000.0 / batch as f64],
+            "step" => vec![1.0],
+            _ => vec![0.0; i.shape.iter().product::<u64>() as usize],
+        })
+        .collect();
+    (data, params, inputs)
+}
+
+/// Runs `f` at least `min_runs` times and for at least `min_time`, after a warm-up; the times.
+fn sample(min_runs: usize, min_time: Duration, mut f: impl FnMut()) -> Vec<f64> {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < min_runs || start.elapsed() < min_time {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut v = times.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn emit(bench: &str, times: &[f64], gflops: Option<f64>) {
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let g = gflops.map_or(String::new(), |x| format!(", \"gflops\": {x:.1}"));
+    println!(
+        "{{\"bench\": \"{bench}\", \"impl\": \"circ\", \"median_ms\": {:.4}, \"min_ms\": {:.4}, \"runs\": {}{g}}}",
+        median(times) * 1e3,
+        min * 1e3,
+        times.len()
+    );
+    eprintln!("{bench:<16} median {:>9.4} ms  min {:>9.4} ms  ({} runs){}", median(times) * 1e3, min * 1e3, times.len(),
+        gflops.map_or(String::new(), |x| format!("  {x:.1} GFLOP/s")));
+}
+
+/// Where the step's time goes: the five slowest kernels over 100 runs.
+fn profile(id: &str, exec: &mut Executor, data: &[HostTensor], params: &[Vec<f64>], inputs: &[Vec<f64>]) {
+    exec.profile(true);
+    let runs = 100;
+    let t = Instant::now();
+    for _ in 0..runs {
+        exec.run(data, params, inputs).expect("the step runs");
+    }
+    let total = t.elapsed() / runs;
+    let times = exec.kernel_times().expect("profiling").to_vec();
+    exec.profile(false);
+    let kernels: Duration = times.iter().sum::<Duration>() / runs;
+    eprintln!("{id}: {:.3} ms per step, {:.3} ms in kernels; slowest kernels:", total.as_secs_f64() * 1e3, kernels.as_secs_f64() * 1e3);
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(times[*i]));
+    for &i in order.iter().take(6) {
+        let k = &exec.partition().kernels[i];
+        eprintln!("  kernel {i:>3} {:<12} {:>8.1} µs  {:?}", k.kind.name(), (times[i] / runs).as_secs_f64() * 1e6, k.space);
+    }
+}
+
+/// The process's peak resident set (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,121 @@
+//! One way to run a graph whichever backend is chosen: what `circ train`, `circ run` and the
+//! other commands call. Inputs and outputs are `f64` on the host either way; the CPU backend
+//! computes in `f32` in between.
+
+use super::cpu::executor::{ExecError, Executor};
+use super::cpu::BackendError;
+use crate::interp::{self, HostTensor, InterpError, Outputs, Tensor};
+use crate::ir::{Graph, NodeId};
+
+/// Which backend runs a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The Cranelift backend (`f32`, JIT compiled kernels).
+    Cpu,
+    /// The reference interpreter (`f64`).
+    Interp,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Interp => "interp",
+        }
+    }
+}
+
+/// A graph ready to run on one backend: for the CPU backend, partitioned and compiled once.
+pub enum Runner {
+    Interp(Box<Graph>),
+    Cpu(Box<Executor>),
+}
+
+/// Why a run failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunError {
+    Interp(InterpError),
+    Backend(BackendError),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Interp(e) => e.fmt(f),
+            RunError::Backend(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<ExecError> for RunError {
+    fn from(e: ExecError) -> RunError {
+        match e {
+            ExecError::Interp(e) => RunError::Interp(e),
+            ExecError::Backend(e) => RunError::Backend(e),
+        }
+    }
+}
+
+impl From<InterpError> for RunError {
+    fn from(e: InterpError) -> RunError {
+        RunError::Interp(e)
+    }
+}
+
+impl Runner {
+    /// Prepares `g` (verified) for `kind`: compiles it for the CPU backend.
+    pub fn new(kind: BackendKind, g: &Graph) -> Result<Runner, BackendError> {
+        Ok(match kind {
+            BackendKind::Interp => Runner::Interp(Box::new(g.clone())),
+            BackendKind::Cpu => Runner::Cpu(Box::new(Executor::new(g)?)),
+        })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Runner::Interp(_) => BackendKind::Interp,
+            Runner::Cpu(_) => BackendKind::Cpu,
+        }
+    }
+
+    /// Runs the graph: `data` one per `g.data`, `params` one per `g.params`, `inputs` one per
+    /// `g.inputs`.
+    pub fn run(
+        &mut self,
+        data: &[HostTensor],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Outputs<f64>, RunError> {
+        match self {
+            Runner::Interp(g) => Ok(interp::run_with::<f64>(g, data, params, inputs)?),
+            Runner::Cpu(exec) => {
+                let out = exec.run(data, params, inputs)?;
+                let entries = out
+                    .iter()
+                    .map(|(name, t)| {
+                        let data = t.data.iter().map(|x| *x as f64).collect();
+                        (name.to_string(), Tensor { shape: t.shape.clone(), data })
+                    })
+                    .collect();
+                Ok(Outputs::from_entries(entries))
+            }
+        }
+    }
+
+    /// The first node whose value is not finite on these inputs, found by the reference
+    /// interpreter in the backend's precision (where a NaN started, for the error message).
+    pub fn first_non_finite(
+        &self,
+        g: &Graph,
+        data: &[HostTensor],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Option<NodeId>, InterpError> {
+        Ok(match self {
+            Runner::Interp(_) => interp::run_all_with::<f64>(g, data, params, inputs)?.first_non_finite(),
+            Runner::Cpu(_) => interp::run_all_with::<f32>(g, data, params, inputs)?.first_non_finite(),
+        })
+    }
+}
