@@ -1,11 +1,14 @@
 //! `circ emit`: every kernel of a model's graph, in execution order, each headed with the graph
-//! nodes and source lines it computes. Elementwise kernels show their Cranelift IR (or machine
-//! code with `--asm`); kernels the Cranelift backend cannot generate yet say so.
+//! nodes and source lines it computes, as the CPU executor runs it: compiled loops (elementwise
+//! kernels, reductions, product epilogues) show their Cranelift IR (or machine code with
+//! `--asm`), products say how they run, kernels not generated yet say so.
 
 use super::{err, out};
+use circ::backend::cpu::executor::{Executor, Rendering};
 use circ::backend::cpu::{self, Options};
-use circ::kernel::{self, KernelKind};
-use circ::passes::fusion::FusionGroup;
+use circ::ir::{Graph, NodeId};
+use circ::kernel::Kernel;
+use circ::source::SourceMap;
 use std::fmt::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,34 +50,61 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                 circ::train::step::build(model, 0, &default).graph
             }
         };
-        let p = kernel::partition(&g);
+        let exec = match Executor::with_options(&g, &opts) {
+            Ok(e) => e,
+            Err(e) => {
+                err(&format!("error: model {}: {e}\n", model.name));
+                return ExitCode::from(1);
+            }
+        };
+        let p = exec.partition();
         let mut s = format!("; model {}: {} kernels\n", model.name, p.kernels.len());
+        for v in p.views.iter().filter(|v| v.transposed) {
+            let _ = writeln!(s, "; {} = transpose of {}: read by its products with swapped strides, never copied", v.node, v.base);
+        }
         for (k, kern) in p.kernels.iter().enumerate() {
             let nodes: Vec<String> = kern.nodes.iter().map(|n| format!("{n} {}", g.node(*n).op.name())).collect();
-            let _ = writeln!(s, "\n; ---- kernel {k}: {:?} ({})", kern.kind, nodes.join(", "));
-            if kern.kind != KernelKind::Elementwise {
-                let mut seen = Vec::new();
-                for span in &kern.spans {
-                    let loc = checked.program.sources.location(*span).to_string();
-                    if !seen.contains(&loc) {
-                        let _ = writeln!(s, ";   from {loc}");
-                        seen.push(loc);
+            let _ = writeln!(s, "\n; ---- kernel {k}: {} ({})", kern.kind.name(), nodes.join(", "));
+            let group = match exec.rendering(k) {
+                Rendering::Compiled(group) => group,
+                Rendering::MatMul { epilogue } => {
+                    sources(&mut s, kern, &checked.program.sources);
+                    let m = kern.nodes[0];
+                    let operands: Vec<String> = g
+                        .operands(m)
+                        .iter()
+                        .map(|x| {
+                            let t = if p.views.iter().any(|v| v.node == *x && v.transposed) { " (transposed view)" } else { "" };
+                            format!("{x} {}{t}", shape(&g, *x))
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        ";   {m} = {}: the gemm crate's packed, cache-blocked f32 micro-kernels (AVX2/AVX-512 FMA), threaded for large products",
+                        operands.join(" · ")
+                    );
+                    match epilogue {
+                        Some(group) => {
+                            let _ = writeln!(s, ";   then the epilogue, one compiled loop over the product:");
+                            group
+                        }
+                        None if kern.nodes.len() > 1 => {
+                            let _ = writeln!(s, ";   then the epilogue on the interpreter's f32 kernels (not generated yet)");
+                            continue;
+                        }
+                        None => continue,
                     }
                 }
-                let _ = writeln!(s, ";   not generated yet: runs on the reference implementation");
-                continue;
-            }
-            let group = FusionGroup {
-                nodes: kern.nodes.clone(),
-                shape: kern.space.clone(),
-                epilogue: kern.reduction,
-                inputs: kern.inputs.clone(),
-                outputs: kern.outputs.clone(),
+                Rendering::Interpreted => {
+                    sources(&mut s, kern, &checked.program.sources);
+                    let _ = writeln!(s, ";   runs on the interpreter's f32 kernel (not generated yet)");
+                    continue;
+                }
             };
             let text = if asm {
-                cpu::asm_text(&g, &group, &opts)
+                cpu::asm_text(&g, group, &opts)
             } else {
-                cpu::clif_text(&g, &group, Some(&checked.program.sources), &opts)
+                cpu::clif_text(&g, group, Some(&checked.program.sources), &opts)
             };
             match text {
                 Ok(t) => s.push_str(&t),
@@ -87,4 +117,22 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
         out(&s);
     }
     ExitCode::SUCCESS
+}
+
+/// The source lines a kernel computes, one comment line each.
+fn sources(s: &mut String, kern: &Kernel, map: &SourceMap) {
+    let mut seen = Vec::new();
+    for span in &kern.spans {
+        let loc = map.location(*span).to_string();
+        if !seen.contains(&loc) {
+            let _ = writeln!(s, ";   from {loc}");
+            seen.push(loc);
+        }
+    }
+}
+
+fn shape(g: &Graph, n: NodeId) -> String {
+    let dims: Vec<String> =
+        g.node(n).shape.iter().map(|d| circ::check::types::ShowDim(*d, g).to_string()).collect();
+    format!("[{}]", dims.join(", "))
 }

@@ -80,6 +80,18 @@ impl ExecOutputs {
     }
 }
 
+/// How one kernel of the partition runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Rendering<'a> {
+    /// One JIT compiled loop: an elementwise kernel, or a reduction alone.
+    Compiled(&'a FusionGroup),
+    /// A product on `matmul.rs` (the `gemm` crate), then its epilogue: compiled, or (when it
+    /// has one the JIT refuses, `None` with more than one node) on the interpreter's kernels.
+    MatMul { epilogue: Option<&'a FusionGroup> },
+    /// On the interpreter's per-op kernels, in `f32`.
+    Interpreted,
+}
+
 /// How many kernels the executor has, by how they run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -119,6 +131,8 @@ pub struct Executor {
     /// For each kernel of the partition, its index in `compiled.kernels()`: the whole kernel
     /// (elementwise) or the epilogue after the product (matmul).
     jit_of: Vec<Option<usize>>,
+    /// The groups compiled, in `compiled.kernels()` order.
+    groups: Vec<FusionGroup>,
     layouts: HashMap<Vec<Option<usize>>, Layout>,
     arena: Vec<f32>,
     /// Transposed views (`kernel::View::transposed`): products read their base with swapped
@@ -213,6 +227,7 @@ impl Executor {
             graph: g.clone(),
             partition,
             compiled,
+            groups,
             jit_of,
             layouts: HashMap::new(),
             arena: Vec::new(),
@@ -227,6 +242,15 @@ impl Executor {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// How kernel `k` of the partition runs (what `circ emit` prints).
+    pub fn rendering(&self, k: usize) -> Rendering<'_> {
+        let group = self.jit_of.get(k).copied().flatten().map(|j| &self.groups[j]);
+        match self.partition.kernels.get(k).map(|k| k.kind) {
+            Some(KernelKind::MatMul) => Rendering::MatMul { epilogue: group },
+            _ => group.map_or(Rendering::Interpreted, Rendering::Compiled),
+        }
     }
 
     /// The peak bytes of the buffer plan of the latest run (leaves and intermediates), known before
