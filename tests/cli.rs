@@ -192,10 +192,26 @@ fn emit_shows_kernels_with_their_source_lines() {
     let (code, out, err) = circ(&["emit", &root("examples/ridge.circ"), "--graph", "forward"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("; model ridge:"), "{out}");
-    assert!(out.contains("kernel 0: MatMul") && out.contains("not generated yet"), "{out}");
+    assert!(out.contains("kernel 0: matmul") && out.contains("the gemm crate"), "{out}");
     assert!(out.contains("function u0:") && out.contains("f32x4"), "{out}");
     assert!(out.contains("ridge.circ:10:11: `param w: [10] ~ normal(0, 1)`"), "{out}");
     let (code, out, err) = circ(&["emit", &root("examples/ridge.circ"), "--asm"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("kernel"), "{out}");
+}
+
+/// The generated code of the small examples, kernel by kernel, as `circ emit` prints it: a change
+/// to code generation shows here as a reviewed snapshot diff.
+#[test]
+fn emit_snapshots_of_small_examples() {
+    for (name, graph) in [("ridge", "forward"), ("abx", "step"), ("logistic", "gradient")] {
+        let file = format!("examples/{name}.circ");
+        let out = Command::new(env!("CARGO_BIN_EXE_circ"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["emit", &file, "--graph", graph])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        insta::assert_snapshot!(format!("emit_{name}_{graph}"), String::from_utf8_lossy(&out.stdout));
+    }
 }
