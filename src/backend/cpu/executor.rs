@@ -80,6 +80,13 @@ impl ExecOutputs {
     }
 }
 
+/// An output carried into a leaf between runs.
+struct Carried {
+    name: String,
+    output: NodeId,
+    leaf: NodeId,
+}
+
 /// How one kernel of the partition runs.
 #[derive(Clone, Copy, Debug)]
 pub enum Rendering<'a> {
@@ -145,6 +152,10 @@ pub struct Executor {
     stats: Stats,
     /// Time per kernel, while profiling.
     times: Option<Vec<Duration>>,
+    /// Outputs copied into leaves after every run ([`Executor::carry`]).
+    carried: Vec<Carried>,
+    /// Whether the carried leaves' slots hold values from a run.
+    carried_live: bool,
     /// The sizes of the latest run: its key in `layouts`.
     last_layout: Option<Vec<Option<usize>>>,
 }
@@ -236,12 +247,60 @@ impl Executor {
             threads: opts.threads,
             stats,
             times: None,
+            carried: Vec::new(),
+            carried_live: false,
             last_layout: None,
         })
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Keeps training state in the arena between runs: after every run, each named output is
+    /// copied into the buffer of its leaf (a parameter or extra input of the same shape), and the
+    /// runs after the first keep that value instead of writing the host's. Carried outputs are not
+    /// returned by [`Executor::run`]; [`Executor::carried_values`] reads the leaves.
+    pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
+        let g = &self.graph;
+        let mut carried = Vec::new();
+        for (name, leaf) in links {
+            let output = g
+                .outputs
+                .iter()
+                .find(|o| o.name == *name)
+                .ok_or_else(|| BackendError::Run(format!("no output `{name}` to carry")))?
+                .node;
+            let ok = g.node_ids().contains(leaf)
+                && matches!(g.node(*leaf).op, Op::Param(_) | Op::Input(_))
+                && g.node(*leaf).shape == g.node(output).shape;
+            if !ok {
+                return Err(BackendError::Run(format!("`{name}` cannot be carried into {leaf}")));
+            }
+            carried.push(Carried { name: name.to_string(), output, leaf: *leaf });
+        }
+        self.carried = carried;
+        self.carried_live = false;
+        Ok(())
+    }
+
+    /// The carried leaves' values after the latest run (their host values before any run).
+    pub fn carried_values(&self) -> Vec<(String, Vec<f32>)> {
+        let layout = self.last_layout.as_ref().map(|k| &self.layouts[k]);
+        self.carried
+            .iter()
+            .map(|c| {
+                let v = match (layout, self.carried_live) {
+                    (Some(l), true) => l.plan.slot(c.leaf).map_or_else(Vec::new, |s| {
+                        let off = (l.plan.slots[s].offset / ELEMENT_BYTES) as usize;
+                        let n: usize = l.shapes[c.leaf.index()].iter().product();
+                        self.arena[off..off + n].to_vec()
+                    }),
+                    _ => Vec::new(),
+                };
+                (c.name.clone(), v)
+            })
+            .collect()
     }
 
     /// How kernel `k` of the partition runs (what `circ emit` prints).
@@ -287,6 +346,21 @@ impl Executor {
             let layout = layout(g, &self.partition, &sizes)?;
             self.layouts.insert(sizes.clone(), layout);
         }
+        if self.carried_live && self.last_layout.as_ref() != Some(&sizes) {
+            // The carried leaves move to their slots in the new layout.
+            let values = self.carried_values();
+            self.last_layout = Some(sizes.clone());
+            let plan = &self.layouts[&sizes].plan;
+            for (c, (_, v)) in self.carried.iter().zip(values) {
+                let off = plan.slot(c.leaf).map(|s| (plan.slots[s].offset / ELEMENT_BYTES) as usize);
+                if let Some(off) = off {
+                    if self.arena.len() < off + v.len() {
+                        self.arena.resize(off + v.len(), 0.0);
+                    }
+                    self.arena[off..off + v.len()].copy_from_slice(&v);
+                }
+            }
+        }
         if self.last_layout.as_ref() != Some(&sizes) {
             self.last_layout = Some(sizes.clone());
         }
@@ -303,8 +377,11 @@ impl Executor {
             Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
         };
         let len = |id: NodeId| shapes[id.index()].iter().product::<usize>();
-        // Leaves.
+        // Leaves (but carried ones, which hold the previous run's values).
         for id in g.node_ids() {
+            if self.carried_live && self.carried.iter().any(|c| c.leaf == id) {
+                continue;
+            }
             let off = match g.node(id).op {
                 Op::Data(_) | Op::Param(_) | Op::Input(_) | Op::Const(_) => match plan.slot(id) {
                     Some(s) => (plan.slots[s].offset / ELEMENT_BYTES) as usize,
@@ -426,8 +503,20 @@ impl Executor {
         if let (Some(times), Some((prev, t))) = (self.times.as_mut(), started) {
             times[prev] += t.elapsed();
         }
+        for c in &self.carried {
+            let (from, to) = (at(c.output)?, at(c.leaf)?);
+            let n = len(c.leaf);
+            if from + n > arena.len() || to + n > arena.len() {
+                return Err(BackendError::Run(format!("carried value {} does not fit its buffer", c.name)).into());
+            }
+            arena.copy_within(from..from + n, to);
+        }
+        self.carried_live = !self.carried.is_empty();
         let mut entries = Vec::with_capacity(g.outputs.len());
         for o in &g.outputs {
+            if self.carried.iter().any(|c| c.name == o.name) {
+                continue;
+            }
             let off = at(o.node)?;
             let shape = shapes[o.node.index()].clone();
             let n = len(o.node);
@@ -573,4 +662,59 @@ fn bind(
     let sizes = crate::interp::bind::bind(g, data, params)?;
     crate::interp::bind::check_inputs(g, inputs)?;
     Ok(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The training step of `examples/mlp_digits.circ` with sgd, and a batch of `n` rows.
+    fn step_and_batch(n: usize) -> (Graph, Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let text = include_str!("../../../examples/mlp_digits.circ");
+        let checked = crate::driver::check_source("mlp_digits.circ", text);
+        let rule = crate::driver::parse_update_rule("sgd(lr = 0.1)").expect("a rule");
+        let g = crate::train::step::build(&checked.models[0], 0, &rule).graph;
+        let data = |rows: usize| {
+            let pixels = HostTensor::new(vec![rows, 64], (0..rows * 64).map(|i| (i * 37 % 17) as f64).collect());
+            let labels = HostTensor::new(vec![rows], (0..rows).map(|i| (i % 10) as f64).collect());
+            vec![pixels, labels]
+        };
+        let params = crate::ir::init::initial_values(&g);
+        // sgd has no state: the inputs are `batch_scale` and `step`.
+        let inputs = g.inputs.iter().map(|_| vec![1.0]).collect();
+        (g, data(n), params, inputs)
+    }
+
+    #[test]
+    fn carried_parameters_equal_a_host_round_trip_across_batch_sizes() {
+        let (g, big, params0, inputs) = step_and_batch(16);
+        let small: Vec<HostTensor> = crate::train::run::select(&big, &[3, 1, 4, 1, 5]);
+        let links: Vec<(String, NodeId)> = g
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let leaf = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).expect("every param is read");
+                (format!("new.{}", p.name), leaf)
+            })
+            .collect();
+        let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        let mut carried = Executor::new(&g).unwrap();
+        carried.carry(&refs).unwrap();
+        let mut host = Executor::new(&g).unwrap();
+        let mut params = params0.clone();
+        for batch in [&big, &small, &small, &big] {
+            carried.run(batch, &params0, &inputs).unwrap();
+            let out = host.run(batch, &params, &inputs).unwrap();
+            for (i, p) in g.params.iter().enumerate() {
+                params[i] = out.get(&format!("new.{}", p.name)).unwrap().data.iter().map(|x| *x as f64).collect();
+            }
+            let values = carried.carried_values();
+            for (i, (name, v)) in values.iter().enumerate() {
+                let want: Vec<f32> = params[i].iter().map(|x| *x as f32).collect();
+                assert_eq!(v, &want, "{name}");
+            }
+        }
+        assert!(carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(), "carried outputs are not returned");
+    }
 }
