@@ -104,6 +104,29 @@ impl Runner {
         }
     }
 
+    /// Keeps training state on the backend between runs where it can (the CPU backend's
+    /// [`Executor::carry`]): each named output is copied into its leaf after every run whose loss
+    /// is finite, and later runs use it instead of the host's value. Returns whether it does; the
+    /// interpreter does not (the caller feeds every value each run).
+    pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<bool, BackendError> {
+        match self {
+            Runner::Interp(_) => Ok(false),
+            Runner::Cpu(exec) => exec.carry(links).map(|_| true),
+        }
+    }
+
+    /// The carried values after the latest run, by output name (empty before any run).
+    pub fn carried_values(&self) -> Vec<(String, Vec<f64>)> {
+        match self {
+            Runner::Interp(_) => Vec::new(),
+            Runner::Cpu(exec) => exec
+                .carried_values()
+                .into_iter()
+                .map(|(n, v)| (n, v.into_iter().map(f64::from).collect()))
+                .collect(),
+        }
+    }
+
     /// The first node whose value is not finite on these inputs, found by the reference
     /// interpreter in the backend's precision (where a NaN started, for the error message).
     pub fn first_non_finite(

@@ -11,7 +11,7 @@ use crate::backend::{BackendKind, RunError, Runner};
 use crate::interp::{self, HostTensor};
 use crate::ir::graph::{Likelihood, Term};
 use crate::ir::init::Rng;
-use crate::ir::Graph;
+use crate::ir::{Graph, NodeId, Op};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +176,9 @@ pub struct Trainer<'a> {
     /// What runs the step graph and the evaluation graph.
     runner: Runner,
     eval_runner: Runner,
+    /// Whether `runner` keeps `params` and `state` between steps (then the host copies are
+    /// brought up to date after every epoch).
+    carrying: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -192,7 +195,21 @@ impl<'a> Trainer<'a> {
         let state = step.state.iter().map(|s| s.init.values(&params[s.param])).collect();
         let runner = Runner::Interp(Box::new(step.graph.clone()));
         let eval_runner = Runner::Interp(Box::new(eval.clone()));
-        Trainer { step, eval, train, valid, settings, params, state, epoch: 0, t: 0, describe, runner, eval_runner }
+        Trainer {
+            step,
+            eval,
+            train,
+            valid,
+            settings,
+            params,
+            state,
+            epoch: 0,
+            t: 0,
+            describe,
+            runner,
+            eval_runner,
+            carrying: false,
+        }
     }
 
     /// Runs the step and the validation on `kind` from now on (the reference interpreter, in
@@ -200,11 +217,60 @@ impl<'a> Trainer<'a> {
     pub fn use_backend(&mut self, kind: BackendKind) -> Result<(), crate::backend::cpu::BackendError> {
         self.runner = Runner::new(kind, &self.step.graph)?;
         self.eval_runner = Runner::new(kind, &self.eval)?;
+        self.carrying = self.start_carrying()?;
         Ok(())
+    }
+
+    /// Parameters and optimizer state stay on the backend between steps where it can keep them:
+    /// `new.<p>` into `<p>`, each state output into its input.
+    fn start_carrying(&mut self) -> Result<bool, crate::backend::cpu::BackendError> {
+        let g = &self.step.graph;
+        let leaf = |op: Op| g.node_ids().into_iter().find(|n| g.node(*n).op == op);
+        let mut links = Vec::new();
+        for (i, p) in g.params.iter().enumerate() {
+            if let Some(l) = leaf(Op::Param(i)) {
+                links.push((format!("new.{}", p.name), l));
+            }
+        }
+        for s in &self.step.state {
+            if let Some(l) = leaf(Op::Input(s.input)) {
+                links.push((s.output.clone(), l));
+            }
+        }
+        let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        self.runner.carry(&refs)
+    }
+
+    /// Copies the values the backend carried back into `params` and `state`.
+    fn sync_carried(&mut self) {
+        if !self.carrying {
+            return;
+        }
+        for (name, v) in self.runner.carried_values() {
+            if v.is_empty() {
+                continue;
+            }
+            if let Some(i) = self.step.graph.params.iter().position(|p| name == format!("new.{}", p.name)) {
+                self.params[i] = v;
+            } else if let Some(k) = self.step.state.iter().position(|s| s.output == name) {
+                self.state[k] = v;
+            }
+        }
     }
 
     pub fn backend(&self) -> BackendKind {
         self.runner.kind()
+    }
+
+    /// Sets `batch_scale` and `step` in the extra inputs.
+    fn set_counters(&self, inputs: &mut [Vec<f64>], scale: f64) {
+        for (info, v) in self.step.graph.inputs.iter().zip(inputs.iter_mut()) {
+            match info.name.as_str() {
+                "batch_scale" => *v = vec![scale],
+                "step" => *v = vec![self.t as f64 + 1.0],
+                _ => {}
+            }
+        }
     }
 
     /// The extra inputs of the step graph, in order.
@@ -236,13 +302,22 @@ impl<'a> Trainer<'a> {
         let steps = n.div_ceil(batch) as u64;
         let (mut nll_sum, mut seen) = (0.0, 0usize);
         let mut hits = Accuracy::default();
+        // While the backend carries the state, the host's copy is read only by its first step.
+        let mut inputs = self.inputs(1.0);
         for (k, chunk) in order.chunks(batch).enumerate() {
             let feed = select(&self.train, chunk);
             let scale = n as f64 / chunk.len() as f64;
-            let inputs = self.inputs(scale);
+            if self.carrying {
+                self.set_counters(&mut inputs, scale);
+            } else {
+                inputs = self.inputs(scale);
+            }
             let out = self.runner.run(&feed, &self.params, &inputs)?;
             let loss = out.loss();
             if !loss.is_finite() {
+                // The failed step committed nothing: the carried values are those it started from.
+                self.sync_carried();
+                let inputs = self.inputs(scale);
                 let origin = self
                     .runner
                     .first_non_finite(&self.step.graph, &feed, &self.params, &inputs)?
@@ -266,6 +341,7 @@ impl<'a> Trainer<'a> {
             self.t += 1;
             progress(k as u64 + 1, steps, nll_sum / seen as f64);
         }
+        self.sync_carried();
         self.epoch = e;
         let (valid_nll, valid_accuracy) = self.validate()?;
         Ok(EpochMetrics {
@@ -379,6 +455,8 @@ impl Trainer<'_> {
         self.state = state_values;
         self.epoch = epoch;
         self.t = t;
+        // The backend starts again from the restored values.
+        self.carrying = self.start_carrying().map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -31,9 +31,20 @@ fn timeless(m: &EpochMetrics) -> EpochMetrics {
 /// trainer restored from it, and 2 more.
 #[test]
 fn resuming_from_a_checkpoint_is_bit_for_bit() {
+    resume_on(circ::backend::BackendKind::Interp);
+}
+
+/// The same on the Cranelift backend, which keeps parameters and adam's moments in its arena
+/// between steps and hands them back after every epoch.
+#[test]
+fn resuming_on_the_cpu_backend_is_bit_for_bit() {
+    resume_on(circ::backend::BackendKind::Cpu);
+}
+
+fn resume_on(backend: circ::backend::BackendKind) {
     let table = read_table("digits.csv");
     let checked = example("mlp_digits.circ");
-    let setup = Setup::new(&checked, None, |s| s.epochs = 4);
+    let setup = Setup::new(&checked, None, |s| s.epochs = 4).on(backend);
     assert!(setup.settings.batch.is_some_and(|b| b < 1000) && setup.settings.valid > 0.0);
     let data = setup.bind(&table).unwrap();
 
@@ -70,8 +81,10 @@ fn resuming_from_a_checkpoint_is_bit_for_bit() {
         straight_metrics[2..].iter().map(timeless).collect::<Vec<_>>()
     );
     println!(
-        "resume: 4 epochs ({} steps) straight = 2 + checkpoint + 2, bit for bit; valid accuracy {:?}",
-        straight.t, straight_metrics[3].valid_accuracy
+        "resume on {}: 4 epochs ({} steps) straight = 2 + checkpoint + 2, bit for bit; valid accuracy {:?}",
+        backend.name(),
+        straight.t,
+        straight_metrics[3].valid_accuracy
     );
 
     // The comparison has teeth: restoring the parameters alone (adam's moments and step count

@@ -257,9 +257,10 @@ impl Executor {
         self.stats
     }
 
-    /// Keeps training state in the arena between runs: after every run, each named output is
-    /// copied into the buffer of its leaf (a parameter or extra input of the same shape), and the
-    /// runs after the first keep that value instead of writing the host's. Carried outputs are not
+    /// Keeps training state in the arena between runs: after every run whose loss (the first
+    /// output) is finite, each named output is copied into the buffer of its leaf (a parameter or
+    /// extra input of the same shape), and the runs after the first keep that value instead of
+    /// writing the host's. Calling it again starts over from the host's values. Carried outputs are not
     /// returned by [`Executor::run`]; [`Executor::carried_values`] reads the leaves.
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
         let g = &self.graph;
@@ -503,7 +504,16 @@ impl Executor {
         if let (Some(times), Some((prev, t))) = (self.times.as_mut(), started) {
             times[prev] += t.elapsed();
         }
-        for c in &self.carried {
+        // A step whose loss (the first output) is not finite commits nothing: the leaves keep
+        // the values it started from, so the caller can find where it went wrong.
+        let loss_finite = match g.outputs.first() {
+            Some(o) => {
+                let off = at(o.node)?;
+                arena.get(off..off + len(o.node)).is_some_and(|v| v.iter().all(|x| x.is_finite()))
+            }
+            None => true,
+        };
+        for c in self.carried.iter().filter(|_| loss_finite) {
             let (from, to) = (at(c.output)?, at(c.leaf)?);
             let n = len(c.leaf);
             if from + n > arena.len() || to + n > arena.len() {
