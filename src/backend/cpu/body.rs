@@ -2,11 +2,12 @@
 //! four (`f32x4`), in the group's order. `neg abs sqrt square recip add sub mul div` are single
 //! instructions; `relu step sign eq` compare-and-mask sequences (exact: `relu(−0) = −0`, NaN
 //! handled as `ir/op.rs` says); a `mul` whose only use is an `add`/`sub` of the group becomes one
-//! `fma` with it (when enabled); `exp log tanh sigmoid softplus pow` call the scalar functions of
-//! [`super::libm`], lane by lane.
+//! `fma` with it (when enabled); `exp log tanh sigmoid softplus` are inline vector code
+//! (`math.rs`); `pow` calls the scalar function of [`super::libm`], lane by lane.
 
 use super::elementwise::{Emitter, LANES};
 use super::libm::Libm;
+use super::math::Math;
 use super::Options;
 use crate::ir::op::{BinaryOp, UnaryOp};
 use crate::ir::{Graph, NodeId, Op};
@@ -154,11 +155,9 @@ impl Emitter<'_, '_> {
                 let neg = self.indicator(lanes, FloatCC::LessThan, x, zero, 1.0);
                 self.b.ins().fsub(pos, neg)
             }
-            UnaryOp::Exp => self.call(lanes, Libm::Exp, &[x]),
-            UnaryOp::Log => self.call(lanes, Libm::Log, &[x]),
-            UnaryOp::Tanh => self.call(lanes, Libm::Tanh, &[x]),
-            UnaryOp::Sigmoid => self.call(lanes, Libm::Sigmoid, &[x]),
-            UnaryOp::Softplus => self.call(lanes, Libm::Softplus, &[x]),
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Softplus => {
+                self.transcendental(lanes, f, x)
+            }
         }
     }
 
@@ -170,6 +169,28 @@ impl Emitter<'_, '_> {
             BinaryOp::Div => self.b.ins().fdiv(x, y),
             BinaryOp::Eq => self.indicator(lanes, FloatCC::Equal, x, y, 1.0),
             BinaryOp::Pow => self.call(lanes, Libm::Pow, &[x, y]),
+        }
+    }
+
+    /// A function of `math.rs`, always on four lanes: a scalar is splat and lane 0 taken back, so
+    /// the scalar tail rounds exactly as the vector loop.
+    fn transcendental(&mut self, lanes: Lanes, f: UnaryOp, x: Value) -> Value {
+        let v = match lanes {
+            Lanes::Scalar => self.b.ins().splat(types::F32X4, x),
+            Lanes::Vector => x,
+        };
+        let mut m = Math { b: &mut self.b, fma: self.opts.fma };
+        let y = match f {
+            UnaryOp::Exp => m.exp_rounded(v, lanes == Lanes::Scalar),
+            UnaryOp::Log => m.log(v),
+            UnaryOp::Tanh => m.tanh(v),
+            UnaryOp::Sigmoid => m.sigmoid(v),
+            UnaryOp::Softplus => m.softplus(v),
+            _ => unreachable!("not a math.rs function: {f:?}"),
+        };
+        match lanes {
+            Lanes::Scalar => self.b.ins().extractlane(y, 0),
+            Lanes::Vector => y,
         }
     }
 

@@ -15,13 +15,16 @@
 //!
 //! Architecture Invariant: generated code computes in `f32` and follows `ir/op.rs` exactly, except
 //! where contracting `a·b + c` into one `fma` rounds once instead of twice (off with
-//! `Options::fma`), and where a reduction epilogue sums in another order than the interpreter.
+//! `Options::fma`), where a reduction epilogue sums in another order than the interpreter, and in
+//! `exp log tanh sigmoid softplus`, inline polynomials within 2.4 ulp of the exact result
+//! (`math.rs`; the special values exactly as `ir/op.rs` says).
 
 mod body;
 pub mod elementwise;
 pub mod executor;
 pub mod jit;
 pub mod libm;
+mod math;
 pub mod matmul;
 pub mod plan;
 
