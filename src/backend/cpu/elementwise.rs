@@ -11,7 +11,10 @@
 //! - `bufs[inputs.len() + o]` is the buffer of `FusionGroup::outputs[o]`: the group's space for a
 //!   member, the reduced shape for the epilogue. Every output is fully written.
 //! - `dims[k]` is the run-time size of axis `k` of the group's space (all axes; the kernel reads
-//!   only the symbolic ones and takes the known ones as immediates). Unused for a scalar space.
+//!   the symbolic ones and axis 0, and takes the other known ones as immediates). Unused for a
+//!   scalar space. A caller may run a kernel on rows `a..b` of axis 0 alone by passing
+//!   `dims[0] = b − a` and every buffer that varies along axis 0 advanced to row `a`
+//!   ([`super::ElementwiseKernel::row_stride`]).
 //! - Buffers are `f32`, need no alignment beyond `f32`'s, and outputs must not overlap inputs or
 //!   each other (inputs are loaded `readonly`).
 //!
@@ -237,7 +240,8 @@ impl Emitter<'_, '_> {
         let mut acc: Option<Value> = None;
         for &k in axis {
             match self.plan.shape[k] {
-                Dim::Known(n) => known *= n as i64,
+                // Axis 0 is read even when known: the executor splits it between threads.
+                Dim::Known(n) if k != 0 => known *= n as i64,
                 _ => {
                     let flags = MemFlagsData::trusted().with_readonly();
                     let v = self.b.ins().load(self.ptr, flags, dims, (k * self.ptr.bytes() as usize) as i32);

@@ -119,6 +119,8 @@ pub struct Stats {
     /// Executions so far, over every run: compiled kernels and epilogues, products, and
     /// interpreted kernels and epilogues.
     pub jit_runs: u64,
+    /// Of the compiled runs, those split into bands of rows on several threads.
+    pub banded_runs: u64,
     pub native_runs: u64,
     pub interpreted_runs: u64,
 }
@@ -423,13 +425,14 @@ impl Executor {
                 let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
                 let base = arena.as_mut_ptr();
                 let total = arena.len();
-                call(jk, &dims, &mut bufs, |x| {
+                let banded = call(jk, &dims, &mut bufs, self.threads, |x| {
                     let off = at(x)?;
                     // SAFETY (of `add`): `off + len(x) ≤ total` is checked by `call` before use;
                     // `off` itself is a slot offset inside the arena.
                     Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
                 })?;
                 self.stats.jit_runs += 1;
+                self.stats.banded_runs += u64::from(banded);
                 continue;
             }
             if k.kind == KernelKind::MatMul {
@@ -478,7 +481,7 @@ impl Executor {
                             k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
                         let base = arena.as_mut_ptr();
                         let total = arena.len();
-                        call(jk, &dims, &mut bufs, |x| {
+                        let banded = call(jk, &dims, &mut bufs, self.threads, |x| {
                             if x == m && !stored {
                                 return Ok((dst, count, count));
                             }
@@ -487,6 +490,7 @@ impl Executor {
                             Ok((unsafe { base.add(off) }, total - off.min(total), len(x)))
                         })?;
                         self.stats.jit_runs += 1;
+                        self.stats.banded_runs += u64::from(banded);
                     } else {
                         // SAFETY: `dst` holds `count` elements written just above.
                         let product = unsafe { std::slice::from_raw_parts(dst, count) }.to_vec();
@@ -607,12 +611,14 @@ fn epilogue_group(g: &Graph, k: &kernel::Kernel) -> Option<FusionGroup> {
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
 /// available from it, and the node's element count. Every length is checked before the call.
+/// A large kernel whose rows can run apart is split into `threads` bands of rows of axis 0.
 fn call(
     jk: &super::ElementwiseKernel,
     dims: &[usize],
     bufs: &mut Vec<*mut f32>,
+    threads: usize,
     mut buffer: impl FnMut(NodeId) -> Result<(*mut f32, usize, usize), ExecError>,
-) -> Result<(), ExecError> {
+) -> Result<bool, ExecError> {
     bufs.clear();
     for (i, x) in jk.inputs().iter().enumerate() {
         let (ptr, room, len) = buffer(*x)?;
@@ -630,12 +636,55 @@ fn call(
         }
         bufs.push(ptr);
     }
-    // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
-    // above: each buffer holds its node's element count, which is what the kernel indexes); the
-    // buffer plan gives a kernel's outputs slots distinct from each other and from every slot it
-    // reads, and the product of a matmul kernel lives in its own vector.
-    unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
-    Ok(())
+    let rows = dims.first().copied().unwrap_or(1);
+    let bands = threads.min(rows);
+    if bands < 2 || !jk.splits_rows() || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
+        // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
+        // above: each buffer holds its node's element count, which is what the kernel indexes);
+        // the buffer plan gives a kernel's outputs slots distinct from each other and from every
+        // slot it reads, and the product of a matmul kernel lives in its own vector.
+        unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
+        return Ok(false);
+    }
+    let strides: Vec<usize> = (0..bufs.len()).map(|b| jk.row_stride(b, dims)).collect();
+    let work: Vec<(SendPtrs, Vec<usize>)> = (0..bands)
+        .map(|band| {
+            let (start, end) = (rows * band / bands, rows * (band + 1) / bands);
+            let mut band_dims = dims.to_vec();
+            band_dims[0] = end - start;
+            // SAFETY (of `add`): row `start < rows` of each buffer lies inside it.
+            let ptrs = bufs.iter().zip(&strides).map(|(p, s)| unsafe { p.add(start * s) }).collect();
+            (SendPtrs(ptrs), band_dims)
+        })
+        .collect();
+    rayon::scope(|scope| {
+        for (ptrs, band_dims) in work {
+            scope.spawn(move |_| {
+                // SAFETY: as in the single call, for this band's rows: each band reads its rows of
+                // the inputs (or whole inputs that do not vary along axis 0) and writes only its
+                // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
+                // never write the same element.
+                unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
+            });
+        }
+    });
+    Ok(true)
+}
+
+/// Elementwise kernels with at least this many elements are split between threads.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+/// Buffer pointers handed to another thread (the bands of one kernel write disjoint rows).
+struct SendPtrs(Vec<*mut f32>);
+// SAFETY: the pointers are only dereferenced by generated code under the conditions stated at
+// its call in `call`.
+unsafe impl Send for SendPtrs {}
+
+impl SendPtrs {
+    /// Through a method, so that a closure captures the whole (`Send`) value.
+    fn as_ptr(&self) -> *const *mut f32 {
+        self.0.as_ptr()
+    }
 }
 
 fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError> {
@@ -726,5 +775,39 @@ mod tests {
             }
         }
         assert!(carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(), "carried outputs are not returned");
+    }
+}
+
+#[cfg(test)]
+mod threads {
+    use super::*;
+
+    /// Big elementwise kernels run in bands of rows on two threads: the same bits as one thread,
+    /// for plain elementwise kernels, row reductions, and (never split) column reductions, in the
+    /// forward pass and its gradient.
+    #[test]
+    fn bands_of_rows_give_the_bits_of_one_thread() {
+        let text = "model wide {\n  data x: [N, 300] = csv(\"a0\" .. \"a299\")\n  data y: [N]\n  \
+                    param w: [300] ~ normal(0, 1)\n  param c: [300] ~ normal(0, 1)\n  \
+                    let z = tanh(x * w)\n  let s = sum(exp(x - c), axis = 0)\n  \
+                    y ~ normal(sum(z, axis = 1) + sum(s) / 1000, 1)\n}\n";
+        let checked = crate::driver::check_source("wide.circ", text);
+        assert!(!checked.has_errors(), "{}", checked.render(false));
+        let mut g = crate::ir::lower::lower(&checked.models[0], 0);
+        crate::autodiff::add_param_gradients(&mut g);
+        crate::passes::optimize(&mut g);
+        let n = 500;
+        let x = HostTensor::new(vec![n, 300], (0..n * 300).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect());
+        let y = HostTensor::new(vec![n], (0..n).map(|i| (i % 7) as f64).collect());
+        let params = crate::ir::init::initial_values(&g);
+        let one = Options { threads: 1, ..Options::default() };
+        let two = Options { threads: 2, ..Options::default() };
+        let a = Executor::with_options(&g, &one).unwrap().run(&[x.clone(), y.clone()], &params, &[]).unwrap();
+        let mut banded = Executor::with_options(&g, &two).unwrap();
+        let b = banded.run(&[x, y], &params, &[]).unwrap();
+        assert!(banded.stats().banded_runs > 0, "no kernel ran in bands");
+        for ((name, ta), (_, tb)) in a.iter().zip(b.iter()) {
+            assert_eq!(ta.data, tb.data, "{name}");
+        }
     }
 }

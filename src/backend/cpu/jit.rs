@@ -73,6 +73,29 @@ impl ElementwiseKernel {
         }
     }
 
+    /// Whether rows of axis 0 may run as separate calls (see the calling convention in
+    /// `elementwise.rs`): the space has an axis 0 and no reduction sums over it.
+    pub fn splits_rows(&self) -> bool {
+        !self.plan.shape.is_empty() && self.plan.epilogue.as_ref().is_none_or(|e| !e.axes.contains(&0))
+    }
+
+    /// How many elements buffer `b` (the inputs, then the outputs, in calling order) advances per
+    /// row of axis 0 when the space has sizes `dims`; 0 when it does not vary along axis 0.
+    pub fn row_stride(&self, b: usize, dims: &[usize]) -> usize {
+        let inner = |keep: &dyn Fn(usize) -> bool| -> usize { (1..dims.len()).filter(|k| keep(*k)).map(|k| dims[k]).product() };
+        if let Some(access) = self.plan.inputs.get(b) {
+            let vary = &self.plan.input_vary[b];
+            return match access {
+                Access::Strided { .. } if vary.first() == Some(&true) => inner(&|k| vary[k]),
+                _ => 0,
+            };
+        }
+        match &self.plan.epilogue {
+            Some(e) if e.node == self.outputs[b - self.inputs.len()] => inner(&|k| !e.axes.contains(&k)),
+            _ => inner(&|_| true),
+        }
+    }
+
     /// The number of elements input `i` holds (0 for an embedded constant).
     pub fn input_len(&self, i: usize, dims: &[usize]) -> usize {
         match self.plan.inputs[i] {

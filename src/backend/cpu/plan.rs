@@ -34,6 +34,8 @@ pub struct Epilogue {
     pub operand: NodeId,
     /// Whether the result varies along collapsed axis `j` (false: a reduced axis).
     pub vary: Vec<bool>,
+    /// The reduced axes of the group's space.
+    pub axes: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,7 +127,7 @@ impl Plan {
                 if g.node(operand).shape != shape {
                     return Err(format!("epilogue {node} reduces a value outside the group's space"));
                 }
-                Some(Epilogue { node, f, operand, vary: collapsed(&|k| !raxes.contains(&k)) })
+                Some(Epilogue { node, f, operand, vary: collapsed(&|k| !raxes.contains(&k)), axes: raxes })
             }
             _ => None,
         };
