@@ -9,9 +9,9 @@
 //!    its users lie in, when every user of `m` is an elementwise member of one group whose shape
 //!    is `m`'s (a bias add, an activation, the activation's derivative beside it, …):
 //!    - (a) the epilogue starts as every member of `G` that reads `m` or an earlier member of the
-//!      epilogue and nothing else of `G` (the rest of its operands come from outside `G`), and
-//!      that no earlier product took (of `a @ b + c @ d` the first product takes the sum and
-//!      reads the second as an input);
+//!      epilogue and nothing else of `G` but members that depend on nothing of `G` (those join it
+//!      too: they are computed from the kernel's inputs), and that no earlier product took (of
+//!      `a @ b + c @ d` the first product takes the sum and reads the second as an input);
 //!    - (b) then, to a fixed point, a member leaves it if it reads a member of `G` outside the
 //!      epilogue, or if it is no graph output and every user it has is in the rest of `G` (it
 //!      would be written only to be read back by the rest: the chain up to a loss term's
@@ -267,17 +267,29 @@ fn epilogue(
         return Vec::new();
     }
     let in_group = |n: &NodeId| group_of.get(n) == Some(&gid);
-    // (a) Every member computable from the product and values from outside the group.
+    // (a) Every member computable from the product and values from outside the group, with the
+    // members it reads that depend on nothing of the group (`free`: a prior's gradient `w·2·½`
+    // beside the data term `xᵀ·dz` it is added to).
     let mut set: HashSet<NodeId> = HashSet::new();
+    let mut free: HashSet<NodeId> = HashSet::new();
     for &u in &group.nodes {
         if Some(u) == group.epilogue || taken.contains(&u) {
             continue;
         }
         let xs = g.operands(u);
-        if xs.iter().any(|x| *x == m || set.contains(x))
-            && xs.iter().all(|x| *x == m || set.contains(x) || !in_group(x))
+        let outside_or = |x: &NodeId, inner: &HashSet<NodeId>| !in_group(x) || inner.contains(x);
+        if xs.iter().all(|x| *x != m && outside_or(x, &free)) {
+            free.insert(u);
+        } else if xs.iter().any(|x| *x == m || set.contains(x))
+            && xs.iter().all(|x| *x == m || set.contains(x) || outside_or(x, &free))
         {
             set.insert(u);
+            let mut stack: Vec<NodeId> = xs.into_iter().filter(|x| free.contains(x)).collect();
+            while let Some(f) = stack.pop() {
+                if set.insert(f) {
+                    stack.extend(g.operands(f).into_iter().filter(|x| free.contains(x)));
+                }
+            }
         }
     }
     // (b) Drop, to a fixed point, members that would read the rest of the group, and members
