@@ -75,6 +75,17 @@ fn main() {
         });
         let gflops = 2.0 * (n as f64).powi(3) / median(&runs) / 1e9;
         emit(&format!("sgemm_{n}"), &runs, Some(gflops));
+        if n == 1024 {
+            // One core, for scale: the micro-kernel's own speed.
+            let one = sample(5, Duration::from_secs(2), || {
+                let oa = matmul::Operand { data: a.as_ptr(), shape: &shape, transposed: false };
+                let ob = matmul::Operand { data: b.as_ptr(), shape: &shape, transposed: false };
+                // SAFETY: as above.
+                unsafe { matmul::product(oa, ob, c.as_mut_ptr(), &shape, 1) }.expect("square product");
+            });
+            let g1 = 2.0 * (n as f64).powi(3) / median(&one) / 1e9;
+            eprintln!("sgemm_1024 on one thread: {g1:.1} GFLOP/s");
+        }
     }
 }
 
