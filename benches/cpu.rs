@@ -22,9 +22,12 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for (id, file, batch, min_runs) in
-        [("mlp784", "benches/models/mlp784.circ", 128, 200), ("digits", "benches/models/digits.circ", 64, 2000)]
-    {
+    let load = OtherLoad::start();
+    // (id, model, batch, rows of the data set the batch is drawn from, runs at least)
+    for (id, file, batch, rows, min_runs) in [
+        ("mlp784", "benches/models/mlp784.circ", 128, 60000.0, 200),
+        ("digits", "benches/models/digits.circ", 64, 1797.0, 2000),
+    ] {
         let path = format!("{root}/{file}");
         let text = std::fs::read_to_string(&path).expect("the benchmark model");
         let compile = sample(20, Duration::from_millis(500), || {
@@ -32,7 +35,7 @@ fn main() {
         });
         emit(&format!("{id}_compile"), &compile, None);
         let (g, mut exec) = build(file, &text);
-        let (data, params, inputs) = feed(&g, batch);
+        let (data, params, inputs) = feed(&g, batch, rows);
         // Parameters stay in the executor between steps (`new.<p>` carried into `<p>`), as
         // device arrays stay with JAX.
         let links: Vec<(String, circ::ir::NodeId)> = g
@@ -46,9 +49,16 @@ fn main() {
             .collect();
         let refs: Vec<(&str, circ::ir::NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
         exec.carry(&refs).expect("parameters carry");
+        let mut steps = 0;
         let step = sample(min_runs, Duration::from_secs(3), || {
+            // Back to the first parameters every 50 steps: one random batch over and over
+            // would drive them far from any realistic value.
+            steps += 1;
+            if steps % 50 == 0 {
+                exec.carry(&refs).expect("parameters carry");
+            }
             let out = exec.run(&data, &params, &inputs).expect("the step runs");
-            std::hint::black_box(out.loss());
+            assert!(out.loss().is_finite(), "{id}: the loss diverged");
         });
         emit(&format!("{id}_step"), &step, None);
         profile(id, &mut exec, &data, &params, &inputs);
@@ -87,6 +97,42 @@ fn main() {
             eprintln!("sgemm_1024 on one thread: {g1:.1} GFLOP/s");
         }
     }
+    if let Some(share) = load.share() {
+        println!("{{\"bench\": \"_env\", \"impl\": \"circ\", \"other_cpu_share\": {share:.3}}}");
+        eprintln!("other processes took {:.1}% of the machine's CPU during the run", share * 100.0);
+    }
+}
+
+/// How much of the machine's CPU other processes used while the benchmark ran: the busy time of
+/// every CPU (`/proc/stat`) less this process's own, over wall time × CPUs. Linux only.
+struct OtherLoad(Option<(Instant, f64, f64)>);
+
+impl OtherLoad {
+    fn start() -> OtherLoad {
+        OtherLoad(Self::sample())
+    }
+
+    /// (now, busy seconds of all CPUs, CPU seconds of this process)
+    fn sample() -> Option<(Instant, f64, f64)> {
+        let tick = 100.0; // USER_HZ, 100 on every Linux this runs on
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0.0);
+        let busy = (fields.iter().take(8).sum::<f64>() - idle) / tick;
+        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+        let rest: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
+        let own = (rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?) / tick;
+        Some((Instant::now(), busy, own))
+    }
+
+    fn share(&self) -> Option<f64> {
+        let (t0, busy0, own0) = self.0?;
+        let (_, busy1, own1) = Self::sample()?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let wall = t0.elapsed().as_secs_f64();
+        Some((((busy1 - busy0) - (own1 - own0)).max(0.0) / (wall * cpus)).min(1.0))
+    }
 }
 
 /// Source text to a ready executor of the training step.
@@ -99,8 +145,9 @@ fn build(file: &str, text: &str) -> (Graph, Executor) {
     (g, exec)
 }
 
-/// Random pixels in [0, 1), labels 0..9, the initial parameters, and the step's extra inputs.
-fn feed(g: &Graph, batch: usize) -> (Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+/// Random pixels in [0, 1), labels 0..9, the initial parameters, and the step's extra inputs
+/// (`batch_scale` = rows / batch).
+fn feed(g: &Graph, batch: usize, rows: f64) -> (Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let mut state = 0x2545f4914f6cdd1du64;
     let mut next = move || {
         state ^= state << 13;
@@ -132,7 +179,7 @@ fn feed(g: &Graph, batch: usize) -> (Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64
         .inputs
         .iter()
         .map(|i| match i.name.as_str() {
-            "batch_scale" => vec![60000.0 / batch as f64],
+            "batch_scale" => vec![rows / batch as f64],
             "step" => vec![1.0],
             _ => vec![0.0; i.shape.iter().product::<u64>() as usize],
         })
