@@ -173,7 +173,7 @@ pub fn differentiated(g: &crate::ir::Graph, what: Derivatives) -> crate::ir::Gra
 }
 
 /// `circ graph --stats`: arithmetic and memory of the forward, gradient and bprop2 graphs, with
-/// every symbolic size set to `n`.
+/// every symbolic size set to `n`, and the CPU backend's kernels and planned peak memory for each.
 pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
     use crate::autodiff::bprop2::Variant;
     use crate::ir::cost::cost;
@@ -184,15 +184,31 @@ pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
         ("bprop2 (Gauss-Newton)", Derivatives::Curvature(Variant::GaussNewton)),
         ("bprop2 (full)", Derivatives::Curvature(Variant::Full)),
     ];
-    let costs: Vec<(&str, crate::ir::cost::Cost)> =
-        rows.iter().map(|(name, d)| (*name, cost(&differentiated(g, *d), n))).collect();
+    // Kernels and the planned peak memory of the CPU backend for each graph.
+    let planned = |g: &crate::ir::Graph| {
+        let p = crate::kernel::partition(g);
+        let plan = crate::kernel::plan(g, &p, |d| match d {
+            crate::check::types::Dim::Known(k) => k,
+            _ => n as u64,
+        });
+        (p.kernels.len(), plan.peak_bytes as f64 / (1u64 << 20) as f64)
+    };
+    let costs: Vec<(&str, crate::ir::cost::Cost, (usize, f64))> = rows
+        .iter()
+        .map(|(name, d)| {
+            let h = differentiated(g, *d);
+            (*name, cost(&h, n), planned(&h))
+        })
+        .collect();
     let grad = costs[1].1;
-    let mut s =
-        format!("{:<22} {:>6} {:>14} {:>14} {:>9} {:>9}\n", "graph", "nodes", "flops", "values", "flops/g", "values/g");
-    for (name, c) in &costs {
+    let mut s = format!(
+        "{:<22} {:>6} {:>14} {:>14} {:>9} {:>9} {:>8} {:>9}\n",
+        "graph", "nodes", "flops", "values", "flops/g", "values/g", "kernels", "peak MiB"
+    );
+    for (name, c, (kernels, peak)) in &costs {
         let _ = writeln!(
             s,
-            "{name:<22} {:>6} {:>14.0} {:>14.0} {:>9.2} {:>9.2}",
+            "{name:<22} {:>6} {:>14.0} {:>14.0} {:>9.2} {:>9.2} {kernels:>8} {peak:>9.2}",
             c.nodes,
             c.flops,
             c.values,
