@@ -22,6 +22,7 @@
 mod body;
 pub mod elementwise;
 pub mod executor;
+pub mod gemm_clif;
 pub mod jit;
 pub mod libm;
 mod math;
