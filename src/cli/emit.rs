@@ -1,7 +1,7 @@
 //! `circ emit`: every kernel of a model's graph, in execution order, each headed with the graph
 //! nodes and source lines it computes, as the CPU executor runs it: compiled loops (elementwise
-//! kernels, reductions, product epilogues) show their Cranelift IR (or machine code with
-//! `--asm`), products say how they run, kernels not generated yet say so.
+//! kernels, reductions, product epilogues; logsumexp, copies, one-hot, kmax) show their Cranelift
+//! IR (or machine code with `--asm`), products say how they run, kernels not generated yet say so.
 
 use super::{err, out};
 use circ::backend::cpu::executor::{Executor, Rendering};
@@ -94,6 +94,21 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                         }
                         None => continue,
                     }
+                }
+                Rendering::Generated { node, .. } => {
+                    let text = if asm {
+                        cpu::special::asm_text(&g, node, &opts)
+                    } else {
+                        cpu::special::clif_text(&g, node, Some(&checked.program.sources), &opts)
+                    };
+                    match text {
+                        Ok(t) => s.push_str(&t),
+                        Err(e) => {
+                            err(&format!("error: kernel {k}: {e}\n"));
+                            return ExitCode::from(1);
+                        }
+                    }
+                    continue;
                 }
                 Rendering::Interpreted => {
                     sources(&mut s, kern, &checked.program.sources);

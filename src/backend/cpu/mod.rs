@@ -1,5 +1,6 @@
 //! The Cranelift CPU backend. Today: elementwise fusion groups (with their reduction epilogue),
-//! JIT compiled to native code; see `backend/mod.rs` for what is still missing.
+//! JIT compiled to native code, and [`special`]: logsumexp, copies, one-hot and `kmax`, one node
+//! each; see `backend/mod.rs` for what is still missing.
 //!
 //! Pipeline of one group: [`plan`] reads the group from the graph (iteration space, collapsed
 //! axes, how each input broadcasts, the epilogue) → [`elementwise`] writes its Cranelift IR
@@ -28,6 +29,7 @@ pub mod libm;
 mod math;
 pub mod matmul;
 pub mod plan;
+pub mod special;
 
 pub use jit::{asm_text, clif_text, compile, compile_group, supports, Compiled, ElementwiseKernel};
 
