@@ -143,6 +143,8 @@ struct Layout {
     plan: BufferPlan,
     /// Concrete shape of every node, indexed by `NodeId::index()`.
     shapes: Vec<Vec<usize>>,
+    /// Whether some kernel is big enough to run on several threads.
+    threaded: bool,
 }
 
 pub struct Executor {
@@ -390,12 +392,29 @@ impl Executor {
         params: &[Vec<f64>],
         inputs: &[Vec<f64>],
     ) -> Result<ExecOutputs, ExecError> {
-        let g = &self.graph;
-        let sizes = bind(g, data, params, inputs)?;
+        let sizes = bind(&self.graph, data, params, inputs)?;
         if !self.layouts.contains_key(&sizes) {
-            let layout = layout(g, &self.partition, &sizes)?;
+            let layout = layout(&self.graph, &self.partition, &sizes)?;
             self.layouts.insert(sizes.clone(), layout);
         }
+        if self.threads < 2 || !self.layouts[&sizes].threaded {
+            return self.run_here(data, params, inputs, sizes);
+        }
+        // On a worker of the pool, so that a threaded product or band split runs one part on
+        // this thread: no more threads than cores, none spinning beside the next kernel. (Not
+        // for small graphs: handing a run to a sleeping worker costs tens of microseconds.)
+        let pool = pool(self.threads);
+        pool.install(|| self.run_here(data, params, inputs, sizes))
+    }
+
+    fn run_here(
+        &mut self,
+        data: &[HostTensor],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+        sizes: Vec<Option<usize>>,
+    ) -> Result<ExecOutputs, ExecError> {
+        let g = &self.graph;
         if self.carried_live && self.last_layout.as_ref() != Some(&sizes) {
             // The carried leaves move to their slots in the new layout.
             let values = self.carried_values();
@@ -748,6 +767,24 @@ fn call(
     Ok(true)
 }
 
+/// The thread pool runs use: one per thread count, made once for the process.
+fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
+    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return p.clone();
+    }
+    let p = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("circ-cpu-{i}"))
+            .build()
+            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().build().expect("a thread pool")),
+    );
+    pools.push((threads, p.clone()));
+    p
+}
+
 /// Elementwise kernels with at least this many elements are split between threads.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
@@ -785,7 +822,20 @@ fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, I
         shapes[id.index()] = crate::interp::bind::concrete(g, id, sizes)?;
     }
     let plan = kernel::plan(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64);
-    Ok(Layout { plan, shapes })
+    let elements = |s: &[usize]| s.iter().product::<usize>();
+    let threaded = p.kernels.iter().any(|k| match k.kind {
+        KernelKind::MatMul => {
+            let m = k.nodes[0];
+            let inner = g.operands(m).first().and_then(|a| shapes[a.index()].last().copied()).unwrap_or(0);
+            elements(&shapes[m.index()]) * inner >= matmul::PARALLEL_FLOPS
+        }
+        KernelKind::Elementwise | KernelKind::Reduce => {
+            k.nodes.first().and_then(|n| g.operands(*n).first().copied()).map_or(0, |x| elements(&shapes[x.index()]))
+                >= PARALLEL_ELEMENTS
+        }
+        KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => false,
+    });
+    Ok(Layout { plan, shapes, threaded })
 }
 
 /// The interpreter's boundary checks: the same errors for the same mistakes.
