@@ -215,8 +215,13 @@ fn emit(bench: &str, times: &[f64], gflops: Option<f64>) {
         min * 1e3,
         times.len()
     );
-    eprintln!("{bench:<16} median {:>9.4} ms  min {:>9.4} ms  ({} runs){}", median(times) * 1e3, min * 1e3, times.len(),
-        gflops.map_or(String::new(), |x| format!("  {x:.1} GFLOP/s")));
+    eprintln!(
+        "{bench:<16} median {:>9.4} ms  min {:>9.4} ms  ({} runs){}",
+        median(times) * 1e3,
+        min * 1e3,
+        times.len(),
+        gflops.map_or(String::new(), |x| format!("  {x:.1} GFLOP/s"))
+    );
 }
 
 /// Where the step's time goes: the five slowest kernels over 100 runs.
@@ -231,12 +236,21 @@ fn profile(id: &str, exec: &mut Executor, data: &[HostTensor], params: &[Vec<f64
     let times = exec.kernel_times().expect("profiling").to_vec();
     exec.profile(false);
     let kernels: Duration = times.iter().sum::<Duration>() / runs;
-    eprintln!("{id}: {:.3} ms per step, {:.3} ms in kernels; slowest kernels:", total.as_secs_f64() * 1e3, kernels.as_secs_f64() * 1e3);
+    eprintln!(
+        "{id}: {:.3} ms per step, {:.3} ms in kernels; slowest kernels:",
+        total.as_secs_f64() * 1e3,
+        kernels.as_secs_f64() * 1e3
+    );
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(times[*i]));
     for &i in order.iter().take(6) {
         let k = &exec.partition().kernels[i];
-        eprintln!("  kernel {i:>3} {:<12} {:>8.1} µs  {:?}", k.kind.name(), (times[i] / runs).as_secs_f64() * 1e6, k.space);
+        eprintln!(
+            "  kernel {i:>3} {:<12} {:>8.1} µs  {:?}",
+            k.kind.name(),
+            (times[i] / runs).as_secs_f64() * 1e6,
+            k.space
+        );
     }
 }
 

@@ -117,7 +117,12 @@ fn standalone(g: &Graph, grp: &FusionGroup) -> Graph {
     if !grp.inputs.iter().any(|i| g.node(*i).shape == grp.shape) {
         let d = s.data.len();
         let shape = grp.shape.clone();
-        s.data.push(DataInfo { name: "space".into(), elem: Elem::Float, shape: shape.clone(), source: DataSource::Columns(vec![]) });
+        s.data.push(DataInfo {
+            name: "space".into(),
+            elem: Elem::Float,
+            shape: shape.clone(),
+            source: DataSource::Columns(vec![]),
+        });
         s.add(Node { op: Op::Data(d), elem: Elem::Float, shape, span: None, label: None }, &[]);
     }
     for &m in &grp.nodes {
@@ -778,7 +783,10 @@ fn special_values_follow_the_op_semantics() {
             .collect();
         let want = interp::run::<f32>(&g, &host, &[]).unwrap();
         let dims = concrete(&grp.shape, &[1]);
-        for opts in [Options { fma: false, vectorize: true, ..Options::default() }, Options { fma: false, vectorize: false, ..Options::default() }] {
+        for opts in [
+            Options { fma: false, vectorize: true, ..Options::default() },
+            Options { fma: false, vectorize: false, ..Options::default() },
+        ] {
             let code = cpu::compile_group(&g, grp, &opts).unwrap();
             let kernel = &code.kernels()[0];
             let mut out = vec![0.0f32; kernel.output_len(0, &dims)];
@@ -1025,7 +1033,8 @@ fn bench_affine(f: UnaryOp) {
     let kernel = &code.kernels()[0];
     let mut y = vec![0.0f32; n * o];
     let jit = best(20, &mut || kernel.run(&dims, &[&x, &w, &b], &mut [&mut y]).unwrap());
-    let scalar = cpu::compile_group(&g, &groups[0], &Options { fma: false, vectorize: false, ..Options::default() }).unwrap();
+    let scalar =
+        cpu::compile_group(&g, &groups[0], &Options { fma: false, vectorize: false, ..Options::default() }).unwrap();
     let mut y2 = vec![0.0f32; n * o];
     let jit_scalar = best(20, &mut || scalar.kernels()[0].run(&dims, &[&x, &w, &b], &mut [&mut y2]).unwrap());
     // The interpreter's kernels, one pass per op.

@@ -119,11 +119,9 @@ impl Runner {
     pub fn carried_values(&self) -> Vec<(String, Vec<f64>)> {
         match self {
             Runner::Interp(_) => Vec::new(),
-            Runner::Cpu(exec) => exec
-                .carried_values()
-                .into_iter()
-                .map(|(n, v)| (n, v.into_iter().map(f64::from).collect()))
-                .collect(),
+            Runner::Cpu(exec) => {
+                exec.carried_values().into_iter().map(|(n, v)| (n, v.into_iter().map(f64::from).collect())).collect()
+            }
         }
     }
 

@@ -60,7 +60,11 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
         let p = exec.partition();
         let mut s = format!("; model {}: {} kernels\n", model.name, p.kernels.len());
         for v in p.views.iter().filter(|v| v.transposed) {
-            let _ = writeln!(s, "; {} = transpose of {}: read by its products with swapped strides, never copied", v.node, v.base);
+            let _ = writeln!(
+                s,
+                "; {} = transpose of {}: read by its products with swapped strides, never copied",
+                v.node, v.base
+            );
         }
         for (k, kern) in p.kernels.iter().enumerate() {
             let nodes: Vec<String> = kern.nodes.iter().map(|n| format!("{n} {}", g.node(*n).op.name())).collect();
@@ -74,7 +78,11 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                         .operands(m)
                         .iter()
                         .map(|x| {
-                            let t = if p.views.iter().any(|v| v.node == *x && v.transposed) { " (transposed view)" } else { "" };
+                            let t = if p.views.iter().any(|v| v.node == *x && v.transposed) {
+                                " (transposed view)"
+                            } else {
+                                ""
+                            };
                             format!("{x} {}{t}", shape(&g, *x))
                         })
                         .collect();
@@ -89,7 +97,10 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                             group
                         }
                         None if kern.nodes.len() > 1 => {
-                            let _ = writeln!(s, ";   then the epilogue on the interpreter's f32 kernels (not generated yet)");
+                            let _ = writeln!(
+                                s,
+                                ";   then the epilogue on the interpreter's f32 kernels (not generated yet)"
+                            );
                             continue;
                         }
                         None => continue,
@@ -147,7 +158,6 @@ fn sources(s: &mut String, kern: &Kernel, map: &SourceMap) {
 }
 
 fn shape(g: &Graph, n: NodeId) -> String {
-    let dims: Vec<String> =
-        g.node(n).shape.iter().map(|d| circ::check::types::ShowDim(*d, g).to_string()).collect();
+    let dims: Vec<String> = g.node(n).shape.iter().map(|d| circ::check::types::ShowDim(*d, g).to_string()).collect();
     format!("[{}]", dims.join(", "))
 }

@@ -55,7 +55,6 @@ pub struct Args {
     pub quiet: bool,
 }
 
-
 fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -133,7 +132,10 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let describe = Box::new(move |id, g: &circ::ir::Graph| circ::driver::describe_node(sources, g, id));
     let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
     if let Err(e) = trainer.use_backend(a.backend.kind()) {
-        err(&format!("error: the {} backend cannot run this model: {e}\n  note: `--backend interp` runs every model\n", a.backend.kind().name()));
+        err(&format!(
+            "error: the {} backend cannot run this model: {e}\n  note: `--backend interp` runs every model\n",
+            a.backend.kind().name()
+        ));
         return ExitCode::from(1);
     }
     if a.resume {

@@ -147,9 +147,7 @@ fn role(op: &Op) -> Role {
         Op::Unary(_) | Op::Binary(_) | Op::Cast | Op::Expand => Role::Elementwise,
         Op::MatMul => Role::MatMul,
         Op::Reduce { .. } | Op::LogSumExp { .. } => Role::Own(KernelKind::Reduce),
-        Op::Transpose { .. } | Op::Slice { .. } | Op::Embed { .. } | Op::Concat { .. } => {
-            Role::Own(KernelKind::Copy)
-        }
+        Op::Transpose { .. } | Op::Slice { .. } | Op::Embed { .. } | Op::Concat { .. } => Role::Own(KernelKind::Copy),
         Op::KMax { .. } | Op::KMaxMask { .. } => Role::Own(KernelKind::Select),
         Op::OneHot { .. } => Role::Own(KernelKind::OneHot),
     }

@@ -573,8 +573,7 @@ impl Executor {
                 })?;
                 if k.nodes.len() > 1 {
                     if let Some(jk) = jit {
-                        let dims: Vec<usize> =
-                            k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
+                        let dims: Vec<usize> = k.space.iter().map(|d| dim(g, *d, &sizes)).collect::<Result<_, _>>()?;
                         let base = arena.as_mut_ptr();
                         let total = arena.len();
                         let banded = call(jk, &dims, &mut bufs, self.threads, |x| {
@@ -657,9 +656,9 @@ fn interpret(
                 Some(t) => t.clone(),
                 None => {
                     let off = at(o)?;
-                    let data = arena.get(off..off + len(o)).ok_or_else(|| {
-                        BackendError::Run(format!("operand {o} does not fit its buffer"))
-                    })?;
+                    let data = arena
+                        .get(off..off + len(o))
+                        .ok_or_else(|| BackendError::Run(format!("operand {o} does not fit its buffer")))?;
                     Tensor { shape: shapes[o.index()].clone(), data: data.to_vec() }
                 }
             };
@@ -667,7 +666,8 @@ fn interpret(
         }
         let refs: Vec<&Tensor<f32>> = read.iter().collect();
         let shape = &shapes[node.index()];
-        let fail = |message: String| InterpError::Node { node: *node, op: n.op.name(), label: n.label.clone(), message };
+        let fail =
+            |message: String| InterpError::Node { node: *node, op: n.op.name(), label: n.label.clone(), message };
         let value = ops::apply(&n.op, &refs, shape).map_err(fail)?;
         if &value.shape != shape {
             return Err(fail(format!("computed a value of shape {:?}, the node's is {shape:?}", value.shape)).into());
@@ -880,7 +880,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let leaf = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).expect("every param is read");
+                let leaf =
+                    g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).expect("every param is read");
                 (format!("new.{}", p.name), leaf)
             })
             .collect();
@@ -901,7 +902,10 @@ mod tests {
                 assert_eq!(v, &want, "{name}");
             }
         }
-        assert!(carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(), "carried outputs are not returned");
+        assert!(
+            carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(),
+            "carried outputs are not returned"
+        );
     }
 }
 

@@ -82,7 +82,8 @@ impl ElementwiseKernel {
     /// How many elements buffer `b` (the inputs, then the outputs, in calling order) advances per
     /// row of axis 0 when the space has sizes `dims`; 0 when it does not vary along axis 0.
     pub fn row_stride(&self, b: usize, dims: &[usize]) -> usize {
-        let inner = |keep: &dyn Fn(usize) -> bool| -> usize { (1..dims.len()).filter(|k| keep(*k)).map(|k| dims[k]).product() };
+        let inner =
+            |keep: &dyn Fn(usize) -> bool| -> usize { (1..dims.len()).filter(|k| keep(*k)).map(|k| dims[k]).product() };
         if let Some(access) = self.plan.inputs.get(b) {
             let vary = &self.plan.input_vary[b];
             return match access {

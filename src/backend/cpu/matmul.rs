@@ -29,7 +29,13 @@ pub const PARALLEL_FLOPS: usize = 1 << 22;
 /// # Safety
 /// `a.data` and `b.data` hold at least as many elements as their shapes; `out` holds
 /// `out_shape`'s element count and overlaps neither operand.
-pub unsafe fn product(a: Operand, b: Operand, out: *mut f32, out_shape: &[usize], threads: usize) -> Result<(), String> {
+pub unsafe fn product(
+    a: Operand,
+    b: Operand,
+    out: *mut f32,
+    out_shape: &[usize],
+    threads: usize,
+) -> Result<(), String> {
     if a.shape.is_empty() || b.shape.is_empty() {
         return Err("matmul of a scalar".into());
     }
@@ -68,11 +74,8 @@ pub unsafe fn product(a: Operand, b: Operand, out: *mut f32, out_shape: &[usize]
     };
     let (a_rs, a_cs) = strides(a.transposed, m, k);
     let (b_rs, b_cs) = strides(b.transposed, k, n);
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_FLOPS {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
+    let parallelism =
+        if threads > 1 && m * n * k >= PARALLEL_FLOPS { Parallelism::Rayon(threads) } else { Parallelism::None };
     let matrices: usize = batch.iter().product();
     let mut index = vec![0usize; rank];
     for t in 0..matrices {
