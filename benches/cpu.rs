@@ -43,7 +43,7 @@ fn main() {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                let leaf = g.node_ids().into_iter().find(|n| g.node(*n).op == circ::ir::Op::Param(i))?;
+                let leaf = circ::autodiff::param_node(&g, i)?;
                 Some((format!("new.{}", p.name), leaf))
             })
             .collect();

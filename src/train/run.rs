@@ -225,15 +225,14 @@ impl<'a> Trainer<'a> {
     /// `new.<p>` into `<p>`, each state output into its input.
     fn start_carrying(&mut self) -> Result<bool, crate::backend::cpu::BackendError> {
         let g = &self.step.graph;
-        let leaf = |op: Op| g.node_ids().into_iter().find(|n| g.node(*n).op == op);
         let mut links = Vec::new();
         for (i, p) in g.params.iter().enumerate() {
-            if let Some(l) = leaf(Op::Param(i)) {
+            if let Some(l) = crate::autodiff::param_node(g, i) {
                 links.push((format!("new.{}", p.name), l));
             }
         }
         for s in &self.step.state {
-            if let Some(l) = leaf(Op::Input(s.input)) {
+            if let Some(l) = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Input(s.input)) {
                 links.push((s.output.clone(), l));
             }
         }

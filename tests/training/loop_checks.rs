@@ -115,9 +115,8 @@ model drift {
 }
 ";
 
-#[test]
-fn a_non_finite_loss_names_its_first_node_and_source_line() {
-    let checked = source("drift.circ", DRIFT);
+/// 32 rows of `y = −3x` and `z = 0`: `a` is driven below zero, where `log(a)` is NaN.
+fn drift_table() -> circ_runtime::csv::Table {
     let mut rng = Rng::new(3);
     let rows: Vec<Vec<f64>> = (0..32)
         .map(|_| {
@@ -125,7 +124,13 @@ fn a_non_finite_loss_names_its_first_node_and_source_line() {
             vec![x, -3.0 * x, 0.0]
         })
         .collect();
-    let table = parse_table("drift.csv", &csv_text(&["x", "y", "z"].map(String::from), &rows));
+    parse_table("drift.csv", &csv_text(&["x", "y", "z"].map(String::from), &rows))
+}
+
+#[test]
+fn a_non_finite_loss_names_its_first_node_and_source_line() {
+    let checked = source("drift.circ", DRIFT);
+    let table = drift_table();
     let setup = Setup::new(&checked, None, |_| {});
     let err = match setup.train(&table) {
         Err(e @ TrainError::NonFinite { .. }) => e,
@@ -143,14 +148,7 @@ fn a_non_finite_loss_names_its_first_node_and_source_line() {
 #[test]
 fn a_non_finite_loss_on_the_cpu_backend_names_its_node_too() {
     let checked = source("drift.circ", DRIFT);
-    let mut rng = Rng::new(3);
-    let rows: Vec<Vec<f64>> = (0..32)
-        .map(|_| {
-            let x = rng.range(-1.0, 1.0);
-            vec![x, -3.0 * x, 0.0]
-        })
-        .collect();
-    let table = parse_table("drift.csv", &csv_text(&["x", "y", "z"].map(String::from), &rows));
+    let table = drift_table();
     let setup = Setup::new(&checked, None, |_| {}).on(circ::backend::BackendKind::Cpu);
     let text = match setup.train(&table) {
         Err(e @ TrainError::NonFinite { .. }) => e.to_string(),

@@ -212,21 +212,18 @@ impl Executor {
                 }
             }
             match k.kind {
-                KernelKind::Elementwise => {
-                    let grp = FusionGroup {
-                        nodes: k.nodes.clone(),
-                        shape: k.space.clone(),
-                        epilogue: k.reduction,
-                        inputs: k.inputs.clone(),
-                        outputs: k.outputs.clone(),
-                    };
-                    if supports(g, &grp).is_ok() {
-                        jit_of[i] = Some(groups.len());
-                        groups.push(grp);
-                        stats.jit += 1;
-                        continue;
+                KernelKind::Elementwise | KernelKind::Reduce => {
+                    if let Some(grp) = loop_group(g, k) {
+                        if supports(g, &grp).is_ok() {
+                            jit_of[i] = Some(groups.len());
+                            groups.push(grp);
+                            stats.jit += 1;
+                            continue;
+                        }
+                        if k.kind == KernelKind::Elementwise {
+                            stats.unsupported += 1;
+                        }
                     }
-                    stats.unsupported += 1;
                 }
                 KernelKind::MatMul => {
                     stats.matmul += 1;
@@ -242,25 +239,6 @@ impl Executor {
                         stats.interpreted_epilogues += 1;
                     }
                     continue;
-                }
-                KernelKind::Reduce => {
-                    // A sum, mean or max alone: the elementwise loop with nothing but its epilogue.
-                    let r = k.nodes[0];
-                    if matches!(g.node(r).op, Op::Reduce { .. }) {
-                        let grp = FusionGroup {
-                            nodes: vec![r],
-                            shape: k.space.clone(),
-                            epilogue: Some(r),
-                            inputs: k.inputs.clone(),
-                            outputs: k.outputs.clone(),
-                        };
-                        if supports(g, &grp).is_ok() {
-                            jit_of[i] = Some(groups.len());
-                            groups.push(grp);
-                            stats.jit += 1;
-                            continue;
-                        }
-                    }
                 }
                 KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {}
             }
@@ -683,6 +661,23 @@ fn interpret(
         dst.copy_from_slice(&v.data);
     }
     Ok(())
+}
+
+/// The loop of an elementwise kernel, or of a sum, mean or max alone (the elementwise loop with
+/// nothing but its epilogue); `None` for other kernels.
+fn loop_group(g: &Graph, k: &kernel::Kernel) -> Option<FusionGroup> {
+    let epilogue = match k.kind {
+        KernelKind::Elementwise => k.reduction,
+        KernelKind::Reduce if matches!(g.node(k.nodes[0]).op, Op::Reduce { .. }) => Some(k.nodes[0]),
+        _ => return None,
+    };
+    Some(FusionGroup {
+        nodes: k.nodes.clone(),
+        shape: k.space.clone(),
+        epilogue,
+        inputs: k.inputs.clone(),
+        outputs: k.outputs.clone(),
+    })
 }
 
 /// The elementwise epilogue of a matrix-product kernel as a fusion group whose inputs include the
