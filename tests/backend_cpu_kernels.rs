@@ -1,4 +1,4 @@
-//! The generated kernels of `backend/cpu/special.rs` (`logsumexp`, `one_hot`, `transpose`,
+//! The generated kernels of `backend/cpu/special/` (`logsumexp`, `one_hot`, `transpose`,
 //! `slice`, `embed`, `concat`, `kmax`, `kmax_mask`) against the interpreter's per-op kernels (`interp::ops::apply`, in
 //! `f32`), each compiled alone and run on odd shapes (empty axes, axes of size 1, lengths that are
 //! no multiple of four, symbolic sizes), with vector code on and off and `fma` on and off.

@@ -24,6 +24,10 @@
 //! `fma`, where a reduction epilogue sums in another order, and in the inline
 //! `exp log tanh sigmoid softplus` (see `backend/cpu/mod.rs`; `logsumexp` uses `exp` and `log`).
 
+mod bands;
+
+use bands::{call, pool, PARALLEL_ELEMENTS};
+
 use super::special::{self, CompiledSpecial, Special};
 use super::{compile, matmul, supports, BackendError, Compiled, Options};
 use crate::check::types::Dim;
@@ -700,102 +704,6 @@ fn epilogue_group(g: &Graph, k: &kernel::Kernel) -> Option<FusionGroup> {
     Some(FusionGroup { nodes, shape: k.space.clone(), epilogue: None, inputs, outputs })
 }
 
-/// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
-/// available from it, and the node's element count. Every length is checked before the call.
-/// A large kernel whose rows can run apart is split into `threads` bands of rows of axis 0.
-fn call(
-    jk: &super::ElementwiseKernel,
-    dims: &[usize],
-    bufs: &mut Vec<*mut f32>,
-    threads: usize,
-    mut buffer: impl FnMut(NodeId) -> Result<(*mut f32, usize, usize), ExecError>,
-) -> Result<bool, ExecError> {
-    bufs.clear();
-    for (i, x) in jk.inputs().iter().enumerate() {
-        let (ptr, room, len) = buffer(*x)?;
-        let n = jk.input_len(i, dims);
-        if n > room || n > len.max(1) {
-            return Err(BackendError::Run(format!("input {x} does not fit its buffer")).into());
-        }
-        bufs.push(ptr);
-    }
-    for (o, y) in jk.outputs().iter().enumerate() {
-        let (ptr, room, len) = buffer(*y)?;
-        let n = jk.output_len(o, dims);
-        if n > room || n != len {
-            return Err(BackendError::Run(format!("output {y} does not fit its buffer")).into());
-        }
-        bufs.push(ptr);
-    }
-    let rows = dims.first().copied().unwrap_or(1);
-    let bands = threads.min(rows);
-    if bands < 2 || !jk.splits_rows() || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
-        // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
-        // above: each buffer holds its node's element count, which is what the kernel indexes);
-        // the buffer plan gives a kernel's outputs slots distinct from each other and from every
-        // slot it reads, and the product of a matmul kernel lives in its own vector.
-        unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
-        return Ok(false);
-    }
-    let strides: Vec<usize> = (0..bufs.len()).map(|b| jk.row_stride(b, dims)).collect();
-    let work: Vec<(SendPtrs, Vec<usize>)> = (0..bands)
-        .map(|band| {
-            let (start, end) = (rows * band / bands, rows * (band + 1) / bands);
-            let mut band_dims = dims.to_vec();
-            band_dims[0] = end - start;
-            // SAFETY (of `add`): row `start < rows` of each buffer lies inside it.
-            let ptrs = bufs.iter().zip(&strides).map(|(p, s)| unsafe { p.add(start * s) }).collect();
-            (SendPtrs(ptrs), band_dims)
-        })
-        .collect();
-    rayon::scope(|scope| {
-        for (ptrs, band_dims) in work {
-            scope.spawn(move |_| {
-                // SAFETY: as in the single call, for this band's rows: each band reads its rows of
-                // the inputs (or whole inputs that do not vary along axis 0) and writes only its
-                // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
-                // never write the same element.
-                unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
-            });
-        }
-    });
-    Ok(true)
-}
-
-/// The thread pool runs use: one per thread count, made once for the process.
-fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
-    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return p.clone();
-    }
-    let p = std::sync::Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("circ-cpu-{i}"))
-            .build()
-            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().build().expect("a thread pool")),
-    );
-    pools.push((threads, p.clone()));
-    p
-}
-
-/// Elementwise kernels with at least this many elements are split between threads.
-const PARALLEL_ELEMENTS: usize = 1 << 16;
-
-/// Buffer pointers handed to another thread (the bands of one kernel write disjoint rows).
-struct SendPtrs(Vec<*mut f32>);
-// SAFETY: the pointers are only dereferenced by generated code under the conditions stated at
-// its call in `call`.
-unsafe impl Send for SendPtrs {}
-
-impl SendPtrs {
-    /// Through a method, so that a closure captures the whole (`Send`) value.
-    fn as_ptr(&self) -> *const *mut f32 {
-        self.0.as_ptr()
-    }
-}
-
 fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError> {
     match d {
         Dim::Known(n) => Ok(n as usize),
@@ -846,94 +754,4 @@ fn bind(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The training step of `examples/mlp_digits.circ` with sgd, and a batch of `n` rows.
-    fn step_and_batch(n: usize) -> (Graph, Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
-        let text = include_str!("../../../examples/mlp_digits.circ");
-        let checked = crate::driver::check_source("mlp_digits.circ", text);
-        let rule = crate::driver::parse_update_rule("sgd(lr = 0.1)").expect("a rule");
-        let g = crate::train::step::build(&checked.models[0], 0, &rule).graph;
-        let data = |rows: usize| {
-            let pixels = HostTensor::new(vec![rows, 64], (0..rows * 64).map(|i| (i * 37 % 17) as f64).collect());
-            let labels = HostTensor::new(vec![rows], (0..rows).map(|i| (i % 10) as f64).collect());
-            vec![pixels, labels]
-        };
-        let params = crate::ir::init::initial_values(&g);
-        // sgd has no state: the inputs are `batch_scale` and `step`.
-        let inputs = g.inputs.iter().map(|_| vec![1.0]).collect();
-        (g, data(n), params, inputs)
-    }
-
-    #[test]
-    fn carried_parameters_equal_a_host_round_trip_across_batch_sizes() {
-        let (g, big, params0, inputs) = step_and_batch(16);
-        let small: Vec<HostTensor> = crate::train::run::select(&big, &[3, 1, 4, 1, 5]);
-        let links: Vec<(String, NodeId)> = g
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let leaf =
-                    g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).expect("every param is read");
-                (format!("new.{}", p.name), leaf)
-            })
-            .collect();
-        let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
-        let mut carried = Executor::new(&g).unwrap();
-        carried.carry(&refs).unwrap();
-        let mut host = Executor::new(&g).unwrap();
-        let mut params = params0.clone();
-        for batch in [&big, &small, &small, &big] {
-            carried.run(batch, &params0, &inputs).unwrap();
-            let out = host.run(batch, &params, &inputs).unwrap();
-            for (i, p) in g.params.iter().enumerate() {
-                params[i] = out.get(&format!("new.{}", p.name)).unwrap().data.iter().map(|x| *x as f64).collect();
-            }
-            let values = carried.carried_values();
-            for (i, (name, v)) in values.iter().enumerate() {
-                let want: Vec<f32> = params[i].iter().map(|x| *x as f32).collect();
-                assert_eq!(v, &want, "{name}");
-            }
-        }
-        assert!(
-            carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(),
-            "carried outputs are not returned"
-        );
-    }
-}
-
-#[cfg(test)]
-mod threads {
-    use super::*;
-
-    /// Big elementwise kernels run in bands of rows on two threads: the same bits as one thread,
-    /// for plain elementwise kernels, row reductions, and (never split) column reductions, in the
-    /// forward pass and its gradient.
-    #[test]
-    fn bands_of_rows_give_the_bits_of_one_thread() {
-        let text = "model wide {\n  data x: [N, 300] = csv(\"a0\" .. \"a299\")\n  data y: [N]\n  \
-                    param w: [300] ~ normal(0, 1)\n  param c: [300] ~ normal(0, 1)\n  \
-                    let z = tanh(x * w)\n  let s = sum(exp(x - c), axis = 0)\n  \
-                    y ~ normal(sum(z, axis = 1) + sum(s) / 1000, 1)\n}\n";
-        let checked = crate::driver::check_source("wide.circ", text);
-        assert!(!checked.has_errors(), "{}", checked.render(false));
-        let mut g = crate::ir::lower::lower(&checked.models[0], 0);
-        crate::autodiff::add_param_gradients(&mut g);
-        crate::passes::optimize(&mut g);
-        let n = 500;
-        let x = HostTensor::new(vec![n, 300], (0..n * 300).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect());
-        let y = HostTensor::new(vec![n], (0..n).map(|i| (i % 7) as f64).collect());
-        let params = crate::ir::init::initial_values(&g);
-        let one = Options { threads: 1, ..Options::default() };
-        let two = Options { threads: 2, ..Options::default() };
-        let a = Executor::with_options(&g, &one).unwrap().run(&[x.clone(), y.clone()], &params, &[]).unwrap();
-        let mut banded = Executor::with_options(&g, &two).unwrap();
-        let b = banded.run(&[x, y], &params, &[]).unwrap();
-        assert!(banded.stats().banded_runs > 0, "no kernel ran in bands");
-        for ((name, ta), (_, tb)) in a.iter().zip(b.iter()) {
-            assert_eq!(ta.data, tb.data, "{name}");
-        }
-    }
-}
+mod tests;

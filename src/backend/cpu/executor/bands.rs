@@ -1,0 +1,100 @@
+//! Calling a compiled kernel: buffers checked, and big kernels split into bands of rows run on
+//! the thread pool.
+
+use super::{BackendError, ExecError, NodeId};
+
+/// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
+/// available from it, and the node's element count. Every length is checked before the call.
+/// A large kernel whose rows can run apart is split into `threads` bands of rows of axis 0.
+pub(super) fn call(
+    jk: &crate::backend::cpu::ElementwiseKernel,
+    dims: &[usize],
+    bufs: &mut Vec<*mut f32>,
+    threads: usize,
+    mut buffer: impl FnMut(NodeId) -> Result<(*mut f32, usize, usize), ExecError>,
+) -> Result<bool, ExecError> {
+    bufs.clear();
+    for (i, x) in jk.inputs().iter().enumerate() {
+        let (ptr, room, len) = buffer(*x)?;
+        let n = jk.input_len(i, dims);
+        if n > room || n > len.max(1) {
+            return Err(BackendError::Run(format!("input {x} does not fit its buffer")).into());
+        }
+        bufs.push(ptr);
+    }
+    for (o, y) in jk.outputs().iter().enumerate() {
+        let (ptr, room, len) = buffer(*y)?;
+        let n = jk.output_len(o, dims);
+        if n > room || n != len {
+            return Err(BackendError::Run(format!("output {y} does not fit its buffer")).into());
+        }
+        bufs.push(ptr);
+    }
+    let rows = dims.first().copied().unwrap_or(1);
+    let bands = threads.min(rows);
+    if bands < 2 || !jk.splits_rows() || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
+        // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
+        // above: each buffer holds its node's element count, which is what the kernel indexes);
+        // the buffer plan gives a kernel's outputs slots distinct from each other and from every
+        // slot it reads, and the product of a matmul kernel lives in its own vector.
+        unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
+        return Ok(false);
+    }
+    let strides: Vec<usize> = (0..bufs.len()).map(|b| jk.row_stride(b, dims)).collect();
+    let work: Vec<(SendPtrs, Vec<usize>)> = (0..bands)
+        .map(|band| {
+            let (start, end) = (rows * band / bands, rows * (band + 1) / bands);
+            let mut band_dims = dims.to_vec();
+            band_dims[0] = end - start;
+            // SAFETY (of `add`): row `start < rows` of each buffer lies inside it.
+            let ptrs = bufs.iter().zip(&strides).map(|(p, s)| unsafe { p.add(start * s) }).collect();
+            (SendPtrs(ptrs), band_dims)
+        })
+        .collect();
+    rayon::scope(|scope| {
+        for (ptrs, band_dims) in work {
+            scope.spawn(move |_| {
+                // SAFETY: as in the single call, for this band's rows: each band reads its rows of
+                // the inputs (or whole inputs that do not vary along axis 0) and writes only its
+                // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
+                // never write the same element.
+                unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
+            });
+        }
+    });
+    Ok(true)
+}
+
+/// The thread pool runs use: one per thread count, made once for the process.
+pub(super) fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
+    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return p.clone();
+    }
+    let p = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("circ-cpu-{i}"))
+            .build()
+            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().build().expect("a thread pool")),
+    );
+    pools.push((threads, p.clone()));
+    p
+}
+
+/// Elementwise kernels with at least this many elements are split between threads.
+pub(super) const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+/// Buffer pointers handed to another thread (the bands of one kernel write disjoint rows).
+struct SendPtrs(Vec<*mut f32>);
+// SAFETY: the pointers are only dereferenced by generated code under the conditions stated at
+// its call in `call`.
+unsafe impl Send for SendPtrs {}
+
+impl SendPtrs {
+    /// Through a method, so that a closure captures the whole (`Send`) value.
+    fn as_ptr(&self) -> *const *mut f32 {
+        self.0.as_ptr()
+    }
+}

@@ -1,0 +1,92 @@
+//! The executor's own promises: carried state, and threads giving the bits of one thread.
+
+mod carry {
+    use super::super::*;
+
+    /// The training step of `examples/mlp_digits.circ` with sgd, and a batch of `n` rows.
+    fn step_and_batch(n: usize) -> (Graph, Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let text = include_str!("../../../../examples/mlp_digits.circ");
+        let checked = crate::driver::check_source("mlp_digits.circ", text);
+        let rule = crate::driver::parse_update_rule("sgd(lr = 0.1)").expect("a rule");
+        let g = crate::train::step::build(&checked.models[0], 0, &rule).graph;
+        let data = |rows: usize| {
+            let pixels = HostTensor::new(vec![rows, 64], (0..rows * 64).map(|i| (i * 37 % 17) as f64).collect());
+            let labels = HostTensor::new(vec![rows], (0..rows).map(|i| (i % 10) as f64).collect());
+            vec![pixels, labels]
+        };
+        let params = crate::ir::init::initial_values(&g);
+        // sgd has no state: the inputs are `batch_scale` and `step`.
+        let inputs = g.inputs.iter().map(|_| vec![1.0]).collect();
+        (g, data(n), params, inputs)
+    }
+
+    #[test]
+    fn carried_parameters_equal_a_host_round_trip_across_batch_sizes() {
+        let (g, big, params0, inputs) = step_and_batch(16);
+        let small: Vec<HostTensor> = crate::train::run::select(&big, &[3, 1, 4, 1, 5]);
+        let links: Vec<(String, NodeId)> = g
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let leaf =
+                    g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).expect("every param is read");
+                (format!("new.{}", p.name), leaf)
+            })
+            .collect();
+        let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        let mut carried = Executor::new(&g).unwrap();
+        carried.carry(&refs).unwrap();
+        let mut host = Executor::new(&g).unwrap();
+        let mut params = params0.clone();
+        for batch in [&big, &small, &small, &big] {
+            carried.run(batch, &params0, &inputs).unwrap();
+            let out = host.run(batch, &params, &inputs).unwrap();
+            for (i, p) in g.params.iter().enumerate() {
+                params[i] = out.get(&format!("new.{}", p.name)).unwrap().data.iter().map(|x| *x as f64).collect();
+            }
+            let values = carried.carried_values();
+            for (i, (name, v)) in values.iter().enumerate() {
+                let want: Vec<f32> = params[i].iter().map(|x| *x as f32).collect();
+                assert_eq!(v, &want, "{name}");
+            }
+        }
+        assert!(
+            carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(),
+            "carried outputs are not returned"
+        );
+    }
+}
+
+mod threads {
+    use super::super::*;
+
+    /// Big elementwise kernels run in bands of rows on two threads: the same bits as one thread,
+    /// for plain elementwise kernels, row reductions, and (never split) column reductions, in the
+    /// forward pass and its gradient.
+    #[test]
+    fn bands_of_rows_give_the_bits_of_one_thread() {
+        let text = "model wide {\n  data x: [N, 300] = csv(\"a0\" .. \"a299\")\n  data y: [N]\n  \
+                    param w: [300] ~ normal(0, 1)\n  param c: [300] ~ normal(0, 1)\n  \
+                    let z = tanh(x * w)\n  let s = sum(exp(x - c), axis = 0)\n  \
+                    y ~ normal(sum(z, axis = 1) + sum(s) / 1000, 1)\n}\n";
+        let checked = crate::driver::check_source("wide.circ", text);
+        assert!(!checked.has_errors(), "{}", checked.render(false));
+        let mut g = crate::ir::lower::lower(&checked.models[0], 0);
+        crate::autodiff::add_param_gradients(&mut g);
+        crate::passes::optimize(&mut g);
+        let n = 500;
+        let x = HostTensor::new(vec![n, 300], (0..n * 300).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect());
+        let y = HostTensor::new(vec![n], (0..n).map(|i| (i % 7) as f64).collect());
+        let params = crate::ir::init::initial_values(&g);
+        let one = Options { threads: 1, ..Options::default() };
+        let two = Options { threads: 2, ..Options::default() };
+        let a = Executor::with_options(&g, &one).unwrap().run(&[x.clone(), y.clone()], &params, &[]).unwrap();
+        let mut banded = Executor::with_options(&g, &two).unwrap();
+        let b = banded.run(&[x, y], &params, &[]).unwrap();
+        assert!(banded.stats().banded_runs > 0, "no kernel ran in bands");
+        for ((name, ta), (_, tb)) in a.iter().zip(b.iter()) {
+            assert_eq!(ta.data, tb.data, "{name}");
+        }
+    }
+}
