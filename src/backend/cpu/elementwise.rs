@@ -26,8 +26,10 @@
 //! operand contiguous there is loaded as `f32x4`, one broadcast there is loaded once per row and
 //! `splat`; scalars are loaded (constants materialized) once before the loops. A reduction
 //! epilogue accumulates into its output, which is first filled with the identity (0, or −∞ for
-//! max): in memory when the output varies along the inner axis, else in an `f32x4` and a scalar
-//! register per row, combined and added to memory at the end of the row; `mean` divides at the end.
+//! max): in memory when the output varies along the inner axis, else in registers per row (four
+//! `f32x4` accumulators over an unrolled loop of 16 elements, so the adds do not wait on each
+//! other, then one `f32x4` and a scalar), combined pairwise and added to memory at the end of the
+//! row; `mean` divides at the end.
 //!
 //! The body itself, every member at one element or four, is written by `body.rs`.
 
@@ -46,6 +48,9 @@ use std::collections::{HashMap, HashSet};
 
 /// Four `f32` lanes, the widest vector Cranelift 0.135 lowers on x86-64 (see shared/CPU.md).
 pub(super) const LANES: i64 = 4;
+
+/// Vector accumulators of a reduction into one cell (the latency of `fadd` over its throughput).
+const UNROLL: i64 = 4;
 
 /// The kernel's signature: `(bufs: *const *mut f32, dims: *const usize)`, no result.
 pub fn signature(ptr: Type, call_conv: cranelift_codegen::isa::CallConv) -> Signature {
@@ -337,6 +342,9 @@ impl Emitter<'_, '_> {
         }
         let reads: Vec<Read> = reads.into_iter().map(|r| r.expect("every input is read")).collect();
         let outs: Vec<Value> = ctx.out_ptrs.iter().map(|p| self.addr(*p, offs.outputs)).collect();
+        // A row reduced into one cell also gets `UNROLL - 1` more vector accumulators: the
+        // unrolled loop below adds into independent registers instead of one dependency chain.
+        let mut more = Vec::new();
         let acc = match (ctx.acc, offs.acc) {
             (Some((p, strides)), Some(o)) => {
                 let a = self.addr(*p, o);
@@ -349,6 +357,11 @@ impl Emitter<'_, '_> {
                     let (vector, scalar) = (self.b.declare_var(types::F32X4), self.b.declare_var(types::F32));
                     self.b.def_var(vector, vid);
                     self.b.def_var(scalar, id);
+                    for _ in 1..UNROLL {
+                        let v = self.b.declare_var(types::F32X4);
+                        self.b.def_var(v, vid);
+                        more.push(v);
+                    }
                     Acc::Cell { addr: a, vector, scalar }
                 })
             }
@@ -356,8 +369,27 @@ impl Emitter<'_, '_> {
         };
         let mut start = None;
         if self.opts.vectorize {
+            let mut start_vector = None;
+            if let Some(Acc::Cell { addr, vector, scalar }) = acc {
+                let f = self.plan.epilogue.as_ref().expect("an epilogue").f;
+                let nu = self.b.ins().band_imm_s(n, !(UNROLL * LANES - 1));
+                self.counted_loop(None, nu, UNROLL * LANES, &mut |em, i| {
+                    for (u, var) in std::iter::once(vector).chain(more.iter().copied()).enumerate() {
+                        let at = if u == 0 { i } else { em.b.ins().iadd_imm_s(i, u as i64 * LANES) };
+                        em.body(Lanes::Vector, at, &reads, &outs, Some(Acc::Cell { addr, vector: var, scalar }));
+                    }
+                });
+                // Pairwise into the first accumulator, which the loop below goes on with.
+                let mut vs: Vec<Value> =
+                    std::iter::once(vector).chain(more.iter().copied()).map(|v| self.b.use_var(v)).collect();
+                while vs.len() > 1 {
+                    vs = vs.chunks(2).map(|c| if c.len() == 2 { self.combine(f, c[0], c[1]) } else { c[0] }).collect();
+                }
+                self.b.def_var(vector, vs[0]);
+                start_vector = Some(nu);
+            }
             let nv = self.b.ins().band_imm_s(n, !(LANES - 1));
-            self.counted_loop(None, nv, LANES, &mut |em, i| em.body(Lanes::Vector, i, &reads, &outs, acc));
+            self.counted_loop(start_vector, nv, LANES, &mut |em, i| em.body(Lanes::Vector, i, &reads, &outs, acc));
             start = Some(nv);
         }
         self.counted_loop(start, n, 1, &mut |em, i| em.body(Lanes::Scalar, i, &reads, &outs, acc));
