@@ -8,6 +8,7 @@
 //! product reads it with swapped strides instead of copying it first (the kernel partition makes
 //! `transpose` of the last two axes feeding only products such a view).
 
+use super::team::{Crew, Team};
 use gemm::Parallelism;
 
 /// One operand of a product: its buffer and its logical shape.
@@ -19,11 +20,12 @@ pub struct Operand<'a> {
     pub transposed: bool,
 }
 
-/// Products with at least this many multiply-adds are split over threads (a fork-join costs
-/// about 12 µs here: 128³ runs faster on one thread, 256³ on two; `benches/gemm.rs`).
-pub const PARALLEL_FLOPS: usize = 1 << 22;
+/// Products with at least this many multiply-adds are split over threads (a fork on the
+/// spinning team costs about a microsecond).
+pub const PARALLEL_FLOPS: usize = 1 << 20;
 
-/// `out = a · b` with numpy `matmul` semantics; `out` has the result's shape `out_shape`.
+/// `out = a · b` with numpy `matmul` semantics on up to `threads` threads (the process's
+/// team, when no other run holds it); `out` has the result's shape `out_shape`.
 /// Errors when the shapes do not fit (never when they come from a verified graph).
 ///
 /// # Safety
@@ -35,6 +37,25 @@ pub unsafe fn product(
     out: *mut f32,
     out_shape: &[usize],
     threads: usize,
+) -> Result<(), String> {
+    let team = (threads > 1).then(|| Team::of(threads));
+    let crew = team.as_ref().and_then(|t| t.crew());
+    product_on(a, b, out, out_shape, crew.as_ref())
+}
+
+/// [`product`] on a crew already taken. A product of at least [`PARALLEL_FLOPS`] is split into
+/// one band per thread, each a `gemm` call of its own on one thread: bands of rows, or of
+/// columns when B is the larger operand (each thread then packs half of it); a batch of
+/// matrices is split by matrices.
+///
+/// # Safety
+/// As [`product`].
+pub(super) unsafe fn product_on(
+    a: Operand,
+    b: Operand,
+    out: *mut f32,
+    out_shape: &[usize],
+    crew: Option<&Crew>,
 ) -> Result<(), String> {
     if a.shape.is_empty() || b.shape.is_empty() {
         return Err("matmul of a scalar".into());
@@ -74,52 +95,98 @@ pub unsafe fn product(
     };
     let (a_rs, a_cs) = strides(a.transposed, m, k);
     let (b_rs, b_cs) = strides(b.transposed, k, n);
-    let parallelism =
-        if threads > 1 && m * n * k >= PARALLEL_FLOPS { Parallelism::Rayon(threads) } else { Parallelism::None };
     let matrices: usize = batch.iter().product();
-    let mut index = vec![0usize; rank];
-    for t in 0..matrices {
-        // Offsets of this batch index in each operand (broadcast axes stay at 0).
-        let (mut ao, mut bo) = (0usize, 0usize);
+    let threads = crew.map_or(1, |c| c.threads());
+    let split = threads > 1 && matrices * m * n * k >= PARALLEL_FLOPS;
+    // Offsets of batch index `t` in each operand (broadcast axes stay at 0).
+    let offsets = |t: usize| {
+        let (mut ao, mut bo, mut rest) = (0usize, 0usize, t);
+        let mut index = vec![0usize; rank];
+        for j in (0..rank).rev() {
+            index[j] = rest % batch[j];
+            rest /= batch[j];
+        }
         for (j, &i) in index.iter().enumerate() {
             ao = ao * ab[j] + if ab[j] == 1 { 0 } else { i };
             bo = bo * bb[j] + if bb[j] == 1 { 0 } else { i };
         }
-        let dst = out.add(t * m * n);
+        (ao, bo)
+    };
+    let (a_data, b_data, out) = (Shared(a.data as *mut f32), Shared(b.data as *mut f32), Shared(out));
+    // Rows `r` and columns `c` of matrix `t`, on this thread.
+    let block = |t: usize, r: std::ops::Range<usize>, c: std::ops::Range<usize>| {
+        let (ao, bo) = offsets(t);
+        let dst = out.get().add(t * m * n + r.start * n + c.start);
+        let (rows, cols) = (r.len(), c.len());
+        if rows == 0 || cols == 0 {
+            return;
+        }
         if k == 0 {
-            std::ptr::write_bytes(dst, 0, m * n);
-        } else {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst,
-                1,
-                n as isize,
-                false,
-                a.data.add(ao * m * k),
-                a_cs,
-                a_rs,
-                b.data.add(bo * k * n),
-                b_cs,
-                b_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        for j in (0..rank).rev() {
-            index[j] += 1;
-            if index[j] < batch[j] {
-                break;
+            for i in 0..rows {
+                std::ptr::write_bytes(dst.add(i * n), 0, cols);
             }
-            index[j] = 0;
+            return;
         }
+        let lhs = a_data.get().add(ao * m * k).offset(r.start as isize * a_rs);
+        let rhs = b_data.get().add(bo * k * n).offset(c.start as isize * b_cs);
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            dst,
+            1,
+            n as isize,
+            false,
+            lhs,
+            a_cs,
+            a_rs,
+            rhs,
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    };
+    let band = |i: usize, len: usize| len * i / threads..len * (i + 1) / threads;
+    match crew {
+        Some(crew) if split && matrices >= threads => crew.fork(&|i| {
+            for t in band(i, matrices) {
+                block(t, 0..m, 0..n);
+            }
+        }),
+        Some(crew) if split => {
+            let by_rows = m * k >= k * n;
+            crew.fork(&|i| {
+                for t in 0..matrices {
+                    if by_rows {
+                        block(t, band(i, m), 0..n);
+                    } else {
+                        block(t, 0..m, band(i, n));
+                    }
+                }
+            })
+        }
+        _ => (0..matrices).for_each(|t| block(t, 0..m, 0..n)),
     }
     Ok(())
+}
+
+/// A buffer pointer the bands of one product share: each writes its own rows or columns.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: the bands read the operands and write disjoint blocks of the result.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Through a method, so that closures capture the whole (`Sync`) value.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 #[cfg(test)]
@@ -161,8 +228,11 @@ mod tests {
 
     #[test]
     fn plain_and_transposed_operands_give_the_naive_product() {
-        // 256×128×200 is above `PARALLEL_FLOPS`: split between threads.
-        for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (65, 3, 129), (128, 64, 10), (3, 0, 4), (256, 128, 200)] {
+        // The last two are above `PARALLEL_FLOPS`: split between threads by rows (A the larger
+        // operand), then by columns.
+        for &(m, k, n) in
+            &[(1, 1, 1), (7, 13, 5), (65, 3, 129), (128, 64, 10), (3, 0, 4), (256, 128, 200), (101, 128, 301)]
+        {
             let (a, b) = (values(m * k, 1), values(k * n, 2));
             let want = naive(&a, &b, m, k, n);
             let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
@@ -193,6 +263,20 @@ mod tests {
         let ob = Operand { data: b.as_ptr(), shape: &[2, 4, 3], transposed: false };
         unsafe { product(ov, ob, c.as_mut_ptr(), &[2, 3], 1).unwrap() };
         close(&c[3..], &naive(&v, &b[12..], 1, 4, 3));
+        // A batch above `PARALLEL_FLOPS`, split by matrices: [5, 64, 128] · [128, 96].
+        let (a, b) = (values(5 * 64 * 128, 6), values(128 * 96, 7));
+        let mut c = vec![f32::NAN; 5 * 64 * 96];
+        let oa = Operand { data: a.as_ptr(), shape: &[5, 64, 128], transposed: false };
+        let ob = Operand { data: b.as_ptr(), shape: &[128, 96], transposed: false };
+        unsafe { product(oa, ob, c.as_mut_ptr(), &[5, 64, 96], 2).unwrap() };
+        for t in 0..5 {
+            let want = naive(&a[t * 64 * 128..(t + 1) * 64 * 128], &b, 64, 128, 96);
+            for (x, y) in c[t * 64 * 96..(t + 1) * 64 * 96].iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-5 * 129.0, "matrix {t}: {x} vs {y}");
+            }
+        }
+        let a = values(24, 3);
+        let oa = Operand { data: a.as_ptr(), shape: &[2, 3, 4], transposed: false };
         let bad = Operand { data: b.as_ptr(), shape: &[3, 8], transposed: false };
         assert!(unsafe { product(oa, bad, c.as_mut_ptr(), &[2, 3], 1) }.is_err());
     }

@@ -1,16 +1,18 @@
 //! Calling a compiled kernel: buffers checked, and big kernels split into bands of rows run on
-//! the thread pool.
+//! the run's crew of threads.
 
 use super::{BackendError, ExecError, NodeId};
+use crate::backend::cpu::team::Crew;
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
 /// available from it, and the node's element count. Every length is checked before the call.
-/// A large kernel whose rows can run apart is split into `threads` bands of rows of axis 0.
+/// A large kernel whose rows can run apart is split into one band of rows of axis 0 per thread
+/// of `crew`.
 pub(super) fn call(
     jk: &crate::backend::cpu::ElementwiseKernel,
     dims: &[usize],
     bufs: &mut Vec<*mut f32>,
-    threads: usize,
+    crew: Option<&Crew>,
     mut buffer: impl FnMut(NodeId) -> Result<(*mut f32, usize, usize), ExecError>,
 ) -> Result<bool, ExecError> {
     bufs.clear();
@@ -31,7 +33,7 @@ pub(super) fn call(
         bufs.push(ptr);
     }
     let rows = dims.first().copied().unwrap_or(1);
-    let bands = threads.min(rows);
+    let bands = crew.map_or(1, |c| c.threads()).min(rows);
     if bands < 2 || !jk.splits_rows() || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
         // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
         // above: each buffer holds its node's element count, which is what the kernel indexes);
@@ -51,36 +53,17 @@ pub(super) fn call(
             (SendPtrs(ptrs), band_dims)
         })
         .collect();
-    rayon::scope(|scope| {
-        for (ptrs, band_dims) in work {
-            scope.spawn(move |_| {
-                // SAFETY: as in the single call, for this band's rows: each band reads its rows of
-                // the inputs (or whole inputs that do not vary along axis 0) and writes only its
-                // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
-                // never write the same element.
-                unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
-            });
+    let crew = crew.expect("bands only with a crew");
+    crew.fork(&|band| {
+        if let Some((ptrs, band_dims)) = work.get(band) {
+            // SAFETY: as in the single call, for this band's rows: each band reads its rows of
+            // the inputs (or whole inputs that do not vary along axis 0) and writes only its
+            // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
+            // never write the same element.
+            unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
         }
     });
     Ok(true)
-}
-
-/// The thread pool runs use: one per thread count, made once for the process.
-pub(super) fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
-    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return p.clone();
-    }
-    let p = std::sync::Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("circ-cpu-{i}"))
-            .build()
-            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().build().expect("a thread pool")),
-    );
-    pools.push((threads, p.clone()));
-    p
 }
 
 /// Elementwise kernels with at least this many elements are split between threads.
@@ -91,6 +74,7 @@ struct SendPtrs(Vec<*mut f32>);
 // SAFETY: the pointers are only dereferenced by generated code under the conditions stated at
 // its call in `call`.
 unsafe impl Send for SendPtrs {}
+unsafe impl Sync for SendPtrs {}
 
 impl SendPtrs {
     /// Through a method, so that a closure captures the whole (`Send`) value.
