@@ -15,7 +15,17 @@
 //!   slot whose value's last reader ran before `k` is free; then each output of `k`, in node
 //!   order, takes the smallest free slot that holds it (best fit; ties to the lower index), else
 //!   the largest free slot, grown to fit, else a new slot. A kernel never writes a slot it reads
-//!   (its inputs are still alive while it runs), so no backend has to reason about aliasing.
+//!   (its inputs are still alive while it runs), so no backend has to reason about aliasing,
+//!   but for the updates below.
+//! - An *update* `(leaf, output)` the caller names (a parameter and its new value in a training
+//!   step) may write over the leaf: `output` then takes the leaf's slot instead of one of its own
+//!   ([`plan_with_updates`]). Only where that is safe for any backend: `output` is an
+//!   elementwise member of kernel `k` (a loop's member or a product's epilogue, not the product
+//!   or the reduction) computed from `leaf`; `leaf`, `output` and `k`'s space have one shape;
+//!   `k` reads `leaf` directly (no view of it) and not as a product's operand, so each element
+//!   of the leaf is read at the element it is overwritten at, in the same iteration, before the
+//!   store that depends on it; no kernel after `k` reads it and no graph output names it. This
+//!   is the one place a kernel writes a slot it reads.
 //! - A slot's size is the largest value it ever holds. Slots are laid out one after another in
 //!   the arena, each at an offset aligned to [`SLOT_ALIGN`] bytes (a cache line, the widest vector
 //!   load); `arena_bytes` is the arena's size.
@@ -23,7 +33,7 @@
 //!   a lower bound on any plan for this order, which `arena_bytes` meets or exceeds by what
 //!   sharing cannot pack.
 
-use super::partition::Partition;
+use super::partition::{KernelKind, Partition};
 use crate::check::types::Dim;
 use crate::ir::{Graph, NodeId};
 use std::collections::{HashMap, HashSet};
@@ -54,6 +64,8 @@ pub struct Stored {
     /// The last kernel that reads it; the number of kernels when it lives to the end (leaves,
     /// graph outputs).
     pub last: usize,
+    /// It writes over the leaf whose slot it has (an update): no bytes of its own.
+    pub in_place: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -82,7 +94,13 @@ impl BufferPlan {
 
     /// The bytes alive while kernel `k` runs.
     pub fn live_bytes(&self, k: usize) -> u64 {
-        self.values.iter().filter(|v| v.first <= k && k <= v.last).map(|v| v.bytes).sum()
+        self.values.iter().filter(|v| v.first <= k && k <= v.last && !v.in_place).map(|v| v.bytes).sum()
+    }
+
+    /// The updates written in place, as `(leaf, output)`.
+    pub fn in_place(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        let leaf_of = |slot: usize| self.values.iter().find(|l| l.slot == slot && !l.in_place).map(|l| l.node);
+        self.values.iter().filter(|v| v.in_place).filter_map(move |v| Some((leaf_of(v.slot)?, v.node)))
     }
 }
 
@@ -94,6 +112,17 @@ fn bytes_of(shape: &[Dim], sizes: &impl Fn(Dim) -> u64) -> u64 {
 /// Plans the buffers of `p`, a partition of `g`, with every symbolic size given by `sizes`. The
 /// rule is in this file's header.
 pub fn plan(g: &Graph, p: &Partition, sizes: impl Fn(Dim) -> u64) -> BufferPlan {
+    plan_with_updates(g, p, sizes, &[])
+}
+
+/// [`plan`], with each update `(leaf, output)` that may be written in place taking its leaf's
+/// slot (the rule in this file's header); the others get slots of their own as in [`plan`].
+pub fn plan_with_updates(
+    g: &Graph,
+    p: &Partition,
+    sizes: impl Fn(Dim) -> u64,
+    updates: &[(NodeId, NodeId)],
+) -> BufferPlan {
     let n = p.kernels.len();
     let named: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
     // The last kernel reading each stored value, through views.
@@ -103,12 +132,23 @@ pub fn plan(g: &Graph, p: &Partition, sizes: impl Fn(Dim) -> u64) -> BufferPlan 
             last_read.insert(p.base(*i), k);
         }
     }
+    let named_leaf: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
+    let mut over: HashMap<NodeId, NodeId> = HashMap::new();
+    for &(leaf, out) in updates {
+        let fresh = !over.contains_key(&out) && !over.values().any(|l| *l == leaf);
+        if fresh && g.node(leaf).op.is_leaf() && !named_leaf.contains(&leaf) && in_place_ok(g, p, leaf, out, &last_read)
+        {
+            over.insert(out, leaf);
+        }
+    }
     let mut slots: Vec<Slot> = Vec::new();
     let mut values: Vec<Stored> = Vec::new();
+    let mut leaf_slot: HashMap<NodeId, usize> = HashMap::new();
     for id in g.topo_order() {
         if g.node(id).op.is_leaf() {
             let bytes = bytes_of(&g.node(id).shape, &sizes);
-            values.push(Stored { node: id, slot: slots.len(), bytes, first: 0, last: n });
+            leaf_slot.insert(id, slots.len());
+            values.push(Stored { node: id, slot: slots.len(), bytes, first: 0, last: n, in_place: false });
             slots.push(Slot { offset: 0, bytes, leaf: true });
         }
     }
@@ -121,8 +161,12 @@ pub fn plan(g: &Graph, p: &Partition, sizes: impl Fn(Dim) -> u64) -> BufferPlan 
         for &out in &kernel.outputs {
             let bytes = bytes_of(&g.node(out).shape, &sizes);
             let last = if named.contains(&out) { n } else { last_read.get(&out).copied().unwrap_or(k) };
+            if let Some(leaf) = over.get(&out) {
+                values.push(Stored { node: out, slot: leaf_slot[leaf], bytes, first: k, last, in_place: true });
+                continue;
+            }
             let slot = take_slot(&mut slots, &mut free, bytes);
-            values.push(Stored { node: out, slot, bytes, first: k, last });
+            values.push(Stored { node: out, slot, bytes, first: k, last, in_place: false });
             if last < n {
                 release[last + 1].push(slot);
             }
@@ -156,6 +200,40 @@ pub fn plan(g: &Graph, p: &Partition, sizes: impl Fn(Dim) -> u64) -> BufferPlan 
         }
     }
     plan
+}
+
+/// Whether kernel-written `out` may overwrite `leaf` in place (the rule in this file's header).
+fn in_place_ok(g: &Graph, p: &Partition, leaf: NodeId, out: NodeId, last_read: &HashMap<NodeId, usize>) -> bool {
+    let Some((k, kernel)) = p.kernels.iter().enumerate().find(|(_, k)| k.outputs.contains(&out)) else {
+        return false;
+    };
+    let member = match kernel.kind {
+        KernelKind::Elementwise => kernel.reduction != Some(out),
+        KernelKind::MatMul => kernel.nodes[0] != out && !g.operands(kernel.nodes[0]).iter().any(|x| p.base(*x) == leaf),
+        _ => false,
+    };
+    // `out` is computed from `leaf`: whatever order a backend gives the kernel's loads and
+    // stores, the leaf's element is read before `out`'s is written over it.
+    let mut from_leaf = false;
+    let mut todo = vec![out];
+    let mut seen = HashSet::new();
+    while let Some(x) = todo.pop() {
+        for o in g.operands(x) {
+            if o == leaf {
+                from_leaf = true;
+            } else if kernel.nodes.contains(&o) && seen.insert(o) {
+                todo.push(o);
+            }
+        }
+    }
+    let shape = &g.node(out).shape;
+    member
+        && from_leaf
+        && *shape == kernel.space
+        && g.node(leaf).shape == *shape
+        && kernel.inputs.contains(&leaf)
+        && !kernel.inputs.iter().any(|x| *x != leaf && p.base(*x) == leaf)
+        && last_read.get(&leaf).is_none_or(|last| *last <= k)
 }
 
 /// The free slot a value of `bytes` takes (removed from `free`), or a new one.
@@ -237,6 +315,52 @@ mod tests {
         assert_eq!(plan.peak_kernel, Some(1));
         assert_eq!(plan.arena_bytes, 3 * 320);
         assert!(plan.slots.iter().all(|s| s.offset % SLOT_ALIGN == 0));
+    }
+
+    /// `w` (an input) and its update `w − 0.5·exp(w)`, with a transpose of `w` as a second
+    /// output made before or after the update: the transpose, a sink too, runs in the order its
+    /// node was made (`partition.rs`, rule 5).
+    fn update(transpose_first: bool) -> (Graph, NodeId, NodeId) {
+        use crate::ir::graph::InputInfo;
+        use crate::ir::op::BinaryOp;
+        let mut g = Graph::default();
+        g.inputs.push(InputInfo { name: "w".into(), shape: vec![4, 8] });
+        let w = node(&mut g, Op::Input(0), vec![k(4), k(8)], &[]);
+        let mut t = None;
+        if transpose_first {
+            t = Some(node(&mut g, Op::Transpose { perm: vec![1, 0] }, vec![k(8), k(4)], &[w]));
+        }
+        let e = node(&mut g, Op::Unary(UnaryOp::Exp), vec![k(4), k(8)], &[w]);
+        let half = node(&mut g, Op::Const(0.5), vec![], &[]);
+        let step = node(&mut g, Op::Binary(BinaryOp::Mul), vec![k(4), k(8)], &[e, half]);
+        let new = node(&mut g, Op::Binary(BinaryOp::Sub), vec![k(4), k(8)], &[w, step]);
+        let t = t.unwrap_or_else(|| node(&mut g, Op::Transpose { perm: vec![1, 0] }, vec![k(8), k(4)], &[w]));
+        let loss = node(&mut g, Op::Const(0.0), vec![], &[]);
+        g.outputs.push(Output { name: "loss".into(), node: loss });
+        g.outputs.push(Output { name: "new.w".into(), node: new });
+        g.outputs.push(Output { name: "t".into(), node: t });
+        crate::ir::verify::verify(&g).unwrap();
+        (g, w, new)
+    }
+
+    #[test]
+    fn an_update_takes_its_leafs_slot_when_nothing_reads_the_leaf_after_it() {
+        let (g, w, new) = update(true);
+        let p = partition(&g);
+        let alone = plan(&g, &p, |d| if let Dim::Known(n) = d { n } else { 10 });
+        let over = plan_with_updates(&g, &p, |d| if let Dim::Known(n) = d { n } else { 10 }, &[(w, new)]);
+        assert_eq!(over.in_place().collect::<Vec<_>>(), vec![(w, new)]);
+        assert_eq!(over.slot(new), over.slot(w));
+        assert_eq!(over.slots.len() + 1, alone.slots.len(), "no slot of its own");
+        assert_eq!(over.peak_bytes + 128, alone.peak_bytes, "a [4, 8] value less");
+        // The transpose made after the update runs after it and reads `w`: no update in place.
+        let (g, w, new) = update(false);
+        let p = partition(&g);
+        let last = p.kernels.iter().position(|k| k.outputs.contains(&new)).unwrap();
+        assert!(p.kernels[last + 1..].iter().any(|k| k.inputs.contains(&w)));
+        let plan = plan_with_updates(&g, &p, |d| if let Dim::Known(n) = d { n } else { 10 }, &[(w, new)]);
+        assert_eq!(plan.in_place().count(), 0);
+        assert_ne!(plan.slot(new), plan.slot(w));
     }
 
     #[test]

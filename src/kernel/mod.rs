@@ -41,8 +41,9 @@
 //! # Buffers
 //!
 //! [`plan`] gives every stored value (a leaf or a kernel output; a view shares its base's buffer)
-//! a slot of one arena, reusing a slot once the last kernel reading its value has run, and states
-//! the peak memory before anything runs. The rule is written in `buffers.rs`.
+//! a slot of one arena, reusing a slot once the last kernel reading its value has run (and, for
+//! the updates a caller names, writing a parameter's new value over it where that is safe), and
+//! states the peak memory before anything runs. The rule is written in `buffers.rs`.
 //!
 //! `describe` prints both, for tests and for `circ emit`.
 
@@ -50,6 +51,6 @@ mod buffers;
 mod describe;
 mod partition;
 
-pub use buffers::{plan, BufferPlan, Slot, Stored, ELEMENT_BYTES, SLOT_ALIGN};
+pub use buffers::{plan, plan_with_updates, BufferPlan, Slot, Stored, ELEMENT_BYTES, SLOT_ALIGN};
 pub use describe::describe;
 pub use partition::{partition, Kernel, KernelKind, Partition, View};

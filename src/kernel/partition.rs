@@ -33,9 +33,15 @@
 //!    Every other non-leaf, non-view node is a kernel of its own: `Reduce`, `LogSumExp` (Reduce),
 //!    `Transpose`, `Slice`, `Embed`, `Concat` (Copy), `KMax`, `KMaxMask` (Select),
 //!    `OneHot`.
-//! 5. The kernels are ordered by Kahn's algorithm over "reads an output of" (through views),
-//!    ties broken by the topological position of each kernel's first node: the graph's own
-//!    order, which keeps a forward pass before its backward pass.
+//! 5. The kernels are ordered by Kahn's algorithm over "reads an output of" (through views).
+//!    Of the ready kernels, the one writing the loss (the first graph output) goes first: a
+//!    backend can check it before anything else is written. Then one that another kernel reads,
+//!    by the topological position of its first node: the graph's own order, which keeps a
+//!    forward pass before its backward pass. A *sink*, a kernel no other kernel reads (it writes
+//!    graph outputs only, such as a parameter's update), waits until no other kernel is ready;
+//!    sinks run by the position of their last node. So by the time a sink runs, every other
+//!    reader of what it reads has run: an update may overwrite its parameter in place
+//!    (`buffers.rs`), and graph outputs are written late.
 
 use crate::check::types::Dim;
 use crate::ir::{Graph, NodeId, Op};
@@ -345,8 +351,18 @@ fn schedule(g: &Graph, units: Vec<Unit>, views: &[View], pos: &HashMap<NodeId, u
             after[d].insert(i);
         }
     }
-    let key = |i: usize| units[i].nodes.iter().map(|n| pos[n]).min().unwrap_or(0);
-    let mut ready: BinaryHeap<Reverse<(usize, usize)>> =
+    let loss = g.outputs.first().and_then(|o| unit_of.get(&base(o.node)).copied());
+    let key = |i: usize| {
+        let at = units[i].nodes.iter().map(|n| pos[n]);
+        if Some(i) == loss {
+            (0, 0)
+        } else if after[i].is_empty() {
+            (2, at.max().unwrap_or(0))
+        } else {
+            (1, at.min().unwrap_or(0))
+        }
+    };
+    let mut ready: BinaryHeap<Reverse<((usize, usize), usize)>> =
         (0..units.len()).filter(|i| waits[*i] == 0).map(|i| Reverse((key(i), i))).collect();
     let mut order = Vec::with_capacity(units.len());
     while let Some(Reverse((_, i))) = ready.pop() {
@@ -487,8 +503,9 @@ mod tests {
         let loss = b.sum(x, vec![0, 1]);
         let g = b.finish(loss, &[h, d]);
         let p = partition(&g);
-        assert_eq!(kinds(&p), vec![(KernelKind::MatMul, vec![m, z, h, d]), (KernelKind::Reduce, vec![loss])]);
-        assert_eq!(p.kernels[0].outputs, vec![h, d]);
+        // The loss reads only `x`: it runs first (rule 5).
+        assert_eq!(kinds(&p), vec![(KernelKind::Reduce, vec![loss]), (KernelKind::MatMul, vec![m, z, h, d])]);
+        assert_eq!(p.kernels[1].outputs, vec![h, d]);
     }
 
     #[test]

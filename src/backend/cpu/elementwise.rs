@@ -16,7 +16,10 @@
 //!   `dims[0] = b − a` and every buffer that varies along axis 0 advanced to row `a`
 //!   ([`super::ElementwiseKernel::row_stride`]).
 //! - Buffers are `f32`, need no alignment beyond `f32`'s, and outputs must not overlap inputs or
-//!   each other (inputs are loaded `readonly`).
+//!   each other (inputs are loaded `readonly`), with one exception: an output computed from an
+//!   input of the space's own shape may be that input's very buffer (an update written in place,
+//!   `kernel::plan_with_updates`): each element is loaded in the iteration that stores over it,
+//!   and the store depends on the load.
 //!
 //! # Loops
 //!

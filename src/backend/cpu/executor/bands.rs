@@ -38,7 +38,8 @@ pub(super) fn call(
         // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
         // above: each buffer holds its node's element count, which is what the kernel indexes);
         // the buffer plan gives a kernel's outputs slots distinct from each other and from every
-        // slot it reads, and the product of a matmul kernel lives in its own vector.
+        // slot it reads (but an update over the leaf it is computed from, which the calling
+        // convention allows), and the product of a matmul kernel lives in its own slot or vector.
         unsafe { jk.call(bufs.as_ptr(), dims.as_ptr()) };
         return Ok(false);
     }

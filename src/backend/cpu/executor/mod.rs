@@ -3,7 +3,12 @@
 //!
 //! - Every elementwise kernel the JIT supports (`supports`) is compiled once, in [`Executor::new`],
 //!   into one JIT module, and called on raw pointers into the arena (the plan guarantees that a
-//!   kernel never writes a slot it reads, which is what the calling convention asks).
+//!   kernel never writes a slot it reads but for an update written over its parameter, the one
+//!   overlap the calling convention allows).
+//! - Carried outputs ([`Executor::carry`]: a training step's new parameters and optimizer state)
+//!   are written over their leaves where the plan allows it (`kernel::plan_with_updates`; the
+//!   partition runs the loss first and updates last, so it mostly does), else copied after the
+//!   run. The loss is checked before the first update in place: a non-finite one stops the run.
 //! - A matrix product runs on `matmul.rs` (the `gemm` crate); its elementwise epilogue, when the
 //!   JIT supports it as a group (inputs: the product and values from outside), is compiled too and
 //!   reads the product from its slot (or a vector of its own when nothing else reads it).
@@ -155,6 +160,9 @@ struct Layout {
     shapes: Vec<Vec<usize>>,
     /// Whether some kernel is big enough to run on several threads.
     threaded: bool,
+    /// The first kernel writing a carried output over its leaf (`kernel::plan_with_updates`):
+    /// the loss, computed before it, is checked there.
+    in_place_from: Option<usize>,
 }
 
 pub struct Executor {
@@ -318,7 +326,26 @@ impl Executor {
         }
         self.carried = carried;
         self.carried_live = false;
+        // The plans change: carried outputs may now overwrite their leaves.
+        self.layouts.clear();
+        self.last_layout = None;
         Ok(())
+    }
+
+    /// The carried outputs that may overwrite their leaves, as `(leaf, output)`: those a kernel
+    /// after the loss's writes, so that a non-finite loss is seen before any leaf changes.
+    fn updates(&self) -> Vec<(NodeId, NodeId)> {
+        let p = &self.partition;
+        let writer = |o: NodeId| p.kernels.iter().position(|k| k.outputs.contains(&o));
+        let Some(loss) = self.graph.outputs.first().and_then(|o| writer(p.base(o.node))) else {
+            return Vec::new();
+        };
+        self.carried.iter().filter(|c| writer(c.output).is_some_and(|k| k > loss)).map(|c| (c.leaf, c.output)).collect()
+    }
+
+    /// How many carried outputs the latest run wrote over their leaves (no copy after the run).
+    pub fn in_place_updates(&self) -> usize {
+        self.last_layout.as_ref().map_or(0, |k| self.layouts[k].plan.in_place().count())
     }
 
     /// The carried leaves' values after the latest run (their host values before any run).
@@ -373,7 +400,8 @@ impl Executor {
     }
 
     /// Runs the graph on `data` (one per `g.data`), `params` (one per `g.params`) and `inputs`
-    /// (one per `g.inputs`), and returns its named outputs.
+    /// (one per `g.inputs`), and returns its named outputs. A run carrying updates in place
+    /// whose loss is not finite stops before the first of them: its other outputs are NaN.
     pub fn run(
         &mut self,
         data: &[HostTensor],
@@ -382,7 +410,7 @@ impl Executor {
     ) -> Result<ExecOutputs, ExecError> {
         let sizes = bind(&self.graph, data, params, inputs)?;
         if !self.layouts.contains_key(&sizes) {
-            let layout = layout(&self.graph, &self.partition, &sizes)?;
+            let layout = layout(&self.graph, &self.partition, &sizes, &self.updates())?;
             self.layouts.insert(sizes.clone(), layout);
         }
         // Threads for a run with big kernels: the team spins between its parallel sections.
@@ -462,7 +490,18 @@ impl Executor {
         let mut bufs: Vec<*mut f32> = Vec::new();
         let mut sizes_of: Vec<usize> = Vec::new();
         let mut started: Option<(usize, Instant)> = None;
+        let mut stopped = false;
         for (ki, k) in self.partition.kernels.iter().enumerate() {
+            if Some(ki) == layout.in_place_from {
+                // The updates after this point overwrite their parameters: not after a
+                // non-finite loss (which commits nothing).
+                let loss = g.outputs.first().map(|o| o.node).expect("a plan with updates has a loss");
+                let off = at(loss)?;
+                if !arena.get(off..off + len(loss)).is_some_and(|v| v.iter().all(|x| x.is_finite())) {
+                    stopped = true;
+                    break;
+                }
+            }
             if let Some(times) = self.times.as_mut() {
                 if let Some((prev, t)) = started {
                     times[prev] += t.elapsed();
@@ -599,6 +638,9 @@ impl Executor {
         };
         for c in self.carried.iter().filter(|_| loss_finite) {
             let (from, to) = (at(c.output)?, at(c.leaf)?);
+            if from == to {
+                continue; // written in place
+            }
             let n = len(c.leaf);
             if from + n > arena.len() || to + n > arena.len() {
                 return Err(BackendError::Run(format!("carried value {} does not fit its buffer", c.name)).into());
@@ -614,7 +656,9 @@ impl Executor {
             let off = at(o.node)?;
             let shape = shapes[o.node.index()].clone();
             let n = len(o.node);
-            entries.push((o.name.clone(), Tensor { shape, data: arena[off..off + n].to_vec() }));
+            let data =
+                if stopped && o.node != g.outputs[0].node { vec![f32::NAN; n] } else { arena[off..off + n].to_vec() };
+            entries.push((o.name.clone(), Tensor { shape, data }));
         }
         Ok(ExecOutputs { entries })
     }
@@ -721,13 +765,20 @@ fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError>
 }
 
 /// Concrete shapes of every node and the buffer plan for one binding.
-fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, InterpError> {
+fn layout(
+    g: &Graph,
+    p: &Partition,
+    sizes: &[Option<usize>],
+    updates: &[(NodeId, NodeId)],
+) -> Result<Layout, InterpError> {
     let slots = g.node_ids().iter().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut shapes = vec![Vec::new(); slots];
     for id in g.node_ids() {
         shapes[id.index()] = crate::interp::bind::concrete(g, id, sizes)?;
     }
-    let plan = kernel::plan(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64);
+    let plan = kernel::plan_with_updates(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64, updates);
+    let writer = |o: NodeId| p.kernels.iter().position(|k| k.outputs.contains(&o));
+    let in_place_from = plan.in_place().filter_map(|(_, o)| writer(o)).min();
     let elements = |s: &[usize]| s.iter().product::<usize>();
     let threaded = p.kernels.iter().any(|k| match k.kind {
         KernelKind::MatMul => {
@@ -741,7 +792,7 @@ fn layout(g: &Graph, p: &Partition, sizes: &[Option<usize>]) -> Result<Layout, I
         }
         KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => false,
     });
-    Ok(Layout { plan, shapes, threaded })
+    Ok(Layout { plan, shapes, threaded, in_place_from })
 }
 
 /// The interpreter's boundary checks: the same errors for the same mistakes.

@@ -37,6 +37,10 @@ mod carry {
         let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
         let mut carried = Executor::new(&g).unwrap();
         carried.carry(&refs).unwrap();
+        carried.run(&big, &params0, &inputs).unwrap();
+        // Every update is the last reader of its parameter (the partition runs updates last).
+        assert_eq!(carried.in_place_updates(), g.params.len(), "updates written in place");
+        carried.carry(&refs).unwrap();
         let mut host = Executor::new(&g).unwrap();
         let mut params = params0.clone();
         for batch in [&big, &small, &small, &big] {
@@ -55,6 +59,33 @@ mod carry {
             carried.run(&big, &params0, &inputs).unwrap().get("new.l1.w").is_none(),
             "carried outputs are not returned"
         );
+    }
+
+    /// A step whose loss is not finite stops before its first in-place update: the carried
+    /// parameters keep the previous step's values.
+    #[test]
+    fn a_non_finite_loss_leaves_the_carried_parameters_as_they_were() {
+        let (g, batch, params0, inputs) = step_and_batch(8);
+        let leaf = |i: usize| g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Param(i)).unwrap();
+        let names: Vec<String> = g.params.iter().map(|p| format!("new.{}", p.name)).collect();
+        let refs: Vec<(&str, NodeId)> = names.iter().enumerate().map(|(i, n)| (n.as_str(), leaf(i))).collect();
+        let mut exec = Executor::new(&g).unwrap();
+        exec.carry(&refs).unwrap();
+        exec.run(&batch, &params0, &inputs).unwrap();
+        assert!(exec.in_place_updates() > 0);
+        let before = exec.carried_values();
+        let mut bad = batch.clone();
+        bad[0].values[5] = f64::NAN;
+        let out = exec.run(&bad, &params0, &inputs).unwrap();
+        assert!(!out.loss().is_finite());
+        assert_eq!(exec.carried_values(), before, "nothing committed");
+        // And the next good step goes on from there, like a fresh executor given those values.
+        let host: Vec<Vec<f64>> = before.iter().map(|(_, v)| v.iter().map(|x| *x as f64).collect()).collect();
+        exec.run(&batch, &params0, &inputs).unwrap();
+        let mut fresh = Executor::new(&g).unwrap();
+        fresh.carry(&refs).unwrap();
+        fresh.run(&batch, &host, &inputs).unwrap();
+        assert_eq!(exec.carried_values(), fresh.carried_values());
     }
 }
 
