@@ -482,8 +482,21 @@ impl Executor {
                 }
                 _ => unreachable!("only leaves reach here"),
             };
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s as f32;
+            match crew {
+                // A batch of data is worth converting on every thread.
+                Some(crew) if dst.len() >= PARALLEL_ELEMENTS => {
+                    let part = dst.len().div_ceil(crew.threads());
+                    let parts: Vec<std::sync::Mutex<(&mut [f32], &[f64])>> =
+                        dst.chunks_mut(part).zip(src.chunks(part)).map(std::sync::Mutex::new).collect();
+                    crew.fork(&|i| {
+                        if let Some(p) = parts.get(i) {
+                            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                            let (d, s) = &mut *p;
+                            to_f32(d, s);
+                        }
+                    });
+                }
+                _ => to_f32(dst, src),
             }
         }
         // Kernels, in order.
@@ -661,6 +674,13 @@ impl Executor {
             entries.push((o.name.clone(), Tensor { shape, data }));
         }
         Ok(ExecOutputs { entries })
+    }
+}
+
+/// A host value into its slot.
+fn to_f32(dst: &mut [f32], src: &[f64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s as f32;
     }
 }
 
