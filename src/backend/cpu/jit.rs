@@ -8,6 +8,7 @@ use super::libm::Libm;
 use super::plan::{Access, Plan};
 use super::{BackendError, Options};
 use crate::check::types::ShowDim;
+use crate::ir::op::ReduceOp;
 use crate::ir::{Graph, NodeId};
 use crate::passes::fusion::FusionGroup;
 use crate::source::SourceMap;
@@ -79,6 +80,17 @@ impl ElementwiseKernel {
         !self.plan.shape.is_empty() && self.plan.epilogue.as_ref().is_none_or(|e| !e.axes.contains(&0))
     }
 
+    /// Of a kernel whose reduction runs over axis 0 (a sum or max; not a mean, which divides by
+    /// its count): the index in `outputs` of the reduction's output, and the reduction. Bands of
+    /// rows may then each reduce into a buffer of their own, combined afterwards in band order.
+    pub fn partial_reduction(&self) -> Option<(usize, ReduceOp)> {
+        let e = self.plan.epilogue.as_ref()?;
+        if !e.axes.contains(&0) || e.f == ReduceOp::Mean {
+            return None;
+        }
+        Some((self.outputs.iter().position(|o| *o == e.node)?, e.f))
+    }
+
     /// How many elements buffer `b` (the inputs, then the outputs, in calling order) advances per
     /// row of axis 0 when the space has sizes `dims`; 0 when it does not vary along axis 0.
     pub fn row_stride(&self, b: usize, dims: &[usize]) -> usize {
@@ -92,7 +104,13 @@ impl ElementwiseKernel {
             };
         }
         match &self.plan.epilogue {
-            Some(e) if e.node == self.outputs[b - self.inputs.len()] => inner(&|k| !e.axes.contains(&k)),
+            Some(e) if e.node == self.outputs[b - self.inputs.len()] => {
+                if e.axes.contains(&0) {
+                    0
+                } else {
+                    inner(&|k| !e.axes.contains(&k))
+                }
+            }
             _ => inner(&|_| true),
         }
     }

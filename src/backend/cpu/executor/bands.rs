@@ -3,11 +3,14 @@
 
 use super::{BackendError, ExecError, NodeId};
 use crate::backend::cpu::team::Crew;
+use crate::ir::op::ReduceOp;
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
 /// available from it, and the node's element count. Every length is checked before the call.
 /// A large kernel whose rows can run apart is split into one band of rows of axis 0 per thread
-/// of `crew`.
+/// of `crew`; one whose sum or max reduces over axis 0 too, each band after the first reducing
+/// into a partial buffer of its own, added to (or maxed with) the output in band order after
+/// the bands: the same bits on every run with the same thread count.
 pub(super) fn call(
     jk: &crate::backend::cpu::ElementwiseKernel,
     dims: &[usize],
@@ -34,7 +37,10 @@ pub(super) fn call(
     }
     let rows = dims.first().copied().unwrap_or(1);
     let bands = crew.map_or(1, |c| c.threads()).min(rows);
-    if bands < 2 || !jk.splits_rows() || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
+    // A reduction over axis 0 splits too: each band into a partial result of its own.
+    let partial = if jk.splits_rows() { None } else { jk.partial_reduction() };
+    let splits = jk.splits_rows() || partial.is_some();
+    if bands < 2 || !splits || dims.iter().product::<usize>() < PARALLEL_ELEMENTS {
         // SAFETY: every pointer has room for what the kernel reads or writes for `dims` (checked
         // above: each buffer holds its node's element count, which is what the kernel indexes);
         // the buffer plan gives a kernel's outputs slots distinct from each other and from every
@@ -44,13 +50,22 @@ pub(super) fn call(
         return Ok(false);
     }
     let strides: Vec<usize> = (0..bufs.len()).map(|b| jk.row_stride(b, dims)).collect();
+    // Bands after the first reduce into partial buffers of the reduction's size.
+    let reduced = partial.map(|(o, _)| (jk.inputs().len() + o, jk.output_len(o, dims)));
+    let mut partials: Vec<Vec<f32>> = match reduced {
+        Some((_, len)) => (1..bands).map(|_| vec![0.0; len]).collect(),
+        None => Vec::new(),
+    };
     let work: Vec<(SendPtrs, Vec<usize>)> = (0..bands)
         .map(|band| {
             let (start, end) = (rows * band / bands, rows * (band + 1) / bands);
             let mut band_dims = dims.to_vec();
             band_dims[0] = end - start;
             // SAFETY (of `add`): row `start < rows` of each buffer lies inside it.
-            let ptrs = bufs.iter().zip(&strides).map(|(p, s)| unsafe { p.add(start * s) }).collect();
+            let mut ptrs: Vec<*mut f32> = bufs.iter().zip(&strides).map(|(p, s)| unsafe { p.add(start * s) }).collect();
+            if let (Some((b, _)), Some(mine)) = (reduced, band.checked_sub(1).and_then(|i| partials.get_mut(i))) {
+                ptrs[b] = mine.as_mut_ptr();
+            }
             (SendPtrs(ptrs), band_dims)
         })
         .collect();
@@ -59,11 +74,24 @@ pub(super) fn call(
         if let Some((ptrs, band_dims)) = work.get(band) {
             // SAFETY: as in the single call, for this band's rows: each band reads its rows of
             // the inputs (or whole inputs that do not vary along axis 0) and writes only its
-            // own rows of every output (`splits_rows`: no reduction over axis 0), so bands
-            // never write the same element.
+            // own rows of every output, and a reduction over axis 0 into a partial buffer of
+            // its own (band 0 into the output), so bands never write the same element.
             unsafe { jk.call(ptrs.as_ptr(), band_dims.as_ptr()) };
         }
     });
+    if let (Some((b, len)), Some((_, f))) = (reduced, partial) {
+        // SAFETY: the reduction's buffer holds `len` elements (checked above, as an output).
+        let out = unsafe { std::slice::from_raw_parts_mut(bufs[b], len) };
+        for p in &partials {
+            for (o, x) in out.iter_mut().zip(p) {
+                *o = match f {
+                    ReduceOp::Max if o.is_nan() || x.is_nan() => f32::NAN,
+                    ReduceOp::Max => o.max(*x),
+                    _ => *o + *x,
+                };
+            }
+        }
+    }
     Ok(true)
 }
 
