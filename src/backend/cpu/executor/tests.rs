@@ -1,4 +1,4 @@
-//! The executor's own promises: carried state, and threads giving the bits of one thread.
+//! The executor's own promises: carried state (in place or copied), and threads repeating their bits.
 
 mod carry {
     use super::super::*;
