@@ -105,8 +105,9 @@ impl Runner {
     }
 
     /// Keeps training state on the backend between runs where it can (the CPU backend's
-    /// [`Executor::carry`]): each named output is copied into its leaf after every run whose loss
-    /// is finite, and later runs use it instead of the host's value. Returns whether it does; the
+    /// [`Executor::carry`]): each named output becomes its leaf's value after every run whose
+    /// loss is finite (written over it in place, or copied after the run), and later runs use it
+    /// instead of the host's value. Returns whether it does; the
     /// interpreter does not (the caller feeds every value each run).
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<bool, BackendError> {
         match self {

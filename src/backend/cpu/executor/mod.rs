@@ -302,9 +302,10 @@ impl Executor {
     }
 
     /// Keeps training state in the arena between runs: after every run whose loss (the first
-    /// output) is finite, each named output is copied into the buffer of its leaf (a parameter or
-    /// extra input of the same shape), and the runs after the first keep that value instead of
-    /// writing the host's. Calling it again starts over from the host's values. Carried outputs are not
+    /// output) is finite, each named output is the value of its leaf (a parameter or extra input
+    /// of the same shape): written over the leaf's buffer where the plan allows it
+    /// ([`Executor::in_place_updates`]), else copied into it after the run; the runs after the
+    /// first keep that value instead of writing the host's. Calling it again starts over from the host's values. Carried outputs are not
     /// returned by [`Executor::run`]; [`Executor::carried_values`] reads the leaves.
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
         let g = &self.graph;
