@@ -134,9 +134,14 @@ pub fn plan_with_updates(
     }
     let named_leaf: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
     let mut over: HashMap<NodeId, NodeId> = HashMap::new();
+    let kernel_of = if updates.is_empty() { HashMap::new() } else { p.kernel_of() };
     for &(leaf, out) in updates {
         let fresh = !over.contains_key(&out) && !over.values().any(|l| *l == leaf);
-        if fresh && g.node(leaf).op.is_leaf() && !named_leaf.contains(&leaf) && in_place_ok(g, p, leaf, out, &last_read)
+        let ok = |k: usize| in_place_ok(g, p, leaf, out, k, &last_read);
+        if fresh
+            && g.node(leaf).op.is_leaf()
+            && !named_leaf.contains(&leaf)
+            && kernel_of.get(&out).is_some_and(|k| ok(*k))
         {
             over.insert(out, leaf);
         }
@@ -202,11 +207,17 @@ pub fn plan_with_updates(
     plan
 }
 
-/// Whether kernel-written `out` may overwrite `leaf` in place (the rule in this file's header).
-fn in_place_ok(g: &Graph, p: &Partition, leaf: NodeId, out: NodeId, last_read: &HashMap<NodeId, usize>) -> bool {
-    let Some((k, kernel)) = p.kernels.iter().enumerate().find(|(_, k)| k.outputs.contains(&out)) else {
-        return false;
-    };
+/// Whether `out`, computed by kernel `k`, may overwrite `leaf` in place (the rule in this file's
+/// header).
+fn in_place_ok(
+    g: &Graph,
+    p: &Partition,
+    leaf: NodeId,
+    out: NodeId,
+    k: usize,
+    last_read: &HashMap<NodeId, usize>,
+) -> bool {
+    let kernel = &p.kernels[k];
     let member = match kernel.kind {
         KernelKind::Elementwise => kernel.reduction != Some(out),
         KernelKind::MatMul => kernel.nodes[0] != out && !g.operands(kernel.nodes[0]).iter().any(|x| p.base(*x) == leaf),
@@ -229,6 +240,7 @@ fn in_place_ok(g: &Graph, p: &Partition, leaf: NodeId, out: NodeId, last_read: &
     let shape = &g.node(out).shape;
     member
         && from_leaf
+        && kernel.outputs.contains(&out)
         && *shape == kernel.space
         && g.node(leaf).shape == *shape
         && kernel.inputs.contains(&leaf)

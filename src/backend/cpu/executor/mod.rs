@@ -35,16 +35,17 @@
 //! `exp log tanh sigmoid softplus` (see `backend/cpu/mod.rs`; `logsumexp` uses `exp` and `log`).
 
 mod bands;
+mod layout;
 
 use super::team::{Crew, Team};
 use bands::{call, PARALLEL_ELEMENTS};
+use layout::{bind, dim, layout, Layout};
 
 use super::special::{self, CompiledSpecial, Special};
 use super::{compile, matmul, supports, BackendError, Compiled, Options};
-use crate::check::types::Dim;
 use crate::interp::{ops, HostTensor, InterpError, Tensor};
 use crate::ir::{Graph, NodeId, Op};
-use crate::kernel::{self, BufferPlan, KernelKind, Partition, ELEMENT_BYTES};
+use crate::kernel::{self, KernelKind, Partition, ELEMENT_BYTES};
 use crate::passes::fusion::FusionGroup;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -153,18 +154,6 @@ pub struct Stats {
     pub interpreted_runs: u64,
 }
 
-/// The arena layout for one binding of the symbolic sizes.
-struct Layout {
-    plan: BufferPlan,
-    /// Concrete shape of every node, indexed by `NodeId::index()`.
-    shapes: Vec<Vec<usize>>,
-    /// Whether some kernel is big enough to run on several threads.
-    threaded: bool,
-    /// The first kernel writing a carried output over its leaf (`kernel::plan_with_updates`):
-    /// the loss, computed before it, is checked there.
-    in_place_from: Option<usize>,
-}
-
 pub struct Executor {
     graph: Graph,
     partition: Partition,
@@ -188,12 +177,12 @@ pub struct Executor {
     transposed: HashSet<NodeId>,
     /// A product no one reads but its compiled epilogue lives here, not in the arena.
     scratch: Vec<f32>,
-    /// Threads a large product may use.
+    /// Threads of the team a run with big kernels takes.
     threads: usize,
     stats: Stats,
     /// Time per kernel, while profiling.
     times: Option<Vec<Duration>>,
-    /// Outputs copied into leaves after every run ([`Executor::carry`]).
+    /// Outputs that become their leaves' values after every run ([`Executor::carry`]).
     carried: Vec<Carried>,
     /// Whether the carried leaves' slots hold values from a run.
     carried_live: bool,
@@ -305,8 +294,9 @@ impl Executor {
     /// output) is finite, each named output is the value of its leaf (a parameter or extra input
     /// of the same shape): written over the leaf's buffer where the plan allows it
     /// ([`Executor::in_place_updates`]), else copied into it after the run; the runs after the
-    /// first keep that value instead of writing the host's. Calling it again starts over from the host's values. Carried outputs are not
-    /// returned by [`Executor::run`]; [`Executor::carried_values`] reads the leaves.
+    /// first keep that value instead of writing the host's. Calling it again starts over from
+    /// the host's values. Carried outputs are not returned by [`Executor::run`];
+    /// [`Executor::carried_values`] reads the leaves.
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
         let g = &self.graph;
         let mut carried = Vec::new();
@@ -337,11 +327,15 @@ impl Executor {
     /// after the loss's writes, so that a non-finite loss is seen before any leaf changes.
     fn updates(&self) -> Vec<(NodeId, NodeId)> {
         let p = &self.partition;
-        let writer = |o: NodeId| p.kernels.iter().position(|k| k.outputs.contains(&o));
-        let Some(loss) = self.graph.outputs.first().and_then(|o| writer(p.base(o.node))) else {
+        let kernel_of = p.kernel_of();
+        let Some(loss) = self.graph.outputs.first().and_then(|o| kernel_of.get(&p.base(o.node))) else {
             return Vec::new();
         };
-        self.carried.iter().filter(|c| writer(c.output).is_some_and(|k| k > loss)).map(|c| (c.leaf, c.output)).collect()
+        self.carried
+            .iter()
+            .filter(|c| kernel_of.get(&c.output).is_some_and(|k| k > loss))
+            .map(|c| (c.leaf, c.output))
+            .collect()
     }
 
     /// How many carried outputs the latest run wrote over their leaves (no copy after the run).
@@ -460,6 +454,11 @@ impl Executor {
             Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
         };
         let len = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+        let loss_finite = |arena: &[f32]| -> Result<bool, ExecError> {
+            let Some(o) = g.outputs.first() else { return Ok(true) };
+            let off = at(o.node)?;
+            Ok(arena.get(off..off + len(o.node)).is_some_and(|v| v.iter().all(|x| x.is_finite())))
+        };
         // Leaves (but carried ones, which hold the previous run's values).
         for id in g.node_ids() {
             if self.carried_live && self.carried.iter().any(|c| c.leaf == id) {
@@ -506,15 +505,11 @@ impl Executor {
         let mut started: Option<(usize, Instant)> = None;
         let mut stopped = false;
         for (ki, k) in self.partition.kernels.iter().enumerate() {
-            if Some(ki) == layout.in_place_from {
-                // The updates after this point overwrite their parameters: not after a
-                // non-finite loss (which commits nothing).
-                let loss = g.outputs.first().map(|o| o.node).expect("a plan with updates has a loss");
-                let off = at(loss)?;
-                if !arena.get(off..off + len(loss)).is_some_and(|v| v.iter().all(|x| x.is_finite())) {
-                    stopped = true;
-                    break;
-                }
+            // The updates from here on overwrite their parameters: not after a non-finite loss
+            // (which commits nothing).
+            if Some(ki) == layout.in_place_from && !loss_finite(arena)? {
+                stopped = true;
+                break;
             }
             if let Some(times) = self.times.as_mut() {
                 if let Some((prev, t)) = started {
@@ -643,14 +638,8 @@ impl Executor {
         }
         // A step whose loss (the first output) is not finite commits nothing: the leaves keep
         // the values it started from, so the caller can find where it went wrong.
-        let loss_finite = match g.outputs.first() {
-            Some(o) => {
-                let off = at(o.node)?;
-                arena.get(off..off + len(o.node)).is_some_and(|v| v.iter().all(|x| x.is_finite()))
-            }
-            None => true,
-        };
-        for c in self.carried.iter().filter(|_| loss_finite) {
+        let commit = !stopped && loss_finite(arena)?;
+        for c in self.carried.iter().filter(|_| commit) {
             let (from, to) = (at(c.output)?, at(c.leaf)?);
             if from == to {
                 continue; // written in place
@@ -770,62 +759,6 @@ fn epilogue_group(g: &Graph, k: &kernel::Kernel) -> Option<FusionGroup> {
         }
     }
     Some(FusionGroup { nodes, shape: k.space.clone(), epilogue: None, inputs, outputs })
-}
-
-fn dim(g: &Graph, d: Dim, sizes: &[Option<usize>]) -> Result<usize, InterpError> {
-    match d {
-        Dim::Known(n) => Ok(n as usize),
-        Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().ok_or_else(|| {
-            InterpError::Graph(format!(
-                "no datum fixes the size `{}`",
-                g.syms.get(s.0 as usize).map_or("?", String::as_str)
-            ))
-        }),
-        Dim::Any => Err(InterpError::Graph("a node has an unknown size (`Dim::Any`)".into())),
-    }
-}
-
-/// Concrete shapes of every node and the buffer plan for one binding.
-fn layout(
-    g: &Graph,
-    p: &Partition,
-    sizes: &[Option<usize>],
-    updates: &[(NodeId, NodeId)],
-) -> Result<Layout, InterpError> {
-    let slots = g.node_ids().iter().map(|n| n.index() + 1).max().unwrap_or(0);
-    let mut shapes = vec![Vec::new(); slots];
-    for id in g.node_ids() {
-        shapes[id.index()] = crate::interp::bind::concrete(g, id, sizes)?;
-    }
-    let plan = kernel::plan_with_updates(g, p, |d| dim(g, d, sizes).unwrap_or(0) as u64, updates);
-    let writer = |o: NodeId| p.kernels.iter().position(|k| k.outputs.contains(&o));
-    let in_place_from = plan.in_place().filter_map(|(_, o)| writer(o)).min();
-    let elements = |s: &[usize]| s.iter().product::<usize>();
-    let threaded = p.kernels.iter().any(|k| match k.kind {
-        KernelKind::MatMul => {
-            let m = k.nodes[0];
-            let inner = g.operands(m).first().and_then(|a| shapes[a.index()].last().copied()).unwrap_or(0);
-            elements(&shapes[m.index()]) * inner >= matmul::PARALLEL_FLOPS
-        }
-        KernelKind::Elementwise | KernelKind::Reduce => {
-            k.nodes.first().and_then(|n| g.operands(*n).first().copied()).map_or(0, |x| elements(&shapes[x.index()]))
-                >= PARALLEL_ELEMENTS
-        }
-        KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => false,
-    });
-    Ok(Layout { plan, shapes, threaded, in_place_from })
-}
-
-/// The interpreter's boundary checks: the same errors for the same mistakes.
-fn bind(
-    g: &Graph,
-    data: &[HostTensor],
-    params: &[Vec<f64>],
-    inputs: &[Vec<f64>],
-) -> Result<Vec<Option<usize>>, InterpError> {
-    let sizes = crate::interp::bind::bind(g, data, params)?;
-    crate::interp::bind::check_inputs(g, inputs)?;
-    Ok(sizes)
 }
 
 #[cfg(test)]
