@@ -1,9 +1,11 @@
 //! circ-runtime: the file formats models are trained and run on, independent of the compiler:
-//! CSV tables, `.npy` arrays and safetensors checkpoints, and the dense tensor type.
+//! CSV tables, `.npy` arrays and safetensors checkpoints, and the dense tensor type; and how every
+//! output file is written ([`output`]).
 
 pub mod csv;
 mod half;
 pub mod npy;
+pub mod output;
 pub mod safetensors;
 mod tensor;
 
