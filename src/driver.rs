@@ -342,12 +342,11 @@ pub fn bind_for_prediction(
 ) -> Result<Vec<crate::interp::HostTensor>, String> {
     let used: Vec<bool> =
         (0..g.data.len()).map(|i| g.node_ids().iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
-    let mut partial = g.clone();
     let mut out = Vec::new();
     for (i, d) in g.data.iter().enumerate() {
         if used[i] {
-            partial.data = vec![d.clone()];
-            out.push(crate::data::bind_table(&partial, table)?.remove(0));
+            // Bound with the whole graph, so the label checks see the ops that read datum `i`.
+            out.push(crate::data::bind_one(g, i, table)?);
         } else {
             let width: usize = d.shape[1..]
                 .iter()
