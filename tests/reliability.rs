@@ -388,3 +388,34 @@ fn a_bernoulli_observation_outside_0_1_is_refused() {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// 8. Endless devices and FIFOs as inputs.
+
+#[cfg(target_os = "linux")]
+#[test]
+fn endless_devices_and_writerless_fifos_are_refused_clearly() {
+    let d = dir("endless");
+    let (model, data, ckpt) = trained(&d);
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        for args in [
+            vec!["check", dev],
+            vec!["train", s(&model), "--data", dev, "--quiet"],
+            vec!["run", s(&model), "--params", dev, "--data", s(&data)],
+            vec!["train", s(&model), "--data", s(&data), "--valid", dev, "--quiet"],
+        ] {
+            let (code, _, err) = circ(&args);
+            assert!(code == 1 || code == 2, "{args:?}: {err}");
+            assert!(err.contains("character device that gives more than 256 MiB"), "{args:?}: {err}");
+        }
+    }
+    // Nobody writes the FIFO: it reads as empty at once instead of hanging.
+    let (code, _, err) = circ(&["run", s(&model), "--params", s(&fifo), "--data", s(&data)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("too short to be a safetensors file: 0 bytes"), "{err}");
+    let (code, _, err) = circ(&["run", s(&model), "--params", s(&ckpt), "--data", s(&fifo)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the file is empty"), "{err}");
+}

@@ -4,6 +4,7 @@
 
 pub mod csv;
 mod half;
+pub mod input;
 pub mod npy;
 pub mod output;
 pub mod safetensors;

@@ -26,7 +26,6 @@
 //! (tensors sorted by name, compact JSON, the header padded with spaces to a multiple of 8 bytes).
 
 use std::fmt;
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -411,7 +410,7 @@ pub fn write(
 #[allow(clippy::type_complexity)]
 pub fn read(path: &Path) -> Result<(Vec<NamedTensor>, Vec<(String, String)>), SafetensorsError> {
     let file = path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| {
+    let bytes = crate::input::read(path).map_err(|source| {
         SafetensorsError::new(&file, ErrorKind::Io { action: "read", path: path.to_path_buf(), source })
     })?;
     parse(&file, &bytes)
