@@ -10,12 +10,18 @@ use circ_runtime::csv::Table;
 
 /// One tensor per data input of `g`, in declaration order.
 pub fn bind_table(g: &Graph, table: &Table) -> Result<Vec<HostTensor>, String> {
-    (0..g.data.len()).map(|index| bind_one(g, index, table)).collect()
+    bind_table_as(g, table, false)
+}
+
+/// [`bind_table`] for a run in `f32` (when `f32` is set): values beyond its range are refused.
+pub fn bind_table_as(g: &Graph, table: &Table, f32: bool) -> Result<Vec<HostTensor>, String> {
+    (0..g.data.len()).map(|index| bind_one(g, index, table, f32)).collect()
 }
 
 /// The tensor of data input `index` of `g` from a table: its columns, with every value checked
-/// (labels in range, a bernoulli observation between 0 and 1); errors name file, line and column.
-pub fn bind_one(g: &Graph, index: usize, table: &Table) -> Result<HostTensor, String> {
+/// (labels in range, a bernoulli observation between 0 and 1, and with `f32` set, a value that
+/// fits in an `f32`); errors name file, line and column.
+pub fn bind_one(g: &Graph, index: usize, table: &Table, f32: bool) -> Result<HostTensor, String> {
     let d = &g.data[index];
     let cols = match &d.source {
         DataSource::Columns(names) => table.select(names)?,
@@ -42,7 +48,7 @@ pub fn bind_one(g: &Graph, index: usize, table: &Table) -> Result<HostTensor, St
     for r in 0..rows {
         for &c in &cols {
             let v = table.get(r, c);
-            if let Some(problem) = value_problem(v, &d.name, d.elem, range, bernoulli) {
+            if let Some(problem) = value_problem(v, &d.name, d.elem, range, bernoulli, f32) {
                 // Line r + 2: the header is line 1.
                 let (file, column) = (table.name(), &table.columns[c]);
                 return Err(format!("{file}:{}:{} (column \"{column}\"): {problem}", r + 2, c + 1));
@@ -62,7 +68,10 @@ fn observed_by_bernoulli(g: &Graph, data: usize) -> bool {
 
 /// Why `v` cannot be a value of datum `name`: a bad label of int data, or a real value a
 /// bernoulli likelihood observes outside 0..1.
-fn value_problem(v: f64, name: &str, elem: Elem, range: Option<(i64, i64)>, bernoulli: bool) -> Option<String> {
+fn value_problem(v: f64, name: &str, elem: Elem, range: Option<(i64, i64)>, bernoulli: bool, f32: bool) -> Option<String> {
+    if f32 && v.is_finite() && v.abs() > f32::MAX as f64 {
+        return Some(format!("`{name}`: {v} does not fit in f32 (at most ±{:e}), which this backend computes in", f32::MAX));
+    }
     if elem == Elem::Int {
         return label_problem(v, name, range);
     }
@@ -70,6 +79,30 @@ fn value_problem(v: f64, name: &str, elem: Elem, range: Option<(i64, i64)>, bern
         return Some(format!("`{name}` is observed by a bernoulli likelihood: values 0 to 1, found {v}"));
     }
     None
+}
+
+/// [`load`] for a run in `f32` (when `f32` is set): values beyond its range are refused.
+pub fn load_as(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, String> {
+    let data = if path.is_dir() || path.extension().is_some_and(|e| e == "npy") {
+        load(g, path)?
+    } else {
+        let table = circ_runtime::csv::read_csv(path).map_err(|e| e.to_string())?;
+        return bind_table_as(g, &table, f32);
+    };
+    if f32 {
+        for (d, t) in g.data.iter().zip(&data) {
+            if let Some(i) = t.values.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64) {
+                return Err(format!(
+                    "{}: `{}` element {i} is {}, which does not fit in f32 (at most ±{:e}), which this backend computes in",
+                    path.display(),
+                    d.name,
+                    t.values[i],
+                    f32::MAX
+                ));
+            }
+        }
+    }
+    Ok(data)
 }
 
 /// Data for a graph from a path: a CSV file; a directory holding one `<name>.npy` per data
@@ -91,7 +124,7 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
         }
         if let Some(i) = g.data.iter().position(|x| x.name == d.name) {
             let (range, bernoulli) = (label_range(g, i), observed_by_bernoulli(g, i));
-            if let Some(problem) = a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli)) {
+            if let Some(problem) = a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false)) {
                 return Err(format!("{}: {problem}", file.display()));
             }
         }

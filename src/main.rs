@@ -311,7 +311,7 @@ fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color
     };
     let mut failed = false;
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        let inputs = match circ::data::load(&g, data) {
+        let inputs = match circ::data::load_as(&g, data, f32) {
             Ok(d) => d,
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));

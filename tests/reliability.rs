@@ -419,3 +419,43 @@ fn endless_devices_and_writerless_fifos_are_refused_clearly() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the file is empty"), "{err}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// 11. Values that do not fit in f32 on an f32 backend.
+
+#[test]
+fn values_beyond_f32_are_refused_where_they_are_read() {
+    let d = dir("f32");
+    let (model, data, ckpt) = trained(&d);
+    let big = d.join("big.csv");
+    std::fs::write(&big, "a,b,y\n1,2,3\n0.5,1e39,1\n").unwrap();
+    for args in [
+        vec!["run", s(&model), "--params", s(&ckpt), "--data", s(&big)],
+        vec!["train", s(&model), "--data", s(&big), "--quiet"],
+        vec!["train", s(&model), "--data", s(&data), "--valid", s(&big), "--quiet"],
+        vec!["eval", s(&model), "--data", s(&big), "--f32"],
+    ] {
+        let (code, _, err) = circ(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("big.csv:3:2") && err.contains("does not fit in f32"), "{args:?}: {err}");
+    }
+    // The f64 interpreter takes it.
+    let (code, _, err) = circ(&["run", s(&model), "--params", s(&ckpt), "--data", s(&big), "--backend", "interp"]);
+    assert_eq!(code, 0, "{err}");
+    // Parameters: infinities and NaN never, 1e300 not in f32.
+    use circ_runtime::safetensors::{write, DType, NamedTensor};
+    for (w, f64_ok) in [(f64::INFINITY, false), (f64::NAN, false), (1e300, true)] {
+        let p = d.join("bad.st");
+        let tensors = [
+            NamedTensor { name: "w".into(), shape: vec![2], values: vec![0.5, w] },
+            NamedTensor { name: "b".into(), shape: vec![], values: vec![0.0] },
+        ];
+        write(&p, &tensors, DType::F64, &[]).unwrap();
+        let (code, out, err) = circ(&["run", s(&model), "--params", s(&p), "--data", s(&data)]);
+        assert_eq!(code, 1, "{w}: {err}");
+        assert!(err.contains("parameter `w` element 1"), "{w}: {err}");
+        assert!(out.is_empty());
+        let (code, _, err) = circ(&["run", s(&model), "--params", s(&p), "--data", s(&data), "--backend", "interp"]);
+        assert_eq!(code == 0, f64_ok, "{w}: {err}");
+    }
+}

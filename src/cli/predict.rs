@@ -51,7 +51,13 @@ pub fn run(
             return ExitCode::from(2);
         }
     };
-    let feed = match circ::driver::bind_for_prediction(&g, &table) {
+    // Every backend but the reference interpreter computes in f32.
+    let f32 = !matches!(backend, circ::backend::BackendKind::Interp);
+    if let Err(e) = circ::driver::check_param_values(&g, &values, &params.display().to_string(), f32) {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(1);
+    }
+    let feed = match circ::driver::bind_for_prediction(&g, &table, f32) {
         Ok(f) => f,
         Err(e) => {
             err(&format!("error: {e}\n"));

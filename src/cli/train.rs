@@ -132,7 +132,9 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         }
     };
 
-    let read = |p: &PathBuf| circ::data::load(&step.graph, p);
+    // Every backend but the reference interpreter computes in f32.
+    let f32 = !matches!(a.backend.kind(), circ::backend::BackendKind::Interp);
+    let read = |p: &PathBuf| circ::data::load_as(&step.graph, p, f32);
     let all = match read(&a.data) {
         Ok(d) => d,
         Err(e) => {
