@@ -618,6 +618,7 @@ impl DrawingBackend for Canvas<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn metrics(epoch: u64, train: f64, valid: Option<f64>, acc: Option<(f64, f64)>) -> EpochMetrics {
         EpochMetrics {
