@@ -248,13 +248,42 @@ fn run_out_keeps_a_neighbouring_tmp_file_and_leaves_nothing_behind() {
     assert_eq!(names(&d), ["d.csv", "p.safetensors", "pred.csv", "pred.csv.tmp", "r.circ"]);
 }
 
+/// Issue 18 point 4: runs to one `--out` used one temporary name and corrupted each other.
+#[test]
+fn concurrent_runs_to_one_output_each_write_a_whole_file() {
+    let d = dir("concurrent");
+    let (model, data, ckpt) = trained(&d);
+    let out = d.join("pred.csv");
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_circ"))
+                .args(["run", s(&model), "--params", s(&ckpt), "--data", s(&data), "--out", s(&out)])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (code, alone, err) = circ(&["run", s(&model), "--params", s(&ckpt), "--data", s(&data)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), alone);
+    assert_eq!(names(&d), ["d.csv", "p.safetensors", "pred.csv", "r.circ"]);
+}
+
 #[test]
 fn stale_temporaries_are_removed_at_the_next_write() {
     let d = dir("stale");
     let (model, data) = ridge(&d);
-    // What a `kill -9` during a checkpoint write leaves (the writer's lock died with it).
-    std::fs::write(d.join(".p.safetensors.Xy12Ab34.circ-tmp"), vec![0u8; 4096]).unwrap();
-    std::fs::write(d.join(".plot.png.Qq12Ab34.circ-tmp"), vec![0u8; 4096]).unwrap();
+    // What a `kill -9` during a checkpoint write leaves (the writer's lock died with it), a
+    // minute ago.
+    for name in [".p.safetensors.Xy12Ab34.circ-tmp", ".plot.png.Qq12Ab34.circ-tmp"] {
+        let f = std::fs::File::create(d.join(name)).unwrap();
+        f.set_len(4096).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).unwrap();
+    }
     let (code, _, err) = circ(&[
         "train", s(&model), "--data", s(&data), "--out", s(&d.join("p.safetensors")), "--plot", s(&d.join("plot.png")),
         "--quiet",

@@ -11,7 +11,9 @@
 //!   through: the file it points to is replaced and the link is kept. `-` is standard output.
 //! - Temporary files of this naming pattern left by a killed process are removed at the next
 //!   write to the same target. A writer holds an advisory lock on its temporary file while it
-//!   writes, so a live writer's temporary is never taken for a stale one.
+//!   writes, and only unlocked temporaries older than [`STALE_AFTER`] count as stale, so a live
+//!   writer's temporary is never taken for a stale one (concurrent writers to one target each
+//!   write a whole file; the last rename wins).
 //! - [`check_distinct`] refuses an output that is the same file as an input or as another output
 //!   (same device and inode after following links, or the same path for files not yet made).
 //! - [`Lock`] is an advisory lock that keeps two processes from writing one checkpoint.
@@ -26,6 +28,10 @@ use std::path::{Path, PathBuf};
 const TEMP_SUFFIX: &str = ".circ-tmp";
 /// Random characters in a temporary file's name.
 const TEMP_RANDOM: usize = 8;
+/// A temporary file is taken for stale (its writer killed) only when nobody holds its lock and it
+/// was last written this long ago: a writer creates its temporary and then locks it, and the
+/// moment between must not look stale.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most symbolic links followed to find a target (as Linux's `ELOOP` limit).
 const MAX_LINKS: usize = 40;
 
@@ -143,8 +149,9 @@ where
         builder.permissions(perms.clone().unwrap_or_else(|| fs::Permissions::from_mode(0o666)));
     }
     let mut temp = builder.tempfile_in(&dir).map_err(|e| err("create a temporary file in", &dir, e))?;
-    // Marks the temporary as live for `remove_stale` of other processes (released at close).
-    let _ = temp.as_file().try_lock();
+    // Marks the temporary as live for `remove_stale` of other processes (released at close). A
+    // cleaner holds the lock only for a moment, so this waits at most that long.
+    let _ = temp.as_file().lock();
     let tpath = temp.path().to_path_buf();
     // From here, dropping `temp` on an error path removes the temporary file.
     {
@@ -168,7 +175,8 @@ where
 }
 
 /// Removes temporary files of this module's pattern for target `name` in `dir` that no live
-/// writer holds (their writer was killed). Returns how many were removed.
+/// writer holds (their writer was killed) and that are older than [`STALE_AFTER`]. Returns how
+/// many were removed.
 pub fn remove_stale(dir: &Path, name: &std::ffi::OsStr) -> usize {
     let prefix = temp_prefix(name);
     let prefix = prefix.as_encoded_bytes();
@@ -181,6 +189,13 @@ pub fn remove_stale(dir: &Path, name: &std::ffi::OsStr) -> usize {
             && n.starts_with(prefix)
             && n.ends_with(TEMP_SUFFIX.as_bytes());
         if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER));
+        if !old {
             continue;
         }
         let p = entry.path();
@@ -389,16 +404,24 @@ mod tests {
     #[test]
     fn stale_temporaries_are_removed_live_ones_kept() {
         let d = dir("stale");
+        let aged = |p: &Path| {
+            let f = fs::OpenOptions::new().write(true).create(true).truncate(false).open(p).unwrap();
+            f.set_modified(std::time::SystemTime::now() - 2 * STALE_AFTER).unwrap();
+            f
+        };
         let stale = d.join(".a.txt.AbCdEfGh.circ-tmp");
-        fs::write(&stale, "left by a killed writer").unwrap();
+        aged(&stale);
         let live = d.join(".a.txt.ZyXwVuTs.circ-tmp");
-        let held = File::create(&live).unwrap();
+        let held = aged(&live);
         held.lock().unwrap();
+        // Just created, not yet locked by its writer.
+        let young = d.join(".a.txt.YyYyYyYy.circ-tmp");
+        fs::write(&young, "").unwrap();
         let other = d.join(".b.txt.AbCdEfGh.circ-tmp");
-        fs::write(&other, "another target's").unwrap();
+        aged(&other);
         write_with(&d.join("a.txt"), |w| w.write_all(b"x")).unwrap();
         assert!(!stale.exists());
-        assert!(live.exists() && other.exists());
+        assert!(live.exists() && young.exists() && other.exists());
     }
 
     #[test]
