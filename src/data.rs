@@ -68,9 +68,19 @@ fn observed_by_bernoulli(g: &Graph, data: usize) -> bool {
 
 /// Why `v` cannot be a value of datum `name`: a bad label of int data, or a real value a
 /// bernoulli likelihood observes outside 0..1.
-fn value_problem(v: f64, name: &str, elem: Elem, range: Option<(i64, i64)>, bernoulli: bool, f32: bool) -> Option<String> {
+fn value_problem(
+    v: f64,
+    name: &str,
+    elem: Elem,
+    range: Option<(i64, i64)>,
+    bernoulli: bool,
+    f32: bool,
+) -> Option<String> {
     if f32 && v.is_finite() && v.abs() > f32::MAX as f64 {
-        return Some(format!("`{name}`: {v} does not fit in f32 (at most ±{:e}), which this backend computes in", f32::MAX));
+        return Some(format!(
+            "`{name}`: {v} does not fit in f32 (at most ±{:e}), which this backend computes in",
+            f32::MAX
+        ));
     }
     if elem == Elem::Int {
         return label_problem(v, name, range);
@@ -124,7 +134,9 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
         }
         if let Some(i) = g.data.iter().position(|x| x.name == d.name) {
             let (range, bernoulli) = (label_range(g, i), observed_by_bernoulli(g, i));
-            if let Some(problem) = a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false)) {
+            if let Some(problem) =
+                a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false))
+            {
                 return Err(format!("{}: {problem}", file.display()));
             }
         }

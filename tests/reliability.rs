@@ -79,7 +79,16 @@ fn devices_are_written_not_replaced() {
     let d = dir("dev");
     let (model, data) = ridge(&d);
     let (code, _, err) = circ(&[
-        "train", s(&model), "--data", s(&data), "--out", "/dev/null", "--metrics", "/dev/null", "--plot", "/dev/null",
+        "train",
+        s(&model),
+        "--data",
+        s(&data),
+        "--out",
+        "/dev/null",
+        "--metrics",
+        "/dev/null",
+        "--plot",
+        "/dev/null",
         "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -285,7 +294,14 @@ fn stale_temporaries_are_removed_at_the_next_write() {
         f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).unwrap();
     }
     let (code, _, err) = circ(&[
-        "train", s(&model), "--data", s(&data), "--out", s(&d.join("p.safetensors")), "--plot", s(&d.join("plot.png")),
+        "train",
+        s(&model),
+        "--data",
+        s(&data),
+        "--out",
+        s(&d.join("p.safetensors")),
+        "--plot",
+        s(&d.join("plot.png")),
         "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");

@@ -11,7 +11,7 @@
 //!   through: the file it points to is replaced and the link is kept. `-` is standard output.
 //! - Temporary files of this naming pattern left by a killed process are removed at the next
 //!   write to the same target. A writer holds an advisory lock on its temporary file while it
-//!   writes, and only unlocked temporaries older than [`STALE_AFTER`] count as stale, so a live
+//!   writes, and only unlocked temporaries older than 10 s count as stale, so a live
 //!   writer's temporary is never taken for a stale one (concurrent writers to one target each
 //!   write a whole file; the last rename wins).
 //! - [`check_distinct`] refuses an output that is the same file as an input or as another output
@@ -191,10 +191,8 @@ pub fn remove_stale(dir: &Path, name: &std::ffi::OsStr) -> usize {
         if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER));
+        let old =
+            entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER));
         if !old {
             continue;
         }

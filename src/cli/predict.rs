@@ -17,7 +17,9 @@ pub fn run(
     color: bool,
 ) -> ExitCode {
     if let Some(o) = out_path {
-        if let Err(code) = super::distinct(&[("the model", file), ("--params", params), ("--data", data)], &[("--out", o)]) {
+        if let Err(code) =
+            super::distinct(&[("the model", file), ("--params", params), ("--data", data)], &[("--out", o)])
+        {
             return code;
         }
     }

@@ -103,7 +103,9 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     circ::passes::optimize(&mut eval);
 
     if a.out.as_deref().is_some_and(circ_runtime::output::is_stdout) {
-        err("error: --out names the checkpoint file, which `--resume` reads back; it cannot be `-` (standard output)\n");
+        err(
+            "error: --out names the checkpoint file, which `--resume` reads back; it cannot be `-` (standard output)\n",
+        );
         return ExitCode::from(2);
     }
     let npy = super::npy_files(&a.data);
@@ -123,7 +125,9 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         Some(Ok(Some(lock))) => Some(lock),
         Some(Ok(None)) => {
             let out = a.out.as_deref().unwrap_or(std::path::Path::new("")).display();
-            err(&format!("error: another `circ train` is writing {out}; wait for it to finish or choose another --out\n"));
+            err(&format!(
+                "error: another `circ train` is writing {out}; wait for it to finish or choose another --out\n"
+            ));
             return ExitCode::from(2);
         }
         Some(Err(e)) => {
@@ -294,10 +298,12 @@ fn open_metrics(path: &std::path::Path, resume: Option<u64>) -> std::io::Result<
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        let kept: String = text.split_inclusive('\n').filter(|l| l.ends_with('\n') && line_epoch(l).is_some_and(|n| n <= epoch)).collect();
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n') && line_epoch(l).is_some_and(|n| n <= epoch))
+            .collect();
         if kept.len() != text.len() {
-            circ_runtime::output::write_with(path, |w| w.write_all(kept.as_bytes()))
-                .map_err(|e| e.source)?;
+            circ_runtime::output::write_with(path, |w| w.write_all(kept.as_bytes())).map_err(|e| e.source)?;
         }
     }
     let mut options = std::fs::OpenOptions::new();
