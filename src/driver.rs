@@ -259,6 +259,22 @@ pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64
     tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())
 }
 
+/// Refuses parameter values that are not finite, or with `f32` set, that do not fit in an `f32`:
+/// the first such value, by parameter and element.
+pub fn check_param_values(g: &crate::ir::Graph, values: &[Vec<f64>], file: &str, f32: bool) -> Result<(), String> {
+    for (p, v) in g.params.iter().zip(values) {
+        if let Some(i) = v.iter().position(|x| !x.is_finite() || (f32 && x.abs() > f32::MAX as f64)) {
+            let why = if v[i].is_finite() {
+                format!("does not fit in f32 (at most ±{:e}), which this backend computes in", f32::MAX)
+            } else {
+                "is not a finite number".to_string()
+            };
+            return Err(format!("{file}: parameter `{}` element {i} is {}, which {why}", p.name, v[i]));
+        }
+    }
+    Ok(())
+}
+
 /// Values for each parameter of `g` from named tensors; `key` maps a parameter name to its
 /// tensor name.
 pub fn tensors_for(
@@ -339,15 +355,15 @@ pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule
 pub fn bind_for_prediction(
     g: &crate::ir::Graph,
     table: &circ_runtime::csv::Table,
+    f32: bool,
 ) -> Result<Vec<crate::interp::HostTensor>, String> {
     let used: Vec<bool> =
         (0..g.data.len()).map(|i| g.node_ids().iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
-    let mut partial = g.clone();
     let mut out = Vec::new();
     for (i, d) in g.data.iter().enumerate() {
         if used[i] {
-            partial.data = vec![d.clone()];
-            out.push(crate::data::bind_table(&partial, table)?.remove(0));
+            // Bound with the whole graph, so the label checks see the ops that read datum `i`.
+            out.push(crate::data::bind_one(g, i, table, f32)?);
         } else {
             let width: usize = d.shape[1..]
                 .iter()

@@ -102,7 +102,7 @@ enum Command {
         /// Seed of the initial draws when --params is not given.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Where to write the result (written atomically).
+        /// Where to write the result (written atomically); `-`: standard output.
         #[arg(long)]
         out: PathBuf,
         /// Write the bprop2 diagonal curvature (full diagonal variant) instead of the gradient.
@@ -159,7 +159,7 @@ enum Command {
         /// CSV file with the model's input columns (observed columns may be absent).
         #[arg(long)]
         data: PathBuf,
-        /// Where to write the predictions (CSV); default: standard output.
+        /// Where to write the predictions (CSV, written atomically); default or `-`: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
         /// The backend that computes the predictions.
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
         Command::Graph { file, dot, passes, grad, bprop2, gauss_newton, stats, n, seed } => {
             let what = match (grad, bprop2) {
@@ -211,7 +211,8 @@ fn main() -> ExitCode {
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
-    }
+    };
+    cli::finish(code)
 }
 
 fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
@@ -318,7 +319,7 @@ fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color
     };
     let mut failed = false;
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        let inputs = match circ::data::load(&g, data) {
+        let inputs = match circ::data::load_as(&g, data, f32) {
             Ok(d) => d,
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));
@@ -396,6 +397,14 @@ fn grad(
     hvp: Option<&PathBuf>,
     color: bool,
 ) -> ExitCode {
+    let npy = cli::npy_files(data);
+    let mut inputs = vec![("the model", file), ("--data", data)];
+    inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
+    inputs.extend(params.map(|p| ("--params", p.as_path())));
+    inputs.extend(hvp.map(|p| ("--hvp", p.as_path())));
+    if let Err(code) = cli::distinct(&inputs, &[("--out", out_path)]) {
+        return code;
+    }
     let p = match prepare(file, data, params, seed, color) {
         Ok(p) => p,
         Err(code) => return code,
@@ -432,11 +441,22 @@ fn grad(
     };
     let meta = vec![("circ".to_string(), kind.clone()), ("model".to_string(), p.checked.models[0].name.clone())];
     if let Err(e) = circ_runtime::safetensors::write(out_path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
-        err(&format!("error: {e}\n"));
+        match e.kind() {
+            circ_runtime::safetensors::ErrorKind::Io { source, .. } if circ_runtime::output::is_stdout(out_path) => {
+                // Reported once, by `cli::finish`.
+                cli::stdout_failed(std::io::Error::new(source.kind(), source.to_string()));
+            }
+            _ => err(&format!("error: {e}\n")),
+        }
         return ExitCode::from(2);
     }
     let n: usize = tensors.iter().map(|t| t.values.len()).sum();
-    out(&format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display()));
+    let done = format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display());
+    if circ_runtime::output::is_stdout(out_path) {
+        err(&done); // standard output holds the safetensors file
+    } else {
+        out(&done);
+    }
     ExitCode::SUCCESS
 }
 

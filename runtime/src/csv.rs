@@ -335,7 +335,7 @@ impl std::error::Error for CsvError {
 /// file as `path` is written.
 pub fn read_csv(path: &Path) -> Result<Table, CsvError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
+    let bytes = crate::input::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
