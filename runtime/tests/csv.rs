@@ -13,8 +13,9 @@ fn err(text: &str) -> String {
     }
 }
 
-fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The data folder of the repository (`data/`, beside this crate's folder).
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
 }
 
 /// A file in the system's temporary folder, removed when dropped.
@@ -105,11 +106,7 @@ fn reads_a_file() {
 
 #[test]
 fn reads_digits() {
-    let dir = shared_data();
-    if !dir.is_dir() {
-        eprintln!("note: {} is absent; skipping the digits.csv test", dir.display());
-        return;
-    }
+    let dir = data_dir();
     let start = std::time::Instant::now();
     let t = read_csv(&dir.join("digits.csv")).unwrap();
     eprintln!("digits.csv read in {:?}", start.elapsed());
@@ -134,12 +131,8 @@ fn reads_digits() {
 }
 
 #[test]
-fn reads_the_other_shared_files() {
-    let dir = shared_data();
-    if !dir.is_dir() {
-        eprintln!("note: {} is absent; skipping the shared-data test", dir.display());
-        return;
-    }
+fn reads_the_other_scikit_learn_files() {
+    let dir = data_dir();
     for (file, rows, cols, first, last) in [
         ("iris.csv", 150, 5, "sepal_length_cm", "label"),
         ("diabetes.csv", 442, 11, "age", "target"),
