@@ -215,3 +215,45 @@ fn emit_snapshots_of_small_examples() {
         insta::assert_snapshot!(format!("emit_{name}_{graph}"), String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// A small linear model and a CSV for it: columns `a`, `b` (inputs) and `y`, beside `extra`
+/// columns given as (header, value of every row).
+fn linear_case(tag: &str, extra: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let model = temp(&format!("{tag}.circ"));
+    std::fs::write(
+        &model,
+        "model lin {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2] ~ normal(0, 1)\n y ~ normal(x @ w, 1)\n train { epochs = 3 }\n}\n",
+    )
+    .unwrap();
+    let mut header = String::from("a");
+    for (h, _) in extra {
+        header.push_str(&format!(",{h}"));
+    }
+    header.push_str(",b,y\n");
+    let mut text = header;
+    for r in 0..8 {
+        text.push_str(&format!("{}", r as f64 * 0.5));
+        for (_, v) in extra {
+            text.push_str(&format!(",{v}"));
+        }
+        text.push_str(&format!(",{},{}\n", 1.0 - r as f64 * 0.25, r as f64 * 0.1));
+    }
+    let csv = temp(&format!("{tag}.csv"));
+    std::fs::write(&csv, text).unwrap();
+    (model, csv)
+}
+
+/// Without a terminal on stderr (a log, CI) every epoch still gets its line; `--quiet` drops them.
+#[test]
+fn train_prints_epoch_lines_without_a_terminal() {
+    let (model, csv) = linear_case("epochs", &[]);
+    let (code, out, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for epoch in 1..=3 {
+        assert!(err.contains(&format!("epoch {epoch:>4}  train nll")), "no line for epoch {epoch}:\n{err}");
+    }
+    assert!(out.contains("\"epoch\":3"), "{out}");
+    let (code, _, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("train nll"), "--quiet printed epoch lines:\n{err}");
+}
