@@ -257,3 +257,45 @@ fn train_prints_epoch_lines_without_a_terminal() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("train nll"), "--quiet printed epoch lines:\n{err}");
 }
+
+/// Columns the model does not read are not parsed: text, `NA` and empty fields there are fine;
+/// a bad value in a column it reads is still refused with file:line:col and the column's name.
+#[test]
+fn unused_csv_columns_are_not_parsed() {
+    let extra = [("species", "setosa"), ("note", "NA"), ("blank", "")];
+    let (model, csv) = linear_case("unused", &extra);
+    let (code, out, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epoch\":3"), "{out}");
+
+    // `run` reads only the inputs its predictions need: no `y`, and text elsewhere.
+    let ckpt = temp("unused.safetensors");
+    let (code, _, err) = circ(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let new = temp("unused-new.csv");
+    std::fs::write(&new, "a,species,b\n1,setosa,2\n0.5,NA,-1\n").unwrap();
+    let (code, out, err) =
+        circ(&["run", model.to_str().unwrap(), "--params", ckpt.to_str().unwrap(), "--data", new.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // A used column with text: line 3 (the second record), field 5 (`b`).
+    let bad = temp("unused-bad.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut fields: Vec<&str> = lines[2].split(',').collect();
+    fields[4] = "NA";
+    lines[2] = fields.join(",");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let (code, _, err) = circ(&["train", model.to_str().unwrap(), "--data", bad.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{}:3:5 (column \"b\")", bad.display())) && err.contains("NA"), "{err}");
+}
