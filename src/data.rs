@@ -109,7 +109,8 @@ pub fn read_csv_for(g: &Graph, path: &std::path::Path) -> Result<Table, circ_run
 /// feeds as zeros) are parsed.
 pub fn read_csv_for_prediction(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::csv::CsvError> {
     let ids = g.node_ids();
-    let read: Vec<bool> = (0..g.data.len()).map(|i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
+    let read: Vec<bool> =
+        (0..g.data.len()).map(|i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
     circ_runtime::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &read, header))
 }
 

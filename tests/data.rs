@@ -20,7 +20,8 @@ fn generated_files_are_what_the_generator_writes() {
     assert_eq!(files.len(), 6);
     for f in files {
         let path = data_dir().join(f.name);
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         if committed != f.text {
             let line = committed.lines().zip(f.text.lines()).position(|(a, b)| a != b).map_or(0, |k| k + 1);
             panic!(
