@@ -50,8 +50,7 @@ pub struct Args {
     /// reference interpreter (f64, slower; exact enough to check closed forms).
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// No progress bar or per-epoch lines. (Without a terminal on stderr there is no bar: each
-    /// epoch's line is printed plainly.)
+    /// No progress bar or per-epoch lines.
     #[arg(short, long)]
     pub quiet: bool,
 }
