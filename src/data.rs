@@ -158,7 +158,7 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
             )),
         };
     }
-    let table = circ_runtime::csv::read_csv(path).map_err(|e| e.to_string())?;
+    let table = read_csv_for(g, path).map_err(|e| e.to_string())?;
     bind_table(g, &table)
 }
 
@@ -181,6 +181,48 @@ fn same_sizes(g: &Graph, tensors: &[HostTensor]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Reads the CSV file at `path` for the data inputs of `g`: only the columns they name (or whose
+/// range covers) are parsed, so a column the model does not use may hold text or `NA`.
+pub fn read_csv_for(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::csv::CsvError> {
+    let all = vec![true; g.data.len()];
+    circ_runtime::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &all, header))
+}
+
+/// [`read_csv_for`] for predictions: only the columns of data some node of `g` still reads (a
+/// prediction graph no longer reads the observed data, which [`crate::driver::bind_for_prediction`]
+/// feeds as zeros) are parsed.
+pub fn read_csv_for_prediction(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::csv::CsvError> {
+    let ids = g.node_ids();
+    let read: Vec<bool> =
+        (0..g.data.len()).map(|i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
+    circ_runtime::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &read, header))
+}
+
+/// Which of the `header`'s columns the data inputs of `g` selected by `data` (one flag per
+/// datum) read: named columns, and every column of a `first .. last` range (in file order).
+/// Names the header lacks select nothing here; [`bind_table`] reports them.
+pub fn used_columns(g: &Graph, data: &[bool], header: &[String]) -> Vec<bool> {
+    let mut used = vec![false; header.len()];
+    let index = |name: &str| header.iter().position(|h| h == name);
+    for (_, d) in g.data.iter().enumerate().filter(|(i, _)| data.get(*i).copied().unwrap_or(true)) {
+        match &d.source {
+            DataSource::Columns(names) => {
+                for i in names.iter().filter_map(|n| index(n)) {
+                    used[i] = true;
+                }
+            }
+            DataSource::ColumnRange(a, b) => {
+                if let (Some(i), Some(j)) = (index(a), index(b)) {
+                    for u in used.iter_mut().take(j + 1).skip(i) {
+                        *u = true;
+                    }
+                }
+            }
+        }
+    }
+    used
 }
 
 /// The labels an integer datum may hold: `0..classes` where a `categorical` likelihood or a

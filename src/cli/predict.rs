@@ -46,7 +46,7 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let table = match circ_runtime::csv::read_csv(data) {
+    let table = match circ::data::read_csv_for_prediction(&g, data) {
         Ok(t) => t,
         Err(e) => {
             err(&format!("error: {e}\n"));

@@ -4,7 +4,7 @@
 use super::{err, out, Backend};
 use circ::train::run::{Settings, TrainError, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -210,7 +210,10 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let batch = settings.batch.map_or(rows, |b| (b as usize).min(rows));
     let steps_per_epoch = rows.div_ceil(batch.max(1)) as u64;
     let remaining = settings.epochs.saturating_sub(trainer.epoch);
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(remaining * steps_per_epoch) };
+    // A progress bar only on a terminal: elsewhere (a log, CI) indicatif would draw nothing, and
+    // its `println` on a hidden bar prints nothing either, so the epoch lines are written plainly.
+    let live = !a.quiet && std::io::stderr().is_terminal();
+    let bar = if live { ProgressBar::new(remaining * steps_per_epoch) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -256,7 +259,11 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         if let Some(acc) = m.valid_accuracy {
             line.push_str(&format!("  acc {acc:.4}"));
         }
-        bar.println(line);
+        if live {
+            bar.println(line);
+        } else if !a.quiet {
+            err(&format!("{line}\n"));
+        }
         // The metrics line before the checkpoint: after a crash between the two, `--resume`
         // drops the lines past the checkpoint's epoch, so every epoch has exactly one line.
         if let Some(f) = metrics_file.as_mut() {
