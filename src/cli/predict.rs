@@ -68,6 +68,11 @@ pub fn run(
     };
     let mut runner = match circ::backend::Runner::new(backend, &g) {
         Ok(r) => r,
+        Err(circ::backend::cpu::BackendError::Device(m)) => {
+            // No OpenCL device (or its compiler refused the program): nothing about the model.
+            err(&format!("error: {m}\n"));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             err(&format!("error: the {} backend cannot run this model: {e}\n", backend.name()));
             return ExitCode::from(1);
