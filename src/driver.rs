@@ -109,6 +109,43 @@ fn evaluate_as<T: crate::interp::Real>(
     Ok(Evaluation { loss: scalar(g.loss()), terms, outputs, first_non_finite })
 }
 
+/// [`evaluate`] on a compiled backend (`f32`): every loss term becomes an output of a copy of the
+/// graph, so the backend computes and returns it; where a value is not finite, the reference
+/// interpreter (in `f32`) finds the first node.
+pub fn evaluate_on(
+    g: &crate::ir::Graph,
+    sources: &crate::source::SourceMap,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+    backend: crate::backend::BackendKind,
+) -> Result<Evaluation, crate::backend::RunError> {
+    let mut with_terms = g.clone();
+    let mut terms = Vec::new();
+    for id in g.topo_order() {
+        let Some(label) = g.node(id).label.as_ref() else { continue };
+        if (label.starts_with("likelihood ") || label.starts_with("prior ")) && !terms.iter().any(|(l, _)| l == label) {
+            let name = format!("term.{}", terms.len());
+            with_terms.outputs.push(crate::ir::graph::Output { name: name.clone(), node: id });
+            terms.push((label.clone(), name));
+        }
+    }
+    let mut runner = crate::backend::Runner::new(backend, &with_terms).map_err(crate::backend::RunError::Backend)?;
+    let out = runner.run(data, params, &[])?;
+    let scalar = |name: &str| out.get(name).and_then(|t| t.data.first().copied()).unwrap_or(f64::NAN);
+    let outputs = g.outputs.iter().map(|o| (o.name.clone(), out.get(&o.name).map(|t| t.shape.clone()).unwrap_or_default())).collect();
+    let loss = scalar(&g.outputs[0].name);
+    let first_non_finite = if loss.is_finite() {
+        None
+    } else {
+        runner.first_non_finite(&with_terms, data, params, &[])?.map(|id| {
+            let n = g.node(id);
+            let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
+            format!("{id} ({}){at}", n.op.name())
+        })
+    };
+    Ok(Evaluation { loss, terms: terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect(), outputs, first_non_finite })
+}
+
 /// Optimizes a graph in place and describes it: the graph before, the passes that changed it,
 /// node counts per op before and after, the graph after, and its elementwise fusion groups.
 pub fn optimize_report(g: &mut crate::ir::Graph, sources: &crate::source::SourceMap) -> String {
@@ -317,7 +354,8 @@ pub fn parameter_derivatives(
     data: &[crate::interp::HostTensor],
     params: &[Vec<f64>],
     direction: &[Vec<f64>],
-) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::interp::InterpError> {
+    backend: crate::backend::BackendKind,
+) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::backend::RunError> {
     let d = differentiated(g, what);
     let prefix = match what {
         Derivatives::Curvature(_) => "curv",
@@ -325,7 +363,9 @@ pub fn parameter_derivatives(
         Derivatives::Gradient | Derivatives::None => "grad",
     };
     let inputs = if what == Derivatives::Hvp { direction } else { &[] };
-    let out = crate::interp::run_with::<f64>(&d, data, params, inputs)?;
+    let out = crate::backend::Runner::new(backend, &d)
+        .map_err(crate::backend::RunError::Backend)?
+        .run(data, params, inputs)?;
     Ok(g.params
         .iter()
         .map(|p| {

@@ -85,6 +85,13 @@ enum Command {
         /// Compute in single precision (default: double).
         #[arg(long)]
         f32: bool,
+        /// The backend that runs the forward pass (default: the reference interpreter; `cpu` and
+        /// `opencl` compute in f32).
+        #[arg(long, value_enum, default_value_t = cli::Backend::Interp)]
+        backend: cli::Backend,
+        /// With --backend opencl: the device, by its number in `circ devices`.
+        #[arg(long)]
+        device: Option<usize>,
     },
     /// Write the gradient of the loss (priors included) for every parameter to a safetensors
     /// file, or with --bprop2 its diagonal curvature, or with --hvp a Hessian-vector product.
@@ -114,6 +121,13 @@ enum Command {
         /// Write the Hessian-vector product H·V, V given per parameter in this safetensors file.
         #[arg(long)]
         hvp: Option<PathBuf>,
+        /// The backend that computes the derivatives (default: the reference interpreter, f64;
+        /// `cpu` and `opencl` compute in f32).
+        #[arg(long, value_enum, default_value_t = cli::Backend::Interp)]
+        backend: cli::Backend,
+        /// With --backend opencl: the device, by its number in `circ devices`.
+        #[arg(long)]
+        device: Option<usize>,
     },
     /// Print the exact Hessian of the loss for a small model (one Hessian-vector product per
     /// parameter coordinate).
@@ -191,14 +205,14 @@ fn main() -> ExitCode {
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
         }
-        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp } => {
+        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp, backend, device } => {
             use circ::driver::Derivatives;
             let what = match (bprop2, &hvp) {
                 (true, _) => curvature(gauss_newton),
                 (false, Some(_)) => Derivatives::Hvp,
                 _ => Derivatives::Gradient,
             };
-            grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
+            grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), backend.kind(device), color)
         }
         Command::Train(args) => cli::train::train(args, color),
         Command::Emit { file, target: cli::emit::Target::Opencl, graph, .. } => cli::emit::emit_opencl(&file, graph, color),
@@ -210,7 +224,9 @@ fn main() -> ExitCode {
             cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
-        Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
+        Command::Eval { file, data, seed, zero_params, f32, backend, device } => {
+            eval(&file, &data, seed, zero_params, f32, backend.kind(device), color)
+        }
     };
     cli::finish(code)
 }
@@ -312,7 +328,17 @@ fn graph(file: &Path, view: GraphView, seed: u64, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
+fn eval(
+    file: &Path,
+    data: &Path,
+    seed: u64,
+    zero_params: bool,
+    f32: bool,
+    backend: circ::backend::BackendKind,
+    color: bool,
+) -> ExitCode {
+    // Compiled backends compute in f32: their data are checked as f32 data are.
+    let f32 = f32 || backend != circ::backend::BackendKind::Interp;
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -331,7 +357,18 @@ fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color
         if zero_params {
             params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0));
         }
-        match circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32) {
+        let evaluated = if backend == circ::backend::BackendKind::Interp {
+            circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32).map_err(|e| e.to_string())
+        } else {
+            match circ::driver::evaluate_on(&g, &checked.program.sources, &inputs, &params, backend) {
+                Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
+                    err(&format!("error: {m}\n"));
+                    return ExitCode::from(2);
+                }
+                other => other.map_err(|e| e.to_string()),
+            }
+        };
+        match evaluated {
             Ok(e) => {
                 let rows = inputs.first().map_or(0, |d| d.shape[0]);
                 out(&format!("model {} on {} ({rows} rows)\n", model.name, data.display()));
@@ -395,6 +432,7 @@ fn grad(
     out_path: &Path,
     what: circ::driver::Derivatives,
     hvp: Option<&PathBuf>,
+    backend: circ::backend::BackendKind,
     color: bool,
 ) -> ExitCode {
     let npy = cli::npy_files(data);
@@ -424,8 +462,12 @@ fn grad(
             }
         }
     };
-    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction) {
+    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, backend) {
         Ok(t) => t,
+        Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
+            err(&format!("error: {m}\n"));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             err(&format!("error: {e}\n"));
             return ExitCode::from(1);

@@ -145,3 +145,44 @@ fn train_and_run_on_opencl_match_the_cpu_backend() {
         assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "opencl {x} vs cpu {y}");
     }
 }
+
+/// `eval` and `grad` take `--backend`: the compiled backends give the interpreter's loss and
+/// gradient to f32 accuracy.
+#[test]
+fn eval_and_grad_on_every_backend() {
+    let mut backends = vec!["cpu"];
+    if device_available("eval_and_grad_on_every_backend") {
+        backends.push("opencl");
+    }
+    let loss = |backend: &str| -> f64 {
+        let (code, out, err) = circ(&["eval", "examples/logistic.circ", "--data", "data/breast_cancer_standardized.csv", "--backend", backend]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        let line = out.lines().find(|l| l.trim_start().starts_with("loss")).unwrap_or_else(|| panic!("{out}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let grad = |backend: &str| -> Vec<f64> {
+        let path = temp(&format!("grad-{backend}.safetensors"));
+        let (code, _, err) = circ(&[
+            "grad",
+            "examples/logistic.circ",
+            "--data",
+            "data/breast_cancer_standardized.csv",
+            "--backend",
+            backend,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        let (tensors, _) = circ_runtime::safetensors::read(&path).unwrap();
+        tensors.iter().flat_map(|t| t.values.clone()).collect()
+    };
+    let (want_loss, want_grad) = (loss("interp"), grad("interp"));
+    let scale = want_grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for b in backends {
+        let l = loss(b);
+        assert!((l - want_loss).abs() <= 1e-5 * want_loss.abs(), "{b}: loss {l} vs {want_loss}");
+        for (x, y) in grad(b).iter().zip(&want_grad) {
+            assert!((x - y).abs() <= 1e-4 * scale, "{b}: gradient {x} vs {y}");
+        }
+    }
+}
