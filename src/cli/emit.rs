@@ -60,7 +60,7 @@ pub fn emit_opencl(file: &Path, which: Which, color: bool) -> ExitCode {
     for model in &checked.models {
         let g = graph_of(model, which);
         let p = circ::kernel::partition(&g);
-        let (rendered, _) = circ::backend::opencl::executor::render_program(&g, &p);
+        let (rendered, _) = circ::backend::opencl::executor::render_program(&g, &p, circ::backend::opencl::matmul::Style::Tiled);
         let _ = writeln!(s, "\n// model {}: {} kernels", model.name, p.kernels.len());
         for v in p.views.iter().filter(|v| v.transposed) {
             let _ = writeln!(s, "// {} = transpose of {}: read by its products with swapped strides, never copied", v.node, v.base);

@@ -155,8 +155,10 @@ fn read_inputs(
     s
 }
 
-/// Renders an elementwise kernel, or a reduction (a group whose `epilogue` is set).
-pub fn render(g: &Graph, grp: &FusionGroup, name: &str, comment: &str) -> Result<Rendered, String> {
+/// Renders an elementwise kernel, or a reduction (a group whose `epilogue` is set). With
+/// `serial`, a reduction is one work-item per result element, summing in order, with no local
+/// memory or barrier (for CPU devices, where PoCL runs barriers as loops over a work-group).
+pub fn render(g: &Graph, grp: &FusionGroup, serial: bool, name: &str, comment: &str) -> Result<Rendered, String> {
     let plan = Plan::new(g, grp)?;
     let mut args = KernelArgs::default();
     let rank = plan.axes.len();
@@ -185,7 +187,11 @@ pub fn render(g: &Graph, grp: &FusionGroup, name: &str, comment: &str) -> Result
     let reduced: Vec<usize> = (0..rank).filter(|j| !epi.vary[*j]).collect();
     let kept_dims: Vec<Dim> = kept.iter().flat_map(|j| plan.axes[*j].iter().map(|k| plan.shape[*k])).collect();
     let reduced_dims: Vec<Dim> = reduced.iter().flat_map(|j| plan.axes[*j].iter().map(|k| plan.shape[*k])).collect();
+    // Serial only where the results alone keep the device's cores busy: a sum into a few cells
+    // stays a tree.
+    let many = Extent(kept_dims.clone()).known().is_none_or(|n| n >= 16);
     let local = match Extent(reduced_dims.clone()).known() {
+        _ if serial && many => 1,
         Some(n) => (n as usize).next_power_of_two().clamp(1, REDUCE_LOCAL),
         None => REDUCE_LOCAL,
     };
@@ -213,6 +219,13 @@ pub fn render(g: &Graph, grp: &FusionGroup, name: &str, comment: &str) -> Result
     let operand = names.get(&epi.operand).ok_or_else(|| format!("the reduction reads {}, never computed", epi.operand))?;
     let _ = writeln!(s, "        acc = {};", combine("acc", operand));
     let _ = writeln!(s, "    }}");
+    if local == 1 {
+        let result = if epi.f == ReduceOp::Mean { format!("acc / (float)({count})") } else { "acc".into() };
+        let out = args.buffer(epi.node);
+        let _ = writeln!(s, "    {out}[group] = {result};");
+        let launch = Launch { global: vec![GlobalSize::items(Extent(kept_dims))], local: vec![1] };
+        return Ok(args.finish(name, comment, &s, launch));
+    }
     let _ = writeln!(s, "    __local float part[{local}];");
     let _ = writeln!(s, "    part[lid] = acc;");
     let _ = writeln!(s, "    barrier(CLK_LOCAL_MEM_FENCE);");

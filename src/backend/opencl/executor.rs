@@ -77,14 +77,14 @@ struct Layout {
 
 /// Every kernel of `g`'s partition rendered, in partition order (`None`: runs on the host), and
 /// the whole program's source.
-pub fn render_program(g: &Graph, p: &Partition) -> (Vec<Option<Rendered>>, String) {
+pub fn render_program(g: &Graph, p: &Partition, style: matmul::Style) -> (Vec<Option<Rendered>>, String) {
     let transposed: HashSet<NodeId> = p.views.iter().filter(|v| v.transposed).map(|v| v.node).collect();
     let mut out = Vec::with_capacity(p.kernels.len());
     let mut source = String::from(PRELUDE);
     for (i, k) in p.kernels.iter().enumerate() {
         let name = format!("k{i}_{}", k.kind.name());
         let comment = heading(g, k);
-        let r = render_kernel(g, k, &transposed, &name, &comment);
+        let r = render_kernel(g, k, &transposed, style, &name, &comment);
         if let Some(r) = &r {
             source.push('\n');
             source.push_str(&r.source);
@@ -108,7 +108,14 @@ fn heading(g: &Graph, k: &Kernel) -> String {
     s
 }
 
-fn render_kernel(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str, comment: &str) -> Option<Rendered> {
+fn render_kernel(
+    g: &Graph,
+    k: &Kernel,
+    transposed: &HashSet<NodeId>,
+    style: matmul::Style,
+    name: &str,
+    comment: &str,
+) -> Option<Rendered> {
     match k.kind {
         KernelKind::Elementwise => {
             let grp = FusionGroup {
@@ -118,7 +125,7 @@ fn render_kernel(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str
                 inputs: k.inputs.clone(),
                 outputs: k.outputs.clone(),
             };
-            elementwise::render(g, &grp, name, comment).ok()
+            elementwise::render(g, &grp, style == matmul::Style::Direct, name, comment).ok()
         }
         KernelKind::Reduce if matches!(g.node(k.nodes[0]).op, Op::Reduce { .. }) => {
             let grp = FusionGroup {
@@ -128,9 +135,9 @@ fn render_kernel(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str
                 inputs: k.inputs.clone(),
                 outputs: k.outputs.clone(),
             };
-            elementwise::render(g, &grp, name, comment).ok()
+            elementwise::render(g, &grp, style == matmul::Style::Direct, name, comment).ok()
         }
-        KernelKind::MatMul => matmul::render(g, k, transposed, name, comment).ok(),
+        KernelKind::MatMul => matmul::render(g, k, transposed, style, name, comment).ok(),
         KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {
             special::render(g, k, name)
         }
@@ -159,7 +166,8 @@ impl ClExecutor {
     pub fn new(g: &Graph, device: Option<usize>) -> Result<ClExecutor, BackendError> {
         let driver = Driver::open(device).map_err(|e| BackendError::Device(e.to_string()))?;
         let partition = kernel::partition(g);
-        let (rendered, source) = render_program(g, &partition);
+        let style = if driver.info().kind == "CPU" { matmul::Style::Direct } else { matmul::Style::Tiled };
+        let (rendered, source) = render_program(g, &partition, style);
         let mut launch_of = Vec::with_capacity(rendered.len());
         let mut names = Vec::new();
         for r in &rendered {

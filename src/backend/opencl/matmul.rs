@@ -18,6 +18,17 @@ use crate::passes::fusion::FusionGroup;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
+/// How a product is computed on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Tiles of both operands staged in local memory, barriers between stages: for GPUs.
+    Tiled,
+    /// Each work-item reads its operands from global memory directly, no local memory and no
+    /// barrier: for CPU devices (PoCL runs a work-group's barriers as loops over its items, and
+    /// its caches do what local memory does on a GPU).
+    Direct,
+}
+
 /// Rows and columns of the result one work-group computes.
 pub const TILE: usize = 64;
 /// Depth of the operand tiles in local memory.
@@ -28,7 +39,14 @@ const SIDE: usize = TILE / BLOCK;
 
 /// Renders the product kernel `k` (`k.nodes[0]` the product, the rest its epilogue);
 /// `transposed` holds the views whose buffers hold their value's transpose.
-pub fn render(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str, comment: &str) -> Result<Rendered, String> {
+pub fn render(
+    g: &Graph,
+    k: &Kernel,
+    transposed: &HashSet<NodeId>,
+    style: Style,
+    name: &str,
+    comment: &str,
+) -> Result<Rendered, String> {
     let m = k.nodes[0];
     let xs = g.operands(m);
     let (a, b) = (xs[0], xs[1]);
@@ -86,31 +104,47 @@ pub fn render(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str, c
     let b_off = offset(&coords, &batch_ext, &vary_b);
     let _ = writeln!(s, "    __global const float* A = {ba} + ({a_off}) * {a_mat};");
     let _ = writeln!(s, "    __global const float* B = {bbuf} + ({b_off}) * {b_mat};");
-    let _ = writeln!(s, "    __local float As[{DEPTH}][{TILE}];");
-    let _ = writeln!(s, "    __local float Bs[{DEPTH}][{TILE}];");
-    let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
-    let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
-    let _ = writeln!(s, "    int me = ty * {SIDE} + tx;");
-    let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {DEPTH}) {{");
-    let loads = TILE * DEPTH / (SIDE * SIDE);
-    let _ = writeln!(s, "        for (int l = 0; l < {loads}; l++) {{");
-    let _ = writeln!(s, "            int e = me + l * {};", SIDE * SIDE);
-    let _ = writeln!(s, "            int r = e / {DEPTH}, kk = e % {DEPTH};");
-    let _ = writeln!(s, "            int gr = row0 + r, gk = k0 + kk;");
-    let _ = writeln!(s, "            As[kk][r] = (gr < {em} && gk < {ek}) ? A[gr * {a_rs} + gk * {a_cs}] : 0.0f;");
-    let _ = writeln!(s, "            int kb = e / {TILE}, c = e % {TILE};");
-    let _ = writeln!(s, "            int gk2 = k0 + kb, gc = col0 + c;");
-    let _ = writeln!(s, "            Bs[kb][c] = (gk2 < {ek} && gc < {en}) ? B[gk2 * {b_rs} + gc * {b_cs}] : 0.0f;");
-    let _ = writeln!(s, "        }}");
-    let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
-    let _ = writeln!(s, "        for (int kk = 0; kk < {DEPTH}; kk++) {{");
-    let _ = writeln!(s, "            float ar[{BLOCK}], br[{BLOCK}];");
-    let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) ar[i] = As[kk][ty + {SIDE} * i];");
-    let _ = writeln!(s, "            for (int j = 0; j < {BLOCK}; j++) br[j] = Bs[kk][tx + {SIDE} * j];");
-    let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];");
-    let _ = writeln!(s, "        }}");
-    let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
-    let _ = writeln!(s, "    }}");
+    if style == Style::Direct {
+        // A work-item's block: rows ty + 16·i, columns tx + 16·j of the tile, as in the tiled
+        // kernel, so the epilogue below is shared.
+        let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
+        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
+        let _ = writeln!(s, "    int rows[{BLOCK}], cols[{BLOCK}];");
+        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) {{ int r = row0 + ty + {SIDE} * i; rows[i] = r < {em} ? r : {em} - 1; }}");
+        let _ = writeln!(s, "    for (int j = 0; j < {BLOCK}; j++) {{ int c = col0 + tx + {SIDE} * j; cols[j] = c < {en} ? c : {en} - 1; }}");
+        let _ = writeln!(s, "    for (int kk = 0; kk < {ek}; kk++) {{");
+        let _ = writeln!(s, "        float ar[{BLOCK}], br[{BLOCK}];");
+        let _ = writeln!(s, "        for (int i = 0; i < {BLOCK}; i++) ar[i] = A[rows[i] * {a_rs} + kk * {a_cs}];");
+        let _ = writeln!(s, "        for (int j = 0; j < {BLOCK}; j++) br[j] = B[kk * {b_rs} + cols[j] * {b_cs}];");
+        let _ = writeln!(s, "        for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];");
+        let _ = writeln!(s, "    }}");
+    } else {
+        let _ = writeln!(s, "    __local float As[{DEPTH}][{TILE}];");
+        let _ = writeln!(s, "    __local float Bs[{DEPTH}][{TILE}];");
+        let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
+        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
+        let _ = writeln!(s, "    int me = ty * {SIDE} + tx;");
+        let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {DEPTH}) {{");
+        let loads = TILE * DEPTH / (SIDE * SIDE);
+        let _ = writeln!(s, "        for (int l = 0; l < {loads}; l++) {{");
+        let _ = writeln!(s, "            int e = me + l * {};", SIDE * SIDE);
+        let _ = writeln!(s, "            int r = e / {DEPTH}, kk = e % {DEPTH};");
+        let _ = writeln!(s, "            int gr = row0 + r, gk = k0 + kk;");
+        let _ = writeln!(s, "            As[kk][r] = (gr < {em} && gk < {ek}) ? A[gr * {a_rs} + gk * {a_cs}] : 0.0f;");
+        let _ = writeln!(s, "            int kb = e / {TILE}, c = e % {TILE};");
+        let _ = writeln!(s, "            int gk2 = k0 + kb, gc = col0 + c;");
+        let _ = writeln!(s, "            Bs[kb][c] = (gk2 < {ek} && gc < {en}) ? B[gk2 * {b_rs} + gc * {b_cs}] : 0.0f;");
+        let _ = writeln!(s, "        }}");
+        let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
+        let _ = writeln!(s, "        for (int kk = 0; kk < {DEPTH}; kk++) {{");
+        let _ = writeln!(s, "            float ar[{BLOCK}], br[{BLOCK}];");
+        let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) ar[i] = As[kk][ty + {SIDE} * i];");
+        let _ = writeln!(s, "            for (int j = 0; j < {BLOCK}; j++) br[j] = Bs[kk][tx + {SIDE} * j];");
+        let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];");
+        let _ = writeln!(s, "        }}");
+        let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
+        let _ = writeln!(s, "    }}");
+    }
     let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) {{");
     let _ = writeln!(s, "        int row = row0 + ty + {SIDE} * i, col = col0 + tx + {SIDE} * j;");
     let _ = writeln!(s, "        if (row >= {em} || col >= {en}) continue;");
