@@ -12,6 +12,7 @@
 //! never rewrites the graph it compiles.
 
 pub mod cpu;
+pub mod opencl;
 pub mod runner;
 
 pub use runner::{BackendKind, RunError, Runner};

@@ -1,0 +1,1 @@
+//! Stub (ocl-special branch): the lead's module lands here.
