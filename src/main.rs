@@ -165,7 +165,12 @@ enum Command {
         /// The backend that computes the predictions.
         #[arg(long, value_enum, default_value_t = cli::Backend::Cpu)]
         backend: cli::Backend,
+        /// With --backend opencl: the device, by its number in `circ devices`.
+        #[arg(long, default_value_t = 0)]
+        device: usize,
     },
+    /// List the OpenCL platforms and devices `--backend opencl --device N` can run on.
+    Devices,
 }
 
 fn main() -> ExitCode {
@@ -195,11 +200,13 @@ fn main() -> ExitCode {
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
         }
         Command::Train(args) => cli::train::train(args, color),
+        Command::Emit { file, target: cli::emit::Target::Opencl, graph, .. } => cli::emit::emit_opencl(&file, graph, color),
         Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => {
             cli::emit::emit(&file, graph, asm, color)
         }
-        Command::Run { file, params, data, out, backend } => {
-            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(), color)
+        Command::Devices => cli::devices(),
+        Command::Run { file, params, data, out, backend, device } => {
+            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),

@@ -4,6 +4,7 @@
 
 use super::cpu::executor::{ExecError, Executor};
 use super::cpu::BackendError;
+use super::opencl::executor::{ClError, ClExecutor};
 use crate::interp::{self, HostTensor, InterpError, Outputs, Tensor};
 use crate::ir::{Graph, NodeId};
 
@@ -14,6 +15,8 @@ pub enum BackendKind {
     Cpu,
     /// The reference interpreter (`f64`).
     Interp,
+    /// The OpenCL backend (`f32`) on device `N` of `circ devices`.
+    OpenCl(usize),
 }
 
 impl BackendKind {
@@ -21,6 +24,7 @@ impl BackendKind {
         match self {
             BackendKind::Cpu => "cpu",
             BackendKind::Interp => "interp",
+            BackendKind::OpenCl(_) => "opencl",
         }
     }
 }
@@ -29,6 +33,7 @@ impl BackendKind {
 pub enum Runner {
     Interp(Box<Graph>),
     Cpu(Box<Executor>),
+    OpenCl(Box<ClExecutor>),
 }
 
 /// Why a run failed.
@@ -58,6 +63,15 @@ impl From<ExecError> for RunError {
     }
 }
 
+impl From<ClError> for RunError {
+    fn from(e: ClError) -> RunError {
+        match e {
+            ClError::Interp(e) => RunError::Interp(e),
+            ClError::Backend(e) => RunError::Backend(e),
+        }
+    }
+}
+
 impl From<InterpError> for RunError {
     fn from(e: InterpError) -> RunError {
         RunError::Interp(e)
@@ -70,6 +84,7 @@ impl Runner {
         Ok(match kind {
             BackendKind::Interp => Runner::Interp(Box::new(g.clone())),
             BackendKind::Cpu => Runner::Cpu(Box::new(Executor::new(g)?)),
+            BackendKind::OpenCl(device) => Runner::OpenCl(Box::new(ClExecutor::new(g, device)?)),
         })
     }
 
@@ -77,6 +92,7 @@ impl Runner {
         match self {
             Runner::Interp(_) => BackendKind::Interp,
             Runner::Cpu(_) => BackendKind::Cpu,
+            Runner::OpenCl(_) => BackendKind::OpenCl(0),
         }
     }
 
@@ -101,6 +117,14 @@ impl Runner {
                     .collect();
                 Ok(Outputs::from_entries(entries))
             }
+            Runner::OpenCl(exec) => {
+                let out = exec.run(data, params, inputs)?;
+                let entries = out
+                    .into_iter()
+                    .map(|(name, t)| (name, Tensor { shape: t.shape, data: t.data.iter().map(|x| *x as f64).collect() }))
+                    .collect();
+                Ok(Outputs::from_entries(entries))
+            }
         }
     }
 
@@ -113,6 +137,7 @@ impl Runner {
         match self {
             Runner::Interp(_) => Ok(false),
             Runner::Cpu(exec) => exec.carry(links).map(|_| true),
+            Runner::OpenCl(exec) => exec.carry(links).map(|_| true),
         }
     }
 
@@ -123,6 +148,14 @@ impl Runner {
             Runner::Cpu(exec) => {
                 exec.carried_values().into_iter().map(|(n, v)| (n, v.into_iter().map(f64::from).collect())).collect()
             }
+            // A device that fails to read back gives no values: the caller's check of their
+            // lengths reports it.
+            Runner::OpenCl(exec) => exec
+                .carried_values()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(n, v)| (n, v.into_iter().map(f64::from).collect()))
+                .collect(),
         }
     }
 
@@ -137,7 +170,9 @@ impl Runner {
     ) -> Result<Option<NodeId>, InterpError> {
         Ok(match self {
             Runner::Interp(_) => interp::run_all_with::<f64>(g, data, params, inputs)?.first_non_finite(),
-            Runner::Cpu(_) => interp::run_all_with::<f32>(g, data, params, inputs)?.first_non_finite(),
+            Runner::Cpu(_) | Runner::OpenCl(_) => {
+                interp::run_all_with::<f32>(g, data, params, inputs)?.first_non_finite()
+            }
         })
     }
 }

@@ -17,6 +17,8 @@ use std::process::ExitCode;
 pub enum Target {
     /// Cranelift IR for the CPU.
     Clif,
+    /// OpenCL C for the OpenCL backend (needs no device).
+    Opencl,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -29,14 +31,9 @@ pub enum Which {
     Step,
 }
 
-pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
-    let checked = match crate::load(file, color) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let opts = Options::default();
-    for model in &checked.models {
-        let g = match which {
+/// The graph `which` of `model`.
+fn graph_of(model: &circ::check::checked::CheckedModel, which: Which) -> Graph {
+    match which {
             Which::Forward => {
                 circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::None)
             }
@@ -49,7 +46,55 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                 });
                 circ::train::step::build(model, 0, &default).graph
             }
-        };
+        }
+}
+
+/// Every kernel of every model as OpenCL C, headed with its graph nodes and source lines; the
+/// program's prelude first.
+pub fn emit_opencl(file: &Path, which: Which, color: bool) -> ExitCode {
+    let checked = match crate::load(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut s = String::from(circ::backend::opencl::source::PRELUDE);
+    for model in &checked.models {
+        let g = graph_of(model, which);
+        let p = circ::kernel::partition(&g);
+        let (rendered, _) = circ::backend::opencl::executor::render_program(&g, &p);
+        let _ = writeln!(s, "\n// model {}: {} kernels", model.name, p.kernels.len());
+        for v in p.views.iter().filter(|v| v.transposed) {
+            let _ = writeln!(s, "// {} = transpose of {}: read by its products with swapped strides, never copied", v.node, v.base);
+        }
+        for (k, (kern, r)) in p.kernels.iter().zip(&rendered).enumerate() {
+            let nodes: Vec<String> = kern.nodes.iter().map(|n| format!("{n} {}", g.node(*n).op.name())).collect();
+            let _ = writeln!(s, "\n// ---- kernel {k}: {} ({})", kern.kind.name(), nodes.join(", "));
+            let mut lines = String::new();
+            sources(&mut lines, kern, &checked.program.sources);
+            s.push_str(&lines.replace(";   from", "//   from"));
+            match r {
+                Some(r) => {
+                    let buffers: Vec<String> = r.buffers.iter().map(|b| format!("b{} = {b}", r.buffers.iter().position(|x| x == b).unwrap_or(0))).collect();
+                    let _ = writeln!(s, "//   buffers: {}", buffers.join(", "));
+                    s.push_str(&r.source);
+                }
+                None => {
+                    let _ = writeln!(s, "//   runs on the host with the interpreter's f32 kernel (not rendered yet)");
+                }
+            }
+        }
+    }
+    out(&s);
+    ExitCode::SUCCESS
+}
+
+pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
+    let checked = match crate::load(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = Options::default();
+    for model in &checked.models {
+        let g = graph_of(model, which);
         let exec = match Executor::with_options(&g, &opts) {
             Ok(e) => e,
             Err(e) => {

@@ -23,13 +23,51 @@ pub enum Backend {
     Cpu,
     /// The reference interpreter, in f64.
     Interp,
+    /// OpenCL kernels in f32 on a GPU or CPU device (`circ devices`; `--device N`).
+    Opencl,
 }
 
 impl Backend {
-    pub fn kind(self) -> circ::backend::BackendKind {
+    /// The backend, on OpenCL device `device`.
+    pub fn kind(self, device: usize) -> circ::backend::BackendKind {
         match self {
             Backend::Cpu => circ::backend::BackendKind::Cpu,
             Backend::Interp => circ::backend::BackendKind::Interp,
+            Backend::Opencl => circ::backend::BackendKind::OpenCl(device),
+        }
+    }
+}
+
+/// `circ devices`: every OpenCL device, numbered as `--device` takes them. Exit 2 when there is
+/// no platform.
+pub fn devices() -> std::process::ExitCode {
+    use std::fmt::Write;
+    match circ_runtime::opencl::devices() {
+        Ok(list) => {
+            let mut s = String::new();
+            for (i, d) in list.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{i}: {} ({}, {})\n   platform {}; {}; driver {}\n   {} compute units, {:.1} GiB global memory ({:.1} GiB per buffer), {} KiB local, work-groups up to {}",
+                    d.name,
+                    d.kind,
+                    d.vendor,
+                    d.platform,
+                    d.version,
+                    d.driver,
+                    d.compute_units,
+                    d.global_mem as f64 / (1u64 << 30) as f64,
+                    d.max_alloc as f64 / (1u64 << 30) as f64,
+                    d.local_mem / 1024,
+                    d.max_work_group
+                );
+            }
+            out(&s);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            std::process::ExitCode::from(2)
         }
     }
 }

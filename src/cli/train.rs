@@ -50,6 +50,9 @@ pub struct Args {
     /// reference interpreter (f64, slower; exact enough to check closed forms).
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// With --backend opencl: the device, by its number in `circ devices`.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
     /// No progress bar or per-epoch lines.
     #[arg(short, long)]
     pub quiet: bool,
@@ -131,10 +134,15 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let sources = &checked.program.sources;
     let describe = Box::new(move |id, g: &circ::ir::Graph| circ::driver::describe_node(sources, g, id));
     let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
-    if let Err(e) = trainer.use_backend(a.backend.kind()) {
+    if let Err(e) = trainer.use_backend(a.backend.kind(a.device)) {
+        if let circ::backend::cpu::BackendError::Device(m) = &e {
+            // No device, or a program the device's compiler refused: nothing about the model.
+            err(&format!("error: {m}\n"));
+            return ExitCode::from(2);
+        }
         err(&format!(
             "error: the {} backend cannot run this model: {e}\n  note: `--backend interp` runs every model\n",
-            a.backend.kind().name()
+            a.backend.kind(a.device).name()
         ));
         return ExitCode::from(1);
     }
@@ -182,7 +190,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             plural(settings.epochs, "epoch"),
             plural(steps_per_epoch, "step"),
             settings.seed,
-            a.backend.kind().name()
+            a.backend.kind(a.device).name()
         ));
     }
     let mut history = Vec::new();

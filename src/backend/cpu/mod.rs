@@ -82,6 +82,8 @@ pub enum BackendError {
     Codegen(String),
     /// The buffers or sizes handed to a kernel do not fit it.
     Run(String),
+    /// An OpenCL device could not be opened, built for or run on (the driver's message).
+    Device(String),
 }
 
 impl std::fmt::Display for BackendError {
@@ -90,6 +92,7 @@ impl std::fmt::Display for BackendError {
             BackendError::Unsupported(m) => write!(f, "not supported by the CPU backend: {m}"),
             BackendError::Codegen(m) => write!(f, "code generation failed: {m}"),
             BackendError::Run(m) => write!(f, "cannot run the kernel: {m}"),
+            BackendError::Device(m) => f.write_str(m),
         }
     }
 }

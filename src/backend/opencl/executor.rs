@@ -1,1 +1,498 @@
-//! Stub (ocl-special branch): the lead's module lands here.
+//! Runs a whole graph on an OpenCL device: the partition rendered once into one program (built
+//! once per graph, cached on disk by the driver), the buffer plan laid out in one device arena
+//! per binding of the symbolic sizes, the kernels launched in order on one in-order queue.
+//!
+//! - Leaves are written from the host before a run, but *carried* ones ([`ClExecutor::carry`]:
+//!   a training step's parameters and optimizer state), which stay on the device between runs:
+//!   written over in place where the plan allows it, else copied on the device after the run.
+//!   Per step only the loss and the other (small) outputs come back; carried values come back
+//!   when asked ([`ClExecutor::carried_values`], at checkpoints).
+//! - Before the first kernel that writes an update in place, the loss is read back and checked:
+//!   a non-finite loss stops the run and commits nothing (as on the CPU backend).
+//! - A kernel no renderer handles runs on the host with the interpreter's `f32` kernels: its
+//!   operands are read back, its outputs written again (counted in [`ClStats::host`]).
+
+use super::source::{BUILD_OPTIONS, PRELUDE};
+use super::{elementwise, matmul, special, Extent, Rendered};
+use crate::backend::cpu::BackendError;
+use crate::check::types::Dim;
+use crate::interp::{ops, HostTensor, InterpError, Tensor};
+use crate::ir::{Graph, NodeId, Op};
+use crate::kernel::{self, BufferPlan, Kernel, KernelKind, Partition, ELEMENT_BYTES};
+use crate::passes::fusion::FusionGroup;
+use circ_runtime::opencl::{Arena, Arg, Driver, DriverError, Executable};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+/// Why a run failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClError {
+    Interp(InterpError),
+    Backend(BackendError),
+}
+
+impl From<InterpError> for ClError {
+    fn from(e: InterpError) -> ClError {
+        ClError::Interp(e)
+    }
+}
+
+impl From<BackendError> for ClError {
+    fn from(e: BackendError) -> ClError {
+        ClError::Backend(e)
+    }
+}
+
+impl From<DriverError> for ClError {
+    fn from(e: DriverError) -> ClError {
+        ClError::Backend(BackendError::Device(e.to_string()))
+    }
+}
+
+/// How the kernels of a graph run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClStats {
+    pub kernels: usize,
+    /// Rendered as OpenCL C.
+    pub rendered: usize,
+    /// Run on the host with the interpreter's kernels.
+    pub host: usize,
+    /// Whether the program binary came from the on-disk cache.
+    pub from_cache: bool,
+    /// Milliseconds to build or load the program.
+    pub build_ms: u64,
+}
+
+struct Carried {
+    name: String,
+    output: NodeId,
+    leaf: NodeId,
+}
+
+struct Layout {
+    plan: BufferPlan,
+    shapes: Vec<Vec<usize>>,
+    in_place_from: Option<usize>,
+}
+
+/// Every kernel of `g`'s partition rendered, in partition order (`None`: runs on the host), and
+/// the whole program's source.
+pub fn render_program(g: &Graph, p: &Partition) -> (Vec<Option<Rendered>>, String) {
+    let transposed: HashSet<NodeId> = p.views.iter().filter(|v| v.transposed).map(|v| v.node).collect();
+    let mut out = Vec::with_capacity(p.kernels.len());
+    let mut source = String::from(PRELUDE);
+    for (i, k) in p.kernels.iter().enumerate() {
+        let name = format!("k{i}_{}", k.kind.name());
+        let comment = heading(g, k);
+        let r = render_kernel(g, k, &transposed, &name, &comment);
+        if let Some(r) = &r {
+            source.push('\n');
+            source.push_str(&r.source);
+        }
+        out.push(r);
+    }
+    (out, source)
+}
+
+/// The nodes a kernel computes, and their source labels: the comment heading it.
+fn heading(g: &Graph, k: &Kernel) -> String {
+    let mut s = String::new();
+    for n in &k.nodes {
+        let node = g.node(*n);
+        let _ = write!(s, "{n} {}", node.op.name());
+        if let Some(l) = &node.label {
+            let _ = write!(s, ": {l}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn render_kernel(g: &Graph, k: &Kernel, transposed: &HashSet<NodeId>, name: &str, comment: &str) -> Option<Rendered> {
+    match k.kind {
+        KernelKind::Elementwise => {
+            let grp = FusionGroup {
+                nodes: k.nodes.clone(),
+                shape: k.space.clone(),
+                epilogue: k.reduction,
+                inputs: k.inputs.clone(),
+                outputs: k.outputs.clone(),
+            };
+            elementwise::render(g, &grp, name, comment).ok()
+        }
+        KernelKind::Reduce if matches!(g.node(k.nodes[0]).op, Op::Reduce { .. }) => {
+            let grp = FusionGroup {
+                nodes: k.nodes.clone(),
+                shape: k.space.clone(),
+                epilogue: Some(k.nodes[0]),
+                inputs: k.inputs.clone(),
+                outputs: k.outputs.clone(),
+            };
+            elementwise::render(g, &grp, name, comment).ok()
+        }
+        KernelKind::MatMul => matmul::render(g, k, transposed, name, comment).ok(),
+        KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {
+            special::render(g, k, name)
+        }
+    }
+}
+
+pub struct ClExecutor {
+    graph: Graph,
+    partition: Partition,
+    rendered: Vec<Option<Rendered>>,
+    /// For each kernel of the partition, its index in the program (`None`: on the host).
+    launch_of: Vec<Option<usize>>,
+    source: String,
+    driver: Driver,
+    exe: Executable,
+    arena: Option<Arena>,
+    layouts: HashMap<Vec<Option<usize>>, Layout>,
+    last_layout: Option<Vec<Option<usize>>>,
+    carried: Vec<Carried>,
+    carried_live: bool,
+    stats: ClStats,
+}
+
+impl ClExecutor {
+    /// Opens device `device`, renders `g` (verified) and builds its program.
+    pub fn new(g: &Graph, device: usize) -> Result<ClExecutor, BackendError> {
+        let driver = Driver::open(device).map_err(|e| BackendError::Device(e.to_string()))?;
+        let partition = kernel::partition(g);
+        let (rendered, source) = render_program(g, &partition);
+        let mut launch_of = Vec::with_capacity(rendered.len());
+        let mut names = Vec::new();
+        for r in &rendered {
+            launch_of.push(r.as_ref().map(|r| {
+                names.push(r.name.clone());
+                names.len() - 1
+            }));
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Some(p) = std::env::var_os("CIRC_DUMP_OPENCL") { let _ = std::fs::write(p, &source); }
+        let exe = driver.build(&source, BUILD_OPTIONS, &refs).map_err(|e| BackendError::Device(e.to_string()))?;
+        let stats = ClStats {
+            kernels: partition.kernels.len(),
+            rendered: names.len(),
+            host: partition.kernels.len() - names.len(),
+            from_cache: exe.from_cache,
+            build_ms: exe.build_time.as_millis() as u64,
+        };
+        Ok(ClExecutor {
+            graph: g.clone(),
+            partition,
+            rendered,
+            launch_of,
+            source,
+            driver,
+            exe,
+            arena: None,
+            layouts: HashMap::new(),
+            last_layout: None,
+            carried: Vec::new(),
+            carried_live: false,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> ClStats {
+        self.stats
+    }
+
+    /// The program's OpenCL C source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.driver.info().name
+    }
+
+    /// As [`crate::backend::cpu::executor::Executor::carry`]: each named output becomes its
+    /// leaf's value after every run whose loss is finite, kept on the device.
+    pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
+        let g = &self.graph;
+        let mut carried = Vec::new();
+        for (name, leaf) in links {
+            let output = g
+                .outputs
+                .iter()
+                .find(|o| o.name == *name)
+                .ok_or_else(|| BackendError::Run(format!("no output `{name}` to carry")))?
+                .node;
+            let ok = g.node_ids().contains(leaf)
+                && matches!(g.node(*leaf).op, Op::Param(_) | Op::Input(_))
+                && g.node(*leaf).shape == g.node(output).shape;
+            if !ok {
+                return Err(BackendError::Run(format!("`{name}` cannot be carried into {leaf}")));
+            }
+            carried.push(Carried { name: name.to_string(), output, leaf: *leaf });
+        }
+        self.carried = carried;
+        self.carried_live = false;
+        self.layouts.clear();
+        self.last_layout = None;
+        Ok(())
+    }
+
+    fn updates(&self) -> Vec<(NodeId, NodeId)> {
+        let p = &self.partition;
+        let kernel_of = p.kernel_of();
+        let Some(loss) = self.graph.outputs.first().and_then(|o| kernel_of.get(&p.base(o.node))) else {
+            return Vec::new();
+        };
+        self.carried
+            .iter()
+            .filter(|c| kernel_of.get(&c.output).is_some_and(|k| k > loss))
+            .map(|c| (c.leaf, c.output))
+            .collect()
+    }
+
+    /// The carried leaves' values after the latest run, read back from the device (empty
+    /// before any run).
+    pub fn carried_values(&self) -> Result<Vec<(String, Vec<f32>)>, BackendError> {
+        let mut out = Vec::with_capacity(self.carried.len());
+        let layout = self.last_layout.as_ref().map(|k| &self.layouts[k]);
+        for c in &self.carried {
+            let v = match (layout, self.arena.as_ref(), self.carried_live) {
+                (Some(l), Some(arena), true) => match l.plan.slot(c.leaf) {
+                    Some(s) => {
+                        let off = (l.plan.slots[s].offset / ELEMENT_BYTES) as usize;
+                        let n: usize = l.shapes[c.leaf.index()].iter().product();
+                        let mut v = vec![0f32; n];
+                        self.driver.read(arena, off, &mut v).map_err(|e| BackendError::Device(e.to_string()))?;
+                        v
+                    }
+                    None => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            out.push((c.name.clone(), v));
+        }
+        Ok(out)
+    }
+
+    fn layout(&self, sizes: &[Option<usize>]) -> Result<Layout, InterpError> {
+        let g = &self.graph;
+        let slots = g.node_ids().iter().map(|n| n.index() + 1).max().unwrap_or(0);
+        let mut shapes = vec![Vec::new(); slots];
+        for id in g.node_ids() {
+            shapes[id.index()] = crate::interp::bind::concrete(g, id, sizes)?;
+            if shapes[id.index()].iter().product::<usize>() > i32::MAX as usize {
+                return Err(InterpError::Graph(format!(
+                    "{id} has {:?} elements, more than the OpenCL kernels index (2³¹)",
+                    shapes[id.index()]
+                )));
+            }
+        }
+        let dim = |d: Dim| match d {
+            Dim::Known(n) => n,
+            Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0) as u64,
+            Dim::Any => 0,
+        };
+        let plan = kernel::plan_with_updates(g, &self.partition, dim, &self.updates());
+        let kernel_of = self.partition.kernel_of();
+        let in_place_from = plan.in_place().filter_map(|(_, o)| kernel_of.get(&o).copied()).min();
+        Ok(Layout { plan, shapes, in_place_from })
+    }
+
+    /// Runs the graph; as `Executor::run` on the CPU backend.
+    pub fn run(
+        &mut self,
+        data: &[HostTensor],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Vec<(String, Tensor<f32>)>, ClError> {
+        let sizes = crate::interp::bind::bind(&self.graph, data, params)?;
+        crate::interp::bind::check_inputs(&self.graph, inputs)?;
+        if !self.layouts.contains_key(&sizes) {
+            let l = self.layout(&sizes)?;
+            self.layouts.insert(sizes.clone(), l);
+        }
+        // Carried values survive a change of layout (another batch size) through the host.
+        let moved = if self.carried_live && self.last_layout.as_ref() != Some(&sizes) {
+            Some(self.carried_values()?)
+        } else {
+            None
+        };
+        let words = (self.layouts[&sizes].plan.arena_bytes / ELEMENT_BYTES) as usize;
+        if self.arena.as_ref().is_none_or(|a| a.len() < words) {
+            let kept = match (&moved, self.carried_live) {
+                (None, true) => Some(self.carried_values()?),
+                _ => None,
+            };
+            self.arena = Some(self.driver.arena(words)?);
+            if let Some(k) = kept {
+                // Same layout, a bigger arena (never happens today: kept for safety).
+                self.write_carried(&sizes, &k)?;
+            }
+        }
+        if let Some(values) = moved {
+            self.write_carried(&sizes, &values)?;
+        }
+        self.last_layout = Some(sizes.clone());
+        let g = &self.graph;
+        let layout = &self.layouts[&sizes];
+        let (plan, shapes) = (&layout.plan, &layout.shapes);
+        let arena = self.arena.as_mut().expect("allocated above");
+        let driver = &self.driver;
+        let at = |id: NodeId| -> Result<usize, ClError> {
+            let s = plan.slot(id).ok_or_else(|| InterpError::Graph(format!("{id} is read but has no buffer")))?;
+            Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
+        };
+        let len = |id: NodeId| shapes[id.index()].iter().product::<usize>();
+        // Leaves.
+        let mut staging: Vec<f32> = Vec::new();
+        for id in g.node_ids() {
+            if self.carried_live && self.carried.iter().any(|c| c.leaf == id) {
+                continue;
+            }
+            let src: Vec<f64>;
+            let values: &[f64] = match g.node(id).op {
+                Op::Data(i) => &data[i].values,
+                Op::Param(i) => &params[i],
+                Op::Input(i) => &inputs[i],
+                Op::Const(c) => {
+                    src = vec![c];
+                    &src
+                }
+                _ => continue,
+            };
+            let Some(_) = plan.slot(id) else { continue };
+            staging.clear();
+            staging.extend(values.iter().map(|x| *x as f32));
+            driver.write(arena, at(id)?, &staging)?;
+        }
+        let loss_finite = |arena: &Arena| -> Result<bool, ClError> {
+            let Some(o) = g.outputs.first() else { return Ok(true) };
+            let mut v = vec![0f32; len(o.node)];
+            driver.read(arena, at(o.node)?, &mut v)?;
+            Ok(v.iter().all(|x| x.is_finite()))
+        };
+        let dim = |d: Dim| -> usize {
+            match d {
+                Dim::Known(n) => n as usize,
+                Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
+                Dim::Any => 0,
+            }
+        };
+        let extent = |e: &Extent| -> usize { e.0.iter().map(|d| dim(*d)).product() };
+        let mut stopped = false;
+        let mut args = Vec::new();
+        for (ki, k) in self.partition.kernels.iter().enumerate() {
+            if Some(ki) == layout.in_place_from && !loss_finite(arena)? {
+                stopped = true;
+                break;
+            }
+            match (&self.rendered[ki], self.launch_of[ki]) {
+                (Some(r), Some(li)) => {
+                    args.clear();
+                    for b in &r.buffers {
+                        args.push(Arg::U64(at(self.partition.base(*b))? as u64));
+                    }
+                    for e in &r.extents {
+                        let v = extent(e);
+                        let v = i32::try_from(v)
+                            .map_err(|_| BackendError::Run(format!("a size of {v} does not fit the kernel's int")))?;
+                        args.push(Arg::I32(v));
+                    }
+                    let mut global = Vec::with_capacity(r.launch.global.len());
+                    for (gs, l) in r.launch.global.iter().zip(&r.launch.local) {
+                        let n = (extent(&gs.extent) as u64).div_ceil(gs.div) * gs.mul;
+                        global.push((n as usize).div_ceil(*l) * l);
+                    }
+                    driver.launch(&self.exe, li, arena, &args, &global, &r.launch.local)?;
+                }
+                _ => host_kernel(g, &self.partition, k, driver, arena, shapes, &at)?,
+            }
+        }
+        let commit = !stopped && loss_finite(arena)?;
+        for c in self.carried.iter().filter(|_| commit) {
+            let (from, to) = (at(c.output)?, at(c.leaf)?);
+            if from != to {
+                driver.copy(arena, from, to, len(c.leaf))?;
+            }
+        }
+        self.carried_live = !self.carried.is_empty();
+        let mut entries = Vec::with_capacity(g.outputs.len());
+        for o in &g.outputs {
+            if self.carried.iter().any(|c| c.name == o.name) {
+                continue;
+            }
+            let n = len(o.node);
+            let mut v = vec![f32::NAN; n];
+            if !stopped || o.node == g.outputs[0].node {
+                driver.read(arena, at(self.partition.base(o.node))?, &mut v)?;
+            }
+            entries.push((o.name.clone(), Tensor { shape: shapes[o.node.index()].clone(), data: v }));
+        }
+        Ok(entries)
+    }
+
+    fn write_carried(&mut self, sizes: &[Option<usize>], values: &[(String, Vec<f32>)]) -> Result<(), ClError> {
+        let l = &self.layouts[sizes];
+        let arena = self.arena.as_mut().expect("allocated before");
+        for (c, (_, v)) in self.carried.iter().zip(values) {
+            if let Some(s) = l.plan.slot(c.leaf) {
+                self.driver.write(arena, (l.plan.slots[s].offset / ELEMENT_BYTES) as usize, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs kernel `k` on the host with the interpreter's `f32` kernels: operands read back from the
+/// device, outputs written to it.
+fn host_kernel(
+    g: &Graph,
+    p: &Partition,
+    k: &Kernel,
+    driver: &Driver,
+    arena: &mut Arena,
+    shapes: &[Vec<usize>],
+    at: &dyn Fn(NodeId) -> Result<usize, ClError>,
+) -> Result<(), ClError> {
+    let mut local: HashMap<NodeId, Tensor<f32>> = HashMap::new();
+    for node in &k.nodes {
+        let n = g.node(*node);
+        let mut read = Vec::new();
+        for o in g.operands(*node) {
+            let t = match local.get(&o) {
+                Some(t) => t.clone(),
+                None => {
+                    let shape = shapes[o.index()].clone();
+                    let mut data = vec![0f32; shape.iter().product()];
+                    let transposed = p.views.iter().any(|v| v.node == o && v.transposed);
+                    driver.read(arena, at(p.base(o))?, &mut data)?;
+                    if transposed {
+                        // The buffer holds the value with its last two axes swapped.
+                        let r = shape.len();
+                        let (rows, cols) = (shape[r - 2], shape[r - 1]);
+                        let mut t = vec![0f32; data.len()];
+                        for (b, chunk) in data.chunks(rows * cols).enumerate() {
+                            for i in 0..rows {
+                                for j in 0..cols {
+                                    t[b * rows * cols + i * cols + j] = chunk[j * rows + i];
+                                }
+                            }
+                        }
+                        data = t;
+                    }
+                    Tensor { shape, data }
+                }
+            };
+            read.push(t);
+        }
+        let refs: Vec<&Tensor<f32>> = read.iter().collect();
+        let shape = &shapes[node.index()];
+        let value = ops::apply(&n.op, &refs, shape)
+            .map_err(|message| InterpError::Node { node: *node, op: n.op.name(), label: n.label.clone(), message })?;
+        local.insert(*node, value);
+    }
+    for o in &k.outputs {
+        if let Some(v) = local.get(o) {
+            driver.write(arena, at(*o)?, &v.data)?;
+        }
+    }
+    Ok(())
+}

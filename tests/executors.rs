@@ -85,6 +85,7 @@ mod random_graph;
 use circ::autodiff::bprop2::{self, Variant};
 use circ::backend::cpu::executor::{Executor, Stats};
 use circ::backend::cpu::Options;
+use circ::backend::opencl::executor::ClExecutor;
 use circ::check::checked::{DataSource, Prior};
 use circ::check::types::{Dim, Elem};
 use circ::interp::{self, HostTensor};
@@ -415,14 +416,61 @@ fn compare(label: &str, g: &Graph, opts: &Options, near_zero: f64) -> (Report, S
 /// The data, parameters and extra inputs of one run.
 type Feed<'a> = (&'a [HostTensor], &'a [Vec<f64>], &'a [Vec<f64>]);
 
+/// The executor under test.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    Cpu(&'a Options),
+    /// OpenCL device 0 (PoCL in CI).
+    OpenCl,
+}
+
+/// A run's outputs by name.
+type Named = HashMap<String, interp::Tensor<f32>>;
+
+/// Runs `g` twice on `backend` (to exercise the cached plan and a reused arena).
+fn run_twice(label: &str, g: &Graph, (data, params, inputs): Feed, backend: Backend) -> (Named, Named, Option<Stats>) {
+    match backend {
+        Backend::Cpu(opts) => {
+            let mut exec = Executor::with_options(g, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut one = || -> Named {
+                let out = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+                out.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+            };
+            let (a, b) = (one(), one());
+            (a, b, Some(exec.stats()))
+        }
+        Backend::OpenCl => {
+            let mut exec = ClExecutor::new(g, 0).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut one = || -> Named {
+                let out = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e:?}"));
+                out.into_iter().collect()
+            };
+            let (a, b) = (one(), one());
+            (a, b, None)
+        }
+    }
+}
+
 /// [`compare`] on given inputs.
-fn compare_on(label: &str, g: &Graph, (data, params, inputs): Feed, opts: &Options, near_zero: f64) -> (Report, Stats) {
+fn compare_on(label: &str, g: &Graph, feed: Feed, opts: &Options, near_zero: f64) -> (Report, Stats) {
+    let (r, s) = compare_with(label, g, feed, Backend::Cpu(opts), near_zero);
+    let s = s.expect("the CPU executor's stats");
+    assert_eq!(s.jit + s.matmul + s.interpreted, s.kernels);
+    assert_eq!(s.jit_runs, 2 * (s.jit + s.jit_epilogues) as u64, "{label}");
+    (r, s)
+}
+
+/// [`compare_on`] on any backend.
+fn compare_with(
+    label: &str,
+    g: &Graph,
+    (data, params, inputs): Feed,
+    backend: Backend,
+    near_zero: f64,
+) -> (Report, Option<Stats>) {
     let want = interp::run_with::<f32>(g, data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     let exact = interp::run_with::<f64>(g, data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
-    let mut exec = Executor::with_options(g, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
-    let got = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
-    // Twice, to exercise the cached plan and a reused arena.
-    let again = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let (got, again, stats) = run_twice(label, g, (data, params, inputs), backend);
     let mags = rounding_magnitudes(g, (data, params, inputs)).unwrap_or_else(|e| panic!("{label}: {e}"));
     let mut r = Report::default();
     for (o, mag) in g.outputs.iter().zip(&mags) {
@@ -431,7 +479,12 @@ fn compare_on(label: &str, g: &Graph, (data, params, inputs): Feed, opts: &Optio
         let x = got.get(&o.name).unwrap_or_else(|| panic!("{label}: output {} missing", o.name));
         assert_eq!(x.shape, w.shape, "{label}: shape of {}", o.name);
         assert_eq!(x.data.len(), w.data.len(), "{label}: length of {}", o.name);
-        assert_eq!(again.get(&o.name).unwrap().data, x.data, "{label}: {} differs between runs", o.name);
+        assert_eq!(
+            again.get(&o.name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            x.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{label}: {} differs between runs",
+            o.name
+        );
         let scale = near_zero * w.data.iter().fold(0.0f64, |m, v| m.max((*v as f64).abs()));
         for (i, ((a, b), c)) in x.data.iter().zip(&w.data).zip(&e.data).enumerate() {
             r.elements += 1;
@@ -472,10 +525,7 @@ fn compare_on(label: &str, g: &Graph, (data, params, inputs): Feed, opts: &Optio
             ));
         }
     }
-    let s = exec.stats();
-    assert_eq!(s.jit + s.matmul + s.interpreted, s.kernels);
-    assert_eq!(s.jit_runs, 2 * (s.jit + s.jit_epilogues) as u64, "{label}");
-    (r, s)
+    (r, stats)
 }
 
 #[test]
@@ -786,5 +836,84 @@ fn random_graphs_run_as_the_interpreter() {
     for c in &cancellations {
         println!("  {c}");
     }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Whether an OpenCL device is there to test on. Without one the OpenCL tests pass with a printed
+/// reason, except under `CI=true`, where a missing platform fails them.
+fn opencl_available(test: &str) -> bool {
+    match circ_runtime::opencl::devices() {
+        Ok(d) if !d.is_empty() => true,
+        Ok(_) | Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: CI=true and no OpenCL device: {:?}", circ_runtime::opencl::devices().err())
+        }
+        other => {
+            println!("{test}: skipped, no OpenCL device ({:?})", other.err().map(|e| e.to_string()));
+            false
+        }
+    }
+}
+
+/// Random graphs on OpenCL: fewer than on the CPU, since PoCL compiles each program with LLVM
+/// (about a second each); `CIRC_OPENCL_RANDOM_GRAPHS` runs more.
+const OPENCL_SEEDS: u64 = 12;
+
+#[test]
+fn every_example_runs_on_opencl_as_the_interpreter() {
+    if !opencl_available("every_example_runs_on_opencl_as_the_interpreter") {
+        return;
+    }
+    for (name, text) in examples() {
+        for (stage, g) in stages(&format!("examples/{name}.circ"), &text) {
+            let label = format!("{name}: {stage} (opencl)");
+            let (data, params, inputs) = feed(&g, N, 0x5eed ^ g.len() as u64);
+            let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl, NEAR_ZERO);
+            println!(
+                "{name:>15} {stage:<20} {:>6} elements, worst rel. error {:.2e}, {} near zero, {} within the f32 reference's own error, \
+                 {} within {:.1} units of their magnitude; worst {:.1} units",
+                r.elements, r.worst, r.near_zero, r.by_f64, r.cancelled, r.worst_cancelled, r.worst_units
+            );
+            r.cancellations.iter().for_each(|c| println!("  {c}"));
+        }
+    }
+}
+
+#[test]
+fn random_graphs_run_on_opencl_as_the_interpreter() {
+    if !opencl_available("random_graphs_run_on_opencl_as_the_interpreter") {
+        return;
+    }
+    let start = Instant::now();
+    let seeds: u64 =
+        std::env::var("CIRC_OPENCL_RANDOM_GRAPHS").ok().and_then(|s| s.parse().ok()).unwrap_or(OPENCL_SEEDS);
+    let (mut graphs, mut elements, mut worst, mut skipped) = (0, 0, 0.0f64, 0);
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        let (stages, params) = random_stages(seed);
+        for (stage, g, data) in stages {
+            let exact = interp::run_with::<f64>(&g, &data, &params, &[])
+                .unwrap_or_else(|e| panic!("seed {seed}, {stage}: {e}"));
+            if g.outputs.iter().any(|o| exact.get(&o.name).unwrap().data.iter().any(|v| !v.is_finite())) {
+                skipped += 1;
+                continue;
+            }
+            graphs += 1;
+            let label = format!("seed {seed}, {stage} (opencl)");
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                compare_with(&label, &g, (&data, &params, &[]), Backend::OpenCl, NEAR_ZERO)
+            }));
+            match run {
+                Ok((r, _)) => {
+                    elements += r.elements;
+                    worst = worst.max(r.worst);
+                }
+                Err(e) => failures.push(format!("{}\n{}", panic_text(&*e), circ::ir::print::text(&g, None))),
+            }
+        }
+    }
+    println!(
+        "{seeds} random graphs on OpenCL in {:.1} s: {graphs} compared ({skipped} not finite in f64), {elements} elements, worst rel. error {worst:.2e}",
+        start.elapsed().as_secs_f64()
+    );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
