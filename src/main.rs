@@ -165,9 +165,10 @@ enum Command {
         /// The backend that computes the predictions.
         #[arg(long, value_enum, default_value_t = cli::Backend::Cpu)]
         backend: cli::Backend,
-        /// With --backend opencl: the device, by its number in `circ devices`.
-        #[arg(long, default_value_t = 0)]
-        device: usize,
+        /// With --backend opencl: the device, by its number in `circ devices` (default: the
+        /// first GPU, else the first device).
+        #[arg(long)]
+        device: Option<usize>,
     },
     /// List the OpenCL platforms and devices `--backend opencl --device N` can run on.
     Devices,

@@ -440,7 +440,7 @@ fn run_twice(label: &str, g: &Graph, (data, params, inputs): Feed, backend: Back
             (a, b, Some(exec.stats()))
         }
         Backend::OpenCl => {
-            let mut exec = ClExecutor::new(g, 0).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut exec = ClExecutor::new(g, None).unwrap_or_else(|e| panic!("{label}: {e}"));
             let mut one = || -> Named {
                 let out = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e:?}"));
                 out.into_iter().collect()

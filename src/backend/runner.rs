@@ -15,8 +15,9 @@ pub enum BackendKind {
     Cpu,
     /// The reference interpreter (`f64`).
     Interp,
-    /// The OpenCL backend (`f32`) on device `N` of `circ devices`.
-    OpenCl(usize),
+    /// The OpenCL backend (`f32`) on device `N` of `circ devices` (`None`: the first GPU, else
+    /// the first device).
+    OpenCl(Option<usize>),
 }
 
 impl BackendKind {
@@ -92,7 +93,7 @@ impl Runner {
         match self {
             Runner::Interp(_) => BackendKind::Interp,
             Runner::Cpu(_) => BackendKind::Cpu,
-            Runner::OpenCl(_) => BackendKind::OpenCl(0),
+            Runner::OpenCl(_) => BackendKind::OpenCl(None),
         }
     }
 

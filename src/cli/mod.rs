@@ -29,7 +29,7 @@ pub enum Backend {
 
 impl Backend {
     /// The backend, on OpenCL device `device`.
-    pub fn kind(self, device: usize) -> circ::backend::BackendKind {
+    pub fn kind(self, device: Option<usize>) -> circ::backend::BackendKind {
         match self {
             Backend::Cpu => circ::backend::BackendKind::Cpu,
             Backend::Interp => circ::backend::BackendKind::Interp,

@@ -50,9 +50,10 @@ pub struct Args {
     /// reference interpreter (f64, slower; exact enough to check closed forms).
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// With --backend opencl: the device, by its number in `circ devices`.
-    #[arg(long, default_value_t = 0)]
-    pub device: usize,
+    /// With --backend opencl: the device, by its number in `circ devices` (default: the first
+    /// GPU, else the first device).
+    #[arg(long)]
+    pub device: Option<usize>,
     /// No progress bar or per-epoch lines.
     #[arg(short, long)]
     pub quiet: bool,

@@ -326,3 +326,58 @@ fn e5_on_the_cpu_backend() {
     );
     assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97 on the cpu backend");
 }
+
+// ------------------------------------------------------------------------------------------------
+// The same claims with every step on the OpenCL backend (PoCL in CI): f32 on a device.
+
+#[test]
+fn e3_on_the_opencl_backend() {
+    if !opencl_available("e3_on_the_opencl_backend") {
+        return;
+    }
+    let table = read_table("diabetes.csv");
+    let want = ridge_closed_form(&table_rows(&table), 10, 1.0);
+    let checked = example("ridge.circ");
+    let setup = Setup::new(&checked, None, |_| {}).on(BackendKind::OpenCl(None));
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("ridge: {e}"));
+    let got = with_intercept(t.param("w"), t.param("b")[0]);
+    let err = rel_error(&got, &want);
+    println!("E3 ridge on the opencl backend: relative error {err:e}");
+    assert!(err < 1e-4, "ridge weights on the opencl backend differ from the closed form by {err:e}");
+}
+
+#[test]
+fn e4_on_the_opencl_backend() {
+    if !opencl_available("e4_on_the_opencl_backend") {
+        return;
+    }
+    let raw = read_table("breast_cancer.csv");
+    let rows = standardized(&raw);
+    let dir = temp_dir("e4-opencl");
+    let path = dir.join("breast_cancer_standardized.csv");
+    std::fs::write(&path, csv_text(&raw.columns, &rows)).unwrap();
+    let table = circ_runtime::csv::read_csv(&path).unwrap();
+    let want = logistic_newton(&rows, 30);
+    let checked = example("logistic.circ");
+    let setup = Setup::new(&checked, None, |_| {}).on(BackendKind::OpenCl(None));
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("logistic: {e}"));
+    let got = with_intercept(t.param("w"), t.param("b")[0]);
+    let err = rel_error(&got, &want);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("E4 logistic on the opencl backend: relative error {err:e}");
+    assert!(err < 1e-3, "logistic weights on the opencl backend differ from L2 logistic regression by {err:e}");
+}
+
+#[test]
+fn e5_on_the_opencl_backend() {
+    if !opencl_available("e5_on_the_opencl_backend") {
+        return;
+    }
+    let table = read_table("digits.csv");
+    let checked = example("mlp_digits.circ");
+    let start = Instant::now();
+    let t = Setup::new(&checked, None, |_| {}).on(BackendKind::OpenCl(None)).train(&table).unwrap_or_else(|e| panic!("{e}"));
+    let acc = t.metrics.last().and_then(|m| m.valid_accuracy).expect("a validation accuracy");
+    println!("E5 digits on the opencl backend: {acc:.4} held out after {} epochs in {:.2?}", t.metrics.len(), start.elapsed());
+    assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97 on the opencl backend");
+}

@@ -301,3 +301,47 @@ fn a_newton_step_does_not_depend_on_the_batch_scale() {
     let fit = rows.iter().map(|r| (r[1] - a * b * r[0]).powi(2)).sum::<f64>() / rows.len() as f64;
     assert!(fit < 1e-6, "fit error {fit:e} on batches of 64");
 }
+
+/// A checkpoint written by a run on the OpenCL backend resumes on the CPU backend, and one from
+/// the CPU backend on OpenCL: the restored trainer starts from the checkpoint's values exactly,
+/// and its next epochs stay within f32 rounding of the uninterrupted run on the first backend.
+#[test]
+fn checkpoints_move_between_the_opencl_and_cpu_backends() {
+    if !opencl_available("checkpoints_move_between_the_opencl_and_cpu_backends") {
+        return;
+    }
+    use circ::backend::BackendKind::{Cpu, OpenCl};
+    let table = read_table("digits.csv");
+    let checked = example("mlp_digits.circ");
+    for (from, to) in [(OpenCl(None), Cpu), (Cpu, OpenCl(None))] {
+        let first_setup = Setup::new(&checked, None, |s| s.epochs = 4).on(from);
+        let data = first_setup.bind(&table).unwrap();
+        let mut straight = first_setup.trainer(&data);
+        run_until(&mut straight, 4);
+        let mut first = first_setup.trainer(&data);
+        run_until(&mut first, 2);
+        let (tensors, meta) = first.checkpoint("digits");
+        let dir = temp_dir("cross-backend");
+        let path = dir.join("digits.safetensors");
+        safetensors::write(&path, &tensors, DType::F64, &meta).unwrap();
+        let (read, read_meta) = safetensors::read(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let second_setup = Setup::new(&checked, None, |s| s.epochs = 4).on(to);
+        let mut resumed = second_setup.trainer(&data);
+        resumed.restore(&path.display().to_string(), &read, &read_meta).unwrap();
+        assert_eq!(bits(&resumed.params), bits(&first.params), "{} → {}: restored parameters", from.name(), to.name());
+        assert_eq!(bits(&resumed.state), bits(&first.state), "{} → {}: restored state", from.name(), to.name());
+        let metrics = run_until(&mut resumed, 4);
+        let (a, b): (Vec<f64>, Vec<f64>) = (resumed.params.concat(), straight.params.concat());
+        let err = rel_error(&a, &b);
+        println!(
+            "{} → {} after 2 + 2 epochs: parameters {err:.2e} relative from 4 epochs on {}; valid accuracy {:?}",
+            from.name(),
+            to.name(),
+            from.name(),
+            metrics.last().and_then(|m| m.valid_accuracy)
+        );
+        assert!(err < 1e-3, "{} → {}: parameters {err:e} relative from the uninterrupted run", from.name(), to.name());
+        assert!(metrics.last().and_then(|m| m.valid_accuracy).unwrap() > 0.9);
+    }
+}

@@ -42,18 +42,28 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// PoCL compiles into a cache directory of its own and fails when it cannot write one: point it
-/// at ours when the user has not chosen one.
+/// PoCL compiles into a cache directory of its own, fails when it cannot write one, and races
+/// when several processes share one (pocl#430): unless the user chose one, each process gets its
+/// own under the system's temporary directory, and those of processes that have ended are removed.
 pub(super) fn prepare_pocl() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("POCL_CACHE_DIR").is_none() {
-            if let Some(d) = cache_dir() {
-                let pocl = d.join("pocl");
-                if std::fs::create_dir_all(&pocl).is_ok() {
-                    std::env::set_var("POCL_CACHE_DIR", pocl);
+        if std::env::var_os("POCL_CACHE_DIR").is_some() {
+            return;
+        }
+        let root = std::env::temp_dir();
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name.strip_prefix("circ-pocl-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+                if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
             }
+        }
+        let mine = root.join(format!("circ-pocl-{}", std::process::id()));
+        if std::fs::create_dir_all(&mine).is_ok() {
+            std::env::set_var("POCL_CACHE_DIR", mine);
         }
     });
 }

@@ -201,10 +201,14 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Opens device `index` of [`devices`].
-    pub fn open(index: usize) -> Result<Driver, DriverError> {
+    /// Opens device `index` of [`devices`]; with `None`, the first GPU, else the first device
+    /// (a machine may list PoCL's CPU device before its GPU).
+    pub fn open(index: Option<usize>) -> Result<Driver, DriverError> {
         cache::prepare_pocl();
         let all = all_devices()?;
+        let index = index.unwrap_or_else(|| {
+            all.iter().position(|(_, d)| Device::new(*d).dev_type().is_ok_and(|t| t & CL_DEVICE_TYPE_GPU != 0)).unwrap_or(0)
+        });
         let (platform, id) =
             all.get(index).cloned().ok_or(DriverError::NoDevice { index, count: all.len() })?;
         let device = Device::new(id);

@@ -156,7 +156,7 @@ pub struct ClExecutor {
 
 impl ClExecutor {
     /// Opens device `device`, renders `g` (verified) and builds its program.
-    pub fn new(g: &Graph, device: usize) -> Result<ClExecutor, BackendError> {
+    pub fn new(g: &Graph, device: Option<usize>) -> Result<ClExecutor, BackendError> {
         let driver = Driver::open(device).map_err(|e| BackendError::Device(e.to_string()))?;
         let partition = kernel::partition(g);
         let (rendered, source) = render_program(g, &partition);
@@ -427,6 +427,56 @@ impl ClExecutor {
             entries.push((o.name.clone(), Tensor { shape: shapes[o.node.index()].clone(), data: v }));
         }
         Ok(entries)
+    }
+
+    /// Seconds per pass of every kernel of the latest run's layout, launched `repeats` times
+    /// back to back on the device (no host writes or reads between them): what a benchmark of
+    /// the kernels alone measures. Needs a run first.
+    pub fn time_kernels(&mut self, repeats: usize) -> Result<f64, ClError> {
+        let sizes = self.last_layout.clone().ok_or_else(|| BackendError::Run("no run to repeat".into()))?;
+        let layout = &self.layouts[&sizes];
+        let arena = self.arena.as_mut().expect("a run allocated it");
+        let plan = &layout.plan;
+        let at = |id: NodeId| -> Result<u64, ClError> {
+            let s = plan.slot(id).ok_or_else(|| InterpError::Graph(format!("{id} has no buffer")))?;
+            Ok(plan.slots[s].offset / ELEMENT_BYTES)
+        };
+        let dim = |d: Dim| -> usize {
+            match d {
+                Dim::Known(n) => n as usize,
+                Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
+                Dim::Any => 0,
+            }
+        };
+        let extent = |e: &Extent| -> usize { e.0.iter().map(|d| dim(*d)).product() };
+        let mut launches = Vec::new();
+        for (r, li) in self.rendered.iter().zip(&self.launch_of) {
+            let (Some(r), Some(li)) = (r, li) else { continue };
+            let mut args = Vec::new();
+            for b in &r.buffers {
+                args.push(Arg::U64(at(self.partition.base(*b))?));
+            }
+            for e in &r.extents {
+                args.push(Arg::I32(extent(e) as i32));
+            }
+            let global: Vec<usize> = r
+                .launch
+                .global
+                .iter()
+                .zip(&r.launch.local)
+                .map(|(gs, l)| (((extent(&gs.extent) as u64).div_ceil(gs.div) * gs.mul) as usize).div_ceil(*l) * l)
+                .collect();
+            launches.push((*li, args, global, r.launch.local.clone()));
+        }
+        self.driver.finish()?;
+        let start = std::time::Instant::now();
+        for _ in 0..repeats {
+            for (li, args, global, local) in &launches {
+                self.driver.launch(&self.exe, *li, arena, args, global, local)?;
+            }
+        }
+        self.driver.finish()?;
+        Ok(start.elapsed().as_secs_f64() / repeats.max(1) as f64)
     }
 
     fn write_carried(&mut self, sizes: &[Option<usize>], values: &[(String, Vec<f32>)]) -> Result<(), ClError> {
