@@ -38,7 +38,7 @@ mod device {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
 
-    /// The runtime's driver on device 0, shared
+    /// The runtime's driver on its default device (the first GPU, else the first device), shared
     /// by every test and used by one kernel run at a time, with the programs built so far by
     /// source: cases differing only in values or run-time sizes build once.
     pub struct Dev {
@@ -50,7 +50,7 @@ mod device {
     /// The device, or why there is none.
     pub fn open() -> Result<&'static Dev, String> {
         DEV.get_or_init(|| {
-            let driver = Driver::open(0).map_err(|e| e.to_string())?;
+            let driver = Driver::open(None).map_err(|e| e.to_string())?;
             Ok(Dev { inner: Mutex::new((driver, HashMap::new())) })
         })
         .as_ref()
