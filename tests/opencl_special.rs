@@ -232,8 +232,7 @@ fn both(
         }
         arena.extend(std::iter::repeat_n(f32::from_bits(POISON), GUARD));
     }
-    let extents: Vec<i32> =
-        r.extents.iter().map(|e| e.0.iter().map(|d| size(*d)).product::<u64>() as i32).collect();
+    let extents: Vec<i32> = r.extents.iter().map(|e| e.0.iter().map(|d| size(*d)).product::<u64>() as i32).collect();
     assert_eq!(r.launch.global.len(), 1);
     let gs = &r.launch.global[0];
     let local = r.launch.local[0];
@@ -262,7 +261,14 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
 }
 
 /// Runs a copy, one-hot or selection and checks the interpreter's bits.
-fn exact(dev: &'static device::Dev, op: &Op, shapes: &[Vec<Dim>], target: Option<Vec<Dim>>, n: usize, values: &[Vec<f32>]) {
+fn exact(
+    dev: &'static device::Dev,
+    op: &Op,
+    shapes: &[Vec<Dim>],
+    target: Option<Vec<Dim>>,
+    n: usize,
+    values: &[Vec<f32>],
+) {
     let (got, want) = both(dev, op, shapes, target, n, values);
     same_bits(&format!("{} of {shapes:?}, N = {n}", op.name()), &got, &want.data);
 }
@@ -342,7 +348,8 @@ fn logsumexp_on_odd_shapes_and_special_values() {
         vec![-1e30, -1e30, -1e30, -1e30, -1e30],
     ];
     for len in [5usize, 300] {
-        let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().cycle().take(len).copied().collect::<Vec<_>>()).collect();
+        let data: Vec<f32> =
+            rows.iter().flat_map(|r| r.iter().cycle().take(len).copied().collect::<Vec<_>>()).collect();
         let shape = vec![k(rows.len() as u64), k(len as u64)];
         let op = Op::LogSumExp { axis: 1, keepdims: false };
         let (got, want) = both(&dev, &op, std::slice::from_ref(&shape), None, 0, std::slice::from_ref(&data));
@@ -511,7 +518,11 @@ fn concats_of_any_number_of_operands() {
         (2, vec![vec![k(2), N, k(1)], vec![k(2), N, k(4)]], vec![0, 3]),
         (0, vec![vec![N, k(3)]], vec![0, 2]),
         (0, vec![vec![k(5)], vec![k(2)]], vec![0]),
-        (1, vec![vec![k(3), k(2), k(2)], vec![k(3), k(5), k(2)], vec![k(3), k(1), k(2)], vec![k(3), k(2), k(2)]], vec![0]),
+        (
+            1,
+            vec![vec![k(3), k(2), k(2)], vec![k(3), k(5), k(2)], vec![k(3), k(1), k(2)], vec![k(3), k(2), k(2)]],
+            vec![0],
+        ),
     ];
     for (axis, shapes, ns) in cases {
         for n in ns {
@@ -590,4 +601,53 @@ fn kernels_left_to_the_interpreter() {
     assert!(rendered(&Op::KMaxMask { k: 3 }, &[vec![k(2), N]], None).1.is_none());
     let sum = Op::Reduce { f: ReduceOp::Sum, axes: vec![1], keepdims: false };
     assert!(rendered(&sum, &[vec![k(2), k(3)]], None).1.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the executor.
+
+/// A slice position past a symbolic axis's run-time size is the interpreter's error (the
+/// executor asks `special::fits` and runs the node on the host), and in range the rendered
+/// kernels give the interpreter's bits.
+#[test]
+fn a_slice_past_a_symbolic_size_is_the_interpreters_error() {
+    use circ::backend::opencl::executor::{ClError, ClExecutor};
+    use circ::interp::{self, HostTensor, InterpError};
+    if device().is_none() {
+        return;
+    }
+    let mut g = Graph::default();
+    g.syms = vec!["N".into()];
+    g.data.push(DataInfo {
+        name: "x".into(),
+        elem: Elem::Float,
+        shape: vec![N, k(3)],
+        source: DataSource::Columns(vec![]),
+    });
+    let x = g.push(Op::Data(0), &[], None, None);
+    let s = g.push(Op::Slice { items: vec![Slice::At(4)] }, &[x], None, None);
+    let t = g.push(Op::Transpose { perm: vec![1, 0] }, &[x], None, None);
+    let l = g.push(Op::LogSumExp { axis: 0, keepdims: false }, &[s], None, None);
+    g.outputs.push(Output { name: "loss".into(), node: l });
+    g.outputs.push(Output { name: "t".into(), node: t });
+    circ::ir::verify::verify(&g).unwrap();
+    let mut exec = ClExecutor::new(&g, None).unwrap();
+    assert_eq!(exec.stats().host, 0, "{:?}", exec.stats());
+    for n in [5usize, 2, 7] {
+        let data = vec![HostTensor::new(vec![n, 3], (0..3 * n).map(|i| i as f64).collect())];
+        let want = interp::run_with::<f32>(&g, &data, &[], &[]);
+        match (exec.run(&data, &[], &[]), want) {
+            (Ok(a), Ok(b)) => {
+                let got = |name: &str| a.iter().find(|(o, _)| o == name).unwrap().1.data.clone();
+                same_bits("t", &got("t"), &b.get("t").unwrap().data);
+                let (x, y) = (got("loss")[0], b.get("loss").unwrap().data[0]);
+                assert!((x - y).abs() <= 1e-5 * y.abs(), "loss {x} vs {y}");
+            }
+            (Err(ClError::Interp(a)), Err(b)) => {
+                assert_eq!(a, b);
+                assert!(matches!(a, InterpError::Node { .. }), "{a}");
+            }
+            (a, b) => panic!("N = {n}: executor {:?}, interpreter {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
 }

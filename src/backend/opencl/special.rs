@@ -272,7 +272,8 @@ impl Render<'_> {
         let mut outs = outer_dims;
         outs.extend_from_slice(&xs[axis + 1..]);
         let launch = self.per_element(&outs);
-        let start = if inner == "1" { format!("gid * {row}") } else { format!("(gid / {inner}) * {row} + gid % {inner}") };
+        let start =
+            if inner == "1" { format!("gid * {row}") } else { format!("(gid / {inner}) * {row} + gid % {inner}") };
         let at = if inner == "1" { "p[j]".to_string() } else { format!("p[j * {inner}]") };
         let _ = write!(
             self.body,
@@ -360,7 +361,15 @@ impl Render<'_> {
         // (`never` when one is false), which keeps the C free of constant comparisons.
         let (mut inside, mut never) = (Vec::new(), false);
         let mut holds = |c: &str, op: &str, p: &str| match (c.parse::<i64>(), p.parse::<i64>()) {
-            (Ok(c), Ok(p)) => never |= !(if op == "==" { c == p } else if op == ">=" { c >= p } else { c < p }),
+            (Ok(c), Ok(p)) => {
+                never |= !(if op == "==" {
+                    c == p
+                } else if op == ">=" {
+                    c >= p
+                } else {
+                    c < p
+                })
+            }
             _ => inside.push(format!("{c} {op} {p}")),
         };
         let mut terms = Vec::new();
@@ -412,7 +421,10 @@ impl Render<'_> {
         let launch = self.per_element(&os);
         let inner = self.args.extent(&os[axis + 1..]);
         let a = self.dim(os[axis]);
-        let _ = writeln!(self.body, "    int i = gid % {inner};\n    int t = gid / {inner};\n    int a = t % {a};\n    int o = t / {a};");
+        let _ = writeln!(
+            self.body,
+            "    int i = gid % {inner};\n    int t = gid / {inner};\n    int a = t % {a};\n    int o = t / {a};"
+        );
         // The running start of each operand along the axis: a literal while every size is known.
         let (mut known, mut syms) = (0u64, Vec::<String>::new());
         let last = xs.len() - 1;
