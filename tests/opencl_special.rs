@@ -129,7 +129,7 @@ impl Rng {
         let pick = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1.0];
         (0..n)
             .map(|_| {
-                if self.next() % every == 0 {
+                if self.next().is_multiple_of(every) {
                     pick[(self.next() % pick.len() as u64) as usize]
                 } else {
                     (self.unit() * 2.0 - 1.0) * 4.0
@@ -334,7 +334,7 @@ fn logsumexp_on_odd_shapes_and_special_values() {
     for (shape, axis, ns) in cases {
         for n in ns {
             for every in [0, 3, 17] {
-                logsumexp_case(&dev, &mut rng, shape.clone(), axis, n, every);
+                logsumexp_case(dev, &mut rng, shape.clone(), axis, n, every);
             }
         }
     }
@@ -352,7 +352,7 @@ fn logsumexp_on_odd_shapes_and_special_values() {
             rows.iter().flat_map(|r| r.iter().cycle().take(len).copied().collect::<Vec<_>>()).collect();
         let shape = vec![k(rows.len() as u64), k(len as u64)];
         let op = Op::LogSumExp { axis: 1, keepdims: false };
-        let (got, want) = both(&dev, &op, std::slice::from_ref(&shape), None, 0, std::slice::from_ref(&data));
+        let (got, want) = both(dev, &op, std::slice::from_ref(&shape), None, 0, std::slice::from_ref(&data));
         let x = Tensor { shape: concrete(&shape, 0), data };
         check_logsumexp(&format!("special rows of {len}"), 1, &x, &got, &want.data);
     }
@@ -384,11 +384,11 @@ fn one_hot_of_every_kind_of_label() {
     for classes in [10u64, 1, 3] {
         for n in [0usize, 1, 7, 15] {
             let values: Vec<f32> = labels.iter().cycle().take(n).copied().collect();
-            exact(&dev, &Op::OneHot { classes }, &[vec![N]], None, n, &[values]);
+            exact(dev, &Op::OneHot { classes }, &[vec![N]], None, n, &[values]);
         }
         let values: Vec<f32> = labels.iter().cycle().take(6).copied().collect();
-        exact(&dev, &Op::OneHot { classes }, &[vec![k(2), k(3)]], None, 0, &[values]);
-        exact(&dev, &Op::OneHot { classes }, &[vec![]], None, 0, &[vec![2.0]]);
+        exact(dev, &Op::OneHot { classes }, &[vec![k(2), k(3)]], None, 0, &[values]);
+        exact(dev, &Op::OneHot { classes }, &[vec![]], None, 0, &[vec![2.0]]);
     }
 }
 
@@ -428,7 +428,7 @@ fn transposes_of_every_permutation() {
             for &n in &ns {
                 let count = concrete(&shape, n).iter().product();
                 let values = rng.special(count, 5);
-                exact(&dev, &Op::Transpose { perm: perm.clone() }, std::slice::from_ref(&shape), None, n, &[values]);
+                exact(dev, &Op::Transpose { perm: perm.clone() }, std::slice::from_ref(&shape), None, n, &[values]);
             }
         }
     }
@@ -495,13 +495,13 @@ fn slices_and_embeds_on_odd_shapes() {
                 let count = concrete(&shape, n).iter().product();
                 let values = rng.special(count, 5);
                 let op = Op::Slice { items: items.clone() };
-                exact(&dev, &op, std::slice::from_ref(&shape), None, n, std::slice::from_ref(&values));
+                exact(dev, &op, std::slice::from_ref(&shape), None, n, std::slice::from_ref(&values));
                 // The embed of a value of the slice's shape into `shape`.
                 let (g, _, y) = rendered(&op, std::slice::from_ref(&shape), None);
                 let sliced = g.node(y).shape.clone();
                 let count = concrete(&sliced, n).iter().product();
                 let values = rng.special(count, 5);
-                exact(&dev, &Op::Embed { items }, &[sliced], Some(shape.clone()), n, &[values]);
+                exact(dev, &Op::Embed { items }, &[sliced], Some(shape.clone()), n, &[values]);
             }
         }
     }
@@ -528,7 +528,7 @@ fn concats_of_any_number_of_operands() {
         for n in ns {
             let values: Vec<Vec<f32>> =
                 shapes.iter().map(|s| rng.special(concrete(s, n).iter().product(), 5)).collect();
-            exact(&dev, &Op::Concat { axis }, &shapes, None, n, &values);
+            exact(dev, &Op::Concat { axis }, &shapes, None, n, &values);
         }
     }
 }
@@ -585,7 +585,7 @@ fn kmax_with_ties_nans_and_infinities() {
                         rng.values(count, 3.0)
                     };
                     for op in [Op::KMax { k: kk }, Op::KMaxMask { k: kk }] {
-                        exact(&dev, &op, std::slice::from_ref(&shape), None, n, std::slice::from_ref(&values));
+                        exact(dev, &op, std::slice::from_ref(&shape), None, n, std::slice::from_ref(&values));
                     }
                 }
             }

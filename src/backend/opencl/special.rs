@@ -85,7 +85,7 @@ pub fn render(g: &Graph, k: &Kernel, name: &str) -> Option<Rendered> {
     let mut shapes = operands.iter().map(|x| g.node(*x).shape.clone()).collect::<Vec<_>>();
     shapes.push(g.node(node).shape.clone());
     let too_big = |s: &Vec<Dim>| {
-        s.iter().any(|d| *d == Dim::Any)
+        s.contains(&Dim::Any)
             || s.iter()
                 .filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None })
                 .try_fold(1u64, |a, b| a.checked_mul(b).filter(|c| *c <= MAX_ELEMENTS))
