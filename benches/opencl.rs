@@ -138,7 +138,7 @@ fn product_graph(n: usize) -> Graph {
 
 fn mlp_source(widths: &[usize], batch: usize) -> String {
     let mut s = String::from("import nn\nmodel mlp {\n");
-    s.push_str(&format!("    data x: [N, {}]\n    data label: int[N]\n", widths[0]));
+    s.push_str(&format!("    data x: [N, {}] = csv(\"p0\" .. \"p{}\")\n    data label: int[N]\n", widths[0], widths[0] - 1));
     for (i, w) in widths.windows(2).enumerate() {
         s.push_str(&format!("    let l{i} = nn.dense({}, {})\n", w[0], w[1]));
     }

@@ -109,6 +109,43 @@ fn evaluate_as<T: crate::interp::Real>(
     Ok(Evaluation { loss: scalar(g.loss()), terms, outputs, first_non_finite })
 }
 
+/// [`evaluate`] on a compiled backend (`f32`): every loss term becomes an output of a copy of the
+/// graph, so the backend computes and returns it; where a value is not finite, the reference
+/// interpreter (in `f32`) finds the first node.
+pub fn evaluate_on(
+    g: &crate::ir::Graph,
+    sources: &crate::source::SourceMap,
+    data: &[crate::interp::HostTensor],
+    params: &[Vec<f64>],
+    backend: crate::backend::BackendKind,
+) -> Result<Evaluation, crate::backend::RunError> {
+    let mut with_terms = g.clone();
+    let mut terms = Vec::new();
+    for id in g.topo_order() {
+        let Some(label) = g.node(id).label.as_ref() else { continue };
+        if (label.starts_with("likelihood ") || label.starts_with("prior ")) && !terms.iter().any(|(l, _)| l == label) {
+            let name = format!("term.{}", terms.len());
+            with_terms.outputs.push(crate::ir::graph::Output { name: name.clone(), node: id });
+            terms.push((label.clone(), name));
+        }
+    }
+    let mut runner = crate::backend::Runner::new(backend, &with_terms).map_err(crate::backend::RunError::Backend)?;
+    let out = runner.run(data, params, &[])?;
+    let scalar = |name: &str| out.get(name).and_then(|t| t.data.first().copied()).unwrap_or(f64::NAN);
+    let outputs = g.outputs.iter().map(|o| (o.name.clone(), out.get(&o.name).map(|t| t.shape.clone()).unwrap_or_default())).collect();
+    let loss = scalar(&g.outputs[0].name);
+    let first_non_finite = if loss.is_finite() {
+        None
+    } else {
+        runner.first_non_finite(&with_terms, data, params, &[])?.map(|id| {
+            let n = g.node(id);
+            let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
+            format!("{id} ({}){at}", n.op.name())
+        })
+    };
+    Ok(Evaluation { loss, terms: terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect(), outputs, first_non_finite })
+}
+
 /// Optimizes a graph in place and describes it: the graph before, the passes that changed it,
 /// node counts per op before and after, the graph after, and its elementwise fusion groups.
 pub fn optimize_report(g: &mut crate::ir::Graph, sources: &crate::source::SourceMap) -> String {
@@ -259,6 +296,22 @@ pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64
     tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())
 }
 
+/// Refuses parameter values that are not finite, or with `f32` set, that do not fit in an `f32`:
+/// the first such value, by parameter and element.
+pub fn check_param_values(g: &crate::ir::Graph, values: &[Vec<f64>], file: &str, f32: bool) -> Result<(), String> {
+    for (p, v) in g.params.iter().zip(values) {
+        if let Some(i) = v.iter().position(|x| !x.is_finite() || (f32 && x.abs() > f32::MAX as f64)) {
+            let why = if v[i].is_finite() {
+                format!("does not fit in f32 (at most ±{:e}), which this backend computes in", f32::MAX)
+            } else {
+                "is not a finite number".to_string()
+            };
+            return Err(format!("{file}: parameter `{}` element {i} is {}, which {why}", p.name, v[i]));
+        }
+    }
+    Ok(())
+}
+
 /// Values for each parameter of `g` from named tensors; `key` maps a parameter name to its
 /// tensor name.
 pub fn tensors_for(
@@ -301,7 +354,8 @@ pub fn parameter_derivatives(
     data: &[crate::interp::HostTensor],
     params: &[Vec<f64>],
     direction: &[Vec<f64>],
-) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::interp::InterpError> {
+    backend: crate::backend::BackendKind,
+) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::backend::RunError> {
     let d = differentiated(g, what);
     let prefix = match what {
         Derivatives::Curvature(_) => "curv",
@@ -309,7 +363,9 @@ pub fn parameter_derivatives(
         Derivatives::Gradient | Derivatives::None => "grad",
     };
     let inputs = if what == Derivatives::Hvp { direction } else { &[] };
-    let out = crate::interp::run_with::<f64>(&d, data, params, inputs)?;
+    let out = crate::backend::Runner::new(backend, &d)
+        .map_err(crate::backend::RunError::Backend)?
+        .run(data, params, inputs)?;
     Ok(g.params
         .iter()
         .map(|p| {
@@ -339,15 +395,15 @@ pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule
 pub fn bind_for_prediction(
     g: &crate::ir::Graph,
     table: &circ_runtime::csv::Table,
+    f32: bool,
 ) -> Result<Vec<crate::interp::HostTensor>, String> {
     let used: Vec<bool> =
         (0..g.data.len()).map(|i| g.node_ids().iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
-    let mut partial = g.clone();
     let mut out = Vec::new();
     for (i, d) in g.data.iter().enumerate() {
         if used[i] {
-            partial.data = vec![d.clone()];
-            out.push(crate::data::bind_table(&partial, table)?.remove(0));
+            // Bound with the whole graph, so the label checks see the ops that read datum `i`.
+            out.push(crate::data::bind_one(g, i, table, f32)?);
         } else {
             let width: usize = d.shape[1..]
                 .iter()

@@ -85,6 +85,13 @@ enum Command {
         /// Compute in single precision (default: double).
         #[arg(long)]
         f32: bool,
+        /// The backend that runs the forward pass (default: the reference interpreter; `cpu` and
+        /// `opencl` compute in f32).
+        #[arg(long, value_enum, default_value_t = cli::Backend::Interp)]
+        backend: cli::Backend,
+        /// With --backend opencl: the device, by its number in `circ devices`.
+        #[arg(long)]
+        device: Option<usize>,
     },
     /// Write the gradient of the loss (priors included) for every parameter to a safetensors
     /// file, or with --bprop2 its diagonal curvature, or with --hvp a Hessian-vector product.
@@ -102,7 +109,7 @@ enum Command {
         /// Seed of the initial draws when --params is not given.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Where to write the result (written atomically).
+        /// Where to write the result (written atomically); `-`: standard output.
         #[arg(long)]
         out: PathBuf,
         /// Write the bprop2 diagonal curvature (full diagonal variant) instead of the gradient.
@@ -114,6 +121,13 @@ enum Command {
         /// Write the Hessian-vector product H·V, V given per parameter in this safetensors file.
         #[arg(long)]
         hvp: Option<PathBuf>,
+        /// The backend that computes the derivatives (default: the reference interpreter, f64;
+        /// `cpu` and `opencl` compute in f32).
+        #[arg(long, value_enum, default_value_t = cli::Backend::Interp)]
+        backend: cli::Backend,
+        /// With --backend opencl: the device, by its number in `circ devices`.
+        #[arg(long)]
+        device: Option<usize>,
     },
     /// Print the exact Hessian of the loss for a small model (one Hessian-vector product per
     /// parameter coordinate).
@@ -159,7 +173,7 @@ enum Command {
         /// CSV file with the model's input columns (observed columns may be absent).
         #[arg(long)]
         data: PathBuf,
-        /// Where to write the predictions (CSV); default: standard output.
+        /// Where to write the predictions (CSV, written atomically); default or `-`: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
         /// The backend that computes the predictions.
@@ -181,7 +195,7 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
         Command::Graph { file, dot, passes, grad, bprop2, gauss_newton, stats, n, seed } => {
             let what = match (grad, bprop2) {
@@ -191,14 +205,14 @@ fn main() -> ExitCode {
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
         }
-        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp } => {
+        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp, backend, device } => {
             use circ::driver::Derivatives;
             let what = match (bprop2, &hvp) {
                 (true, _) => curvature(gauss_newton),
                 (false, Some(_)) => Derivatives::Hvp,
                 _ => Derivatives::Gradient,
             };
-            grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), color)
+            grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), backend.kind(device), color)
         }
         Command::Train(args) => cli::train::train(args, color),
         Command::Emit { file, target: cli::emit::Target::Opencl, graph, .. } => cli::emit::emit_opencl(&file, graph, color),
@@ -210,8 +224,11 @@ fn main() -> ExitCode {
             cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
-        Command::Eval { file, data, seed, zero_params, f32 } => eval(&file, &data, seed, zero_params, f32, color),
-    }
+        Command::Eval { file, data, seed, zero_params, f32, backend, device } => {
+            eval(&file, &data, seed, zero_params, f32, backend.kind(device), color)
+        }
+    };
+    cli::finish(code)
 }
 
 fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
@@ -311,14 +328,24 @@ fn graph(file: &Path, view: GraphView, seed: u64, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color: bool) -> ExitCode {
+fn eval(
+    file: &Path,
+    data: &Path,
+    seed: u64,
+    zero_params: bool,
+    f32: bool,
+    backend: circ::backend::BackendKind,
+    color: bool,
+) -> ExitCode {
+    // Compiled backends compute in f32: their data are checked as f32 data are.
+    let f32 = f32 || backend != circ::backend::BackendKind::Interp;
     let checked = match load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let mut failed = false;
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
-        let inputs = match circ::data::load(&g, data) {
+        let inputs = match circ::data::load_as(&g, data, f32) {
             Ok(d) => d,
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));
@@ -330,7 +357,18 @@ fn eval(file: &Path, data: &Path, seed: u64, zero_params: bool, f32: bool, color
         if zero_params {
             params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0));
         }
-        match circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32) {
+        let evaluated = if backend == circ::backend::BackendKind::Interp {
+            circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32).map_err(|e| e.to_string())
+        } else {
+            match circ::driver::evaluate_on(&g, &checked.program.sources, &inputs, &params, backend) {
+                Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
+                    err(&format!("error: {m}\n"));
+                    return ExitCode::from(2);
+                }
+                other => other.map_err(|e| e.to_string()),
+            }
+        };
+        match evaluated {
             Ok(e) => {
                 let rows = inputs.first().map_or(0, |d| d.shape[0]);
                 out(&format!("model {} on {} ({rows} rows)\n", model.name, data.display()));
@@ -394,8 +432,17 @@ fn grad(
     out_path: &Path,
     what: circ::driver::Derivatives,
     hvp: Option<&PathBuf>,
+    backend: circ::backend::BackendKind,
     color: bool,
 ) -> ExitCode {
+    let npy = cli::npy_files(data);
+    let mut inputs = vec![("the model", file), ("--data", data)];
+    inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
+    inputs.extend(params.map(|p| ("--params", p.as_path())));
+    inputs.extend(hvp.map(|p| ("--hvp", p.as_path())));
+    if let Err(code) = cli::distinct(&inputs, &[("--out", out_path)]) {
+        return code;
+    }
     let p = match prepare(file, data, params, seed, color) {
         Ok(p) => p,
         Err(code) => return code,
@@ -415,8 +462,12 @@ fn grad(
             }
         }
     };
-    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction) {
+    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, backend) {
         Ok(t) => t,
+        Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
+            err(&format!("error: {m}\n"));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             err(&format!("error: {e}\n"));
             return ExitCode::from(1);
@@ -432,11 +483,22 @@ fn grad(
     };
     let meta = vec![("circ".to_string(), kind.clone()), ("model".to_string(), p.checked.models[0].name.clone())];
     if let Err(e) = circ_runtime::safetensors::write(out_path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
-        err(&format!("error: {e}\n"));
+        match e.kind() {
+            circ_runtime::safetensors::ErrorKind::Io { source, .. } if circ_runtime::output::is_stdout(out_path) => {
+                // Reported once, by `cli::finish`.
+                cli::stdout_failed(std::io::Error::new(source.kind(), source.to_string()));
+            }
+            _ => err(&format!("error: {e}\n")),
+        }
         return ExitCode::from(2);
     }
     let n: usize = tensors.iter().map(|t| t.values.len()).sum();
-    out(&format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display()));
+    let done = format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display());
+    if circ_runtime::output::is_stdout(out_path) {
+        err(&done); // standard output holds the safetensors file
+    } else {
+        out(&done);
+    }
     ExitCode::SUCCESS
 }
 

@@ -215,3 +215,87 @@ fn emit_snapshots_of_small_examples() {
         insta::assert_snapshot!(format!("emit_{name}_{graph}"), String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// A small linear model and a CSV for it: columns `a`, `b` (inputs) and `y`, beside `extra`
+/// columns given as (header, value of every row).
+fn linear_case(tag: &str, extra: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let model = temp(&format!("{tag}.circ"));
+    std::fs::write(
+        &model,
+        "model lin {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2] ~ normal(0, 1)\n y ~ normal(x @ w, 1)\n train { epochs = 3 }\n}\n",
+    )
+    .unwrap();
+    let mut header = String::from("a");
+    for (h, _) in extra {
+        header.push_str(&format!(",{h}"));
+    }
+    header.push_str(",b,y\n");
+    let mut text = header;
+    for r in 0..8 {
+        text.push_str(&format!("{}", r as f64 * 0.5));
+        for (_, v) in extra {
+            text.push_str(&format!(",{v}"));
+        }
+        text.push_str(&format!(",{},{}\n", 1.0 - r as f64 * 0.25, r as f64 * 0.1));
+    }
+    let csv = temp(&format!("{tag}.csv"));
+    std::fs::write(&csv, text).unwrap();
+    (model, csv)
+}
+
+/// Without a terminal on stderr (a log, CI) every epoch still gets its line; `--quiet` drops them.
+#[test]
+fn train_prints_epoch_lines_without_a_terminal() {
+    let (model, csv) = linear_case("epochs", &[]);
+    let (code, out, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for epoch in 1..=3 {
+        assert!(err.contains(&format!("epoch {epoch:>4}  train nll")), "no line for epoch {epoch}:\n{err}");
+    }
+    assert!(out.contains("\"epoch\":3"), "{out}");
+    let (code, _, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("train nll"), "--quiet printed epoch lines:\n{err}");
+}
+
+/// Columns the model does not read are not parsed: text, `NA` and empty fields there are fine;
+/// a bad value in a column it reads is still refused with file:line:col and the column's name.
+#[test]
+fn unused_csv_columns_are_not_parsed() {
+    let extra = [("species", "setosa"), ("note", "NA"), ("blank", "")];
+    let (model, csv) = linear_case("unused", &extra);
+    let (code, out, err) = circ(&["train", model.to_str().unwrap(), "--data", csv.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"epoch\":3"), "{out}");
+
+    // `run` reads only the inputs its predictions need: no `y`, and text elsewhere.
+    let ckpt = temp("unused.safetensors");
+    let (code, _, err) = circ(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let new = temp("unused-new.csv");
+    std::fs::write(&new, "a,species,b\n1,setosa,2\n0.5,NA,-1\n").unwrap();
+    let (code, out, err) =
+        circ(&["run", model.to_str().unwrap(), "--params", ckpt.to_str().unwrap(), "--data", new.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // A used column with text: line 3 (the second record), field 5 (`b`).
+    let bad = temp("unused-bad.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut fields: Vec<&str> = lines[2].split(',').collect();
+    fields[4] = "NA";
+    lines[2] = fields.join(",");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let (code, _, err) = circ(&["train", model.to_str().unwrap(), "--data", bad.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{}:3:5 (column \"b\")", bad.display())) && err.contains("NA"), "{err}");
+}

@@ -3,14 +3,9 @@
 use circ::driver;
 use std::path::Path;
 
-fn shared(name: &str) -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("note: {} is missing; skipping", p.display());
-        None
-    }
+/// A file of the repository's `data/` folder.
+fn data(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
 }
 
 /// examples/ridge.circ on diabetes.csv with every parameter at zero: the loss is the negative log
@@ -18,7 +13,7 @@ fn shared(name: &str) -> Option<std::path::PathBuf> {
 /// prior's constant ½·log 2π for each of the 10 weights (the flat intercept adds nothing).
 #[test]
 fn ridge_loss_at_zero_is_half_the_sum_of_squares_plus_constants() {
-    let Some(csv) = shared("diabetes.csv") else { return };
+    let csv = data("diabetes.csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     // The target is the last column; read it here independently of circ's CSV reader.
     let ys: Vec<f64> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().trim().parse().unwrap()).collect();

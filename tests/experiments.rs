@@ -34,8 +34,8 @@ const E2_TEMPLATE: &str = r#"# E2 (BRIEF §2.7, §4): exponentiated gradient bea
 # so that EGD updates both multiplicatively. The same model trains under `sgd` for comparison.
 # This file is the n = 1000 instance of the template in tests/experiments.rs (`E2_TEMPLATE`),
 # which generates the model for each n; see docs/experiments.md, section E2.
-#   circ train examples/e2_sparse.circ --data sparse.csv       (columns x0 .. x{last}, y)
-#   circ train examples/e2_sparse.circ --data sparse.csv --optimizer "sgd(lr = 5e-6)"
+#   circ train examples/e2_sparse.circ --data data/sparse_{n}.csv
+#   circ train examples/e2_sparse.circ --data data/sparse_{n}.csv --optimizer "sgd(lr = 5e-6)"
 model e2_sparse {
     data x: [N, {n}] = csv("x0" .. "x{last}")
     data y: [N]

@@ -7,7 +7,7 @@
 //!   it had before, in f64, to within 1e-12 relative (see `close`). The generator keeps every
 //!   value finite (interval bounds decide where `log`, `sqrt`, `/` and `exp` may go), so the
 //!   comparison never has to excuse a NaN. The generator is `tests/common/random_graph.rs`,
-//!   shared with `tests/cpu_executor.rs`.
+//!   shared with `tests/executors.rs`.
 //! - Fusion groups of the same graphs satisfy the grouping rule of `passes/fusion.rs`, checked
 //!   independently (groups contracted to one node each leave an acyclic graph).
 //! - Every example lowers, optimizes, verifies and evaluates to the same outputs; node counts are

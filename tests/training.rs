@@ -3,7 +3,7 @@
 //!
 //! * `experiments`: E1 (SGD diverges on `a·b·x`, diagonal Newton converges), E3 (a normal prior
 //!   is ridge regression: closed form), E4 (L2 logistic regression: Newton's method in f64), E5
-//!   (an MLP reaches ≥ 97% held-out accuracy on digits), on the examples and the shared data.
+//!   (an MLP reaches ≥ 97% held-out accuracy on digits), on the examples and the data of `data/`.
 //! * `optimizers`: every update rule reaches the posterior mode of a small linear-Gaussian model,
 //!   solved in closed form.
 //! * `loop_checks`: resuming from a checkpoint is bit for bit, a non-finite loss names its node

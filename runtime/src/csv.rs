@@ -12,6 +12,9 @@
 //! - Every data field is a finite number as Rust's `f64` parser reads it (`3`, `-0.0`, `1.5e-3`,
 //!   `.5`, `+2`). Empty fields, text, `nan` and `inf` (or a value that overflows `f64`) are errors.
 //! - Blank lines at the end of the file are ignored; a blank line before the last record is an error.
+//! - [`read_csv_columns`] and [`parse_csv_columns`] parse the values of selected columns only:
+//!   the fields of the others may hold anything (text, `NA`, nothing) and read as NaN. Every record
+//!   must still have one field per column.
 //!
 //! Every error names the file, the 1-based line and, where it concerns one field, the 1-based field
 //! number and the column's header name: `data.csv:17:3 (column "bmi"): cannot read "abc" as a number`.
@@ -334,8 +337,17 @@ impl std::error::Error for CsvError {
 /// Reads the CSV file at `path` (see the module documentation for the format). Messages name the
 /// file as `path` is written.
 pub fn read_csv(path: &Path) -> Result<Table, CsvError> {
+    read_csv_columns(path, &|columns| vec![true; columns.len()])
+}
+
+/// Which columns to parse, given the header's names: one flag per column.
+pub type ColumnFilter<'a> = dyn Fn(&[String]) -> Vec<bool> + 'a;
+
+/// Reads the CSV file at `path`, parsing only the values of the columns `parse` selects from the
+/// header (the others hold NaN, whatever their text). Messages name the file as `path` is written.
+pub fn read_csv_columns(path: &Path, parse: &ColumnFilter<'_>) -> Result<Table, CsvError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
+    let bytes = crate::input::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -344,12 +356,18 @@ pub fn read_csv(path: &Path) -> Result<Table, CsvError> {
             return Err(CsvError { line: Some(line), ..CsvError::whole(&name, CsvErrorKind::NotUtf8) });
         }
     };
-    parse_csv(&name, &text)
+    parse_csv_columns(&name, &text, parse)
 }
 
 /// Parses CSV `text` (see the module documentation for the format); `name` stands for the file in
 /// messages.
 pub fn parse_csv(name: &str, text: &str) -> Result<Table, CsvError> {
+    parse_csv_columns(name, text, &|columns| vec![true; columns.len()])
+}
+
+/// Parses CSV `text` like [`parse_csv`], parsing only the values of the columns `parse` selects
+/// from the header; the others hold NaN, whatever their text.
+pub fn parse_csv_columns(name: &str, text: &str, parse: &ColumnFilter<'_>) -> Result<Table, CsvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Trailing blank lines (and trailing whitespace of the last line, which would be trimmed from
     // its last field anyway) are ignored.
@@ -386,6 +404,8 @@ pub fn parse_csv(name: &str, text: &str) -> Result<Table, CsvError> {
         seen.insert(column, i);
     }
     let ncols = columns.len();
+    let mut wanted = parse(&columns);
+    wanted.resize(ncols, true);
 
     // The records, row-major while reading.
     let field_error = |line: usize, i: usize, kind: CsvErrorKind| {
@@ -419,6 +439,10 @@ pub fn parse_csv(name: &str, text: &str) -> Result<Table, CsvError> {
             ));
         }
         for (i, span) in spans.iter().enumerate() {
+            if !wanted[i] {
+                values.push(f64::NAN);
+                continue;
+            }
             let raw = span.raw(line);
             if raw.is_empty() {
                 return Err(field_error(line_no, i, CsvErrorKind::EmptyField));

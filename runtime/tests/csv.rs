@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use circ_runtime::csv::{parse_csv, read_csv, CsvErrorKind, Table};
+use circ_runtime::csv::{parse_csv, parse_csv_columns, read_csv, CsvErrorKind, Table};
 
 fn parse(text: &str) -> Table {
     parse_csv("data.csv", text).unwrap_or_else(|e| panic!("unexpected error: {e}"))
@@ -13,8 +13,9 @@ fn err(text: &str) -> String {
     }
 }
 
-fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The data folder of the repository (`data/`, beside this crate's folder).
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
 }
 
 /// A file in the system's temporary folder, removed when dropped.
@@ -103,13 +104,28 @@ fn reads_a_file() {
     assert_eq!(t.name(), f.0.display().to_string());
 }
 
+/// Only the selected columns are parsed: the others may hold anything and read as NaN; a record
+/// must still have a field for every column, and selected columns keep their errors.
+#[test]
+fn unselected_columns_are_not_parsed() {
+    let text = "x,species,y,note\n1,setosa,2,\n3,\"NA\",4,n/a\n";
+    let only = |keep: &'static [&'static str]| {
+        move |h: &[String]| h.iter().map(|c| keep.contains(&c.as_str())).collect::<Vec<bool>>()
+    };
+    let t = parse_csv_columns("d.csv", text, &only(&["x", "y"])).unwrap();
+    assert_eq!(t.columns, ["x", "species", "y", "note"]);
+    assert_eq!((t.column("x").unwrap(), t.column("y").unwrap()), (&[1.0, 3.0][..], &[2.0, 4.0][..]));
+    assert!(t.column("species").unwrap().iter().all(|v| v.is_nan()));
+    assert!(parse_csv("d.csv", text).is_err(), "every column parsed: `setosa` is an error");
+    let e = parse_csv_columns("d.csv", text, &only(&["x", "species"])).unwrap_err().to_string();
+    assert_eq!(e, "d.csv:2:2 (column \"species\"): cannot read \"setosa\" as a number");
+    let e = parse_csv_columns("d.csv", "x,s\n1,a\n2\n", &only(&["x"])).unwrap_err().to_string();
+    assert!(e.starts_with("d.csv:3:"), "{e}");
+}
+
 #[test]
 fn reads_digits() {
-    let dir = shared_data();
-    if !dir.is_dir() {
-        eprintln!("note: {} is absent; skipping the digits.csv test", dir.display());
-        return;
-    }
+    let dir = data_dir();
     let start = std::time::Instant::now();
     let t = read_csv(&dir.join("digits.csv")).unwrap();
     eprintln!("digits.csv read in {:?}", start.elapsed());
@@ -134,12 +150,8 @@ fn reads_digits() {
 }
 
 #[test]
-fn reads_the_other_shared_files() {
-    let dir = shared_data();
-    if !dir.is_dir() {
-        eprintln!("note: {} is absent; skipping the shared-data test", dir.display());
-        return;
-    }
+fn reads_the_other_scikit_learn_files() {
+    let dir = data_dir();
     for (file, rows, cols, first, last) in [
         ("iris.csv", 150, 5, "sepal_length_cm", "label"),
         ("diabetes.csv", 442, 11, "age", "target"),

@@ -4,10 +4,72 @@ pub mod emit;
 pub mod predict;
 pub mod train;
 
-/// Writes to stdout, ignoring a closed pipe.
+/// The first error writing to standard output, reported by [`finish`].
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes to stdout. A failure (a full device, a closed pipe) is remembered: [`finish`] reports it
+/// and makes the exit status non-zero.
 pub fn out(s: &str) {
     use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    if let Err(e) = std::io::stdout().lock().write_all(s.as_bytes()) {
+        stdout_failed(e);
+    }
+}
+
+/// Remembers a failed write to standard output (the first one).
+pub fn stdout_failed(e: std::io::Error) {
+    let mut first = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+    first.get_or_insert(e);
+}
+
+/// The exit status of a command that would exit with `code`: standard output is flushed, and if
+/// any write to it failed the reason is printed and the status is 2 (unless already a failure).
+pub fn finish(code: std::process::ExitCode) -> std::process::ExitCode {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().flush() {
+        stdout_failed(e);
+    }
+    let failed = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match failed {
+        Some(e) => {
+            err(&format!("error: cannot write to standard output: {e}\n"));
+            if code == std::process::ExitCode::SUCCESS {
+                std::process::ExitCode::from(2)
+            } else {
+                code
+            }
+        }
+        None => code,
+    }
+}
+
+/// Reports a failed output and gives exit status 2. A failure on standard output (`-`) is left to
+/// [`finish`], which reports it once.
+pub fn output_failed(e: circ_runtime::output::OutputError) -> std::process::ExitCode {
+    if circ_runtime::output::is_stdout(&e.path) {
+        stdout_failed(e.source);
+    } else {
+        err(&format!("error: {e}\n"));
+    }
+    std::process::ExitCode::from(2)
+}
+
+/// The `.npy` files of a data directory (inputs too); nothing for a file.
+pub fn npy_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(data) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "npy")).collect()
+}
+
+/// Refuses (exit status 2, nothing written) an output that is the same file as an input or as
+/// another output; see [`circ_runtime::output::check_distinct`].
+pub fn distinct(
+    inputs: &[(&str, &std::path::Path)],
+    outputs: &[(&str, &std::path::Path)],
+) -> Result<(), std::process::ExitCode> {
+    circ_runtime::output::check_distinct(inputs, outputs).map_err(|e| {
+        err(&format!("error: {e}\n"));
+        std::process::ExitCode::from(2)
+    })
 }
 
 /// Writes to stderr, ignoring errors.

@@ -2,9 +2,9 @@
 //! the mean and the variance (σ², or 2b²); categorical gives the most likely class and every
 //! class probability; bernoulli the probability of 1.
 
-use super::{err, out};
+use super::err;
 use circ::ir::graph::{Likelihood, Scale, Term};
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,6 +16,13 @@ pub fn run(
     backend: circ::backend::BackendKind,
     color: bool,
 ) -> ExitCode {
+    if let Some(o) = out_path {
+        if let Err(code) =
+            super::distinct(&[("the model", file), ("--params", params), ("--data", data)], &[("--out", o)])
+        {
+            return code;
+        }
+    }
     let checked = match crate::load(file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -39,14 +46,20 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let table = match circ_runtime::csv::read_csv(data) {
+    let table = match circ::data::read_csv_for_prediction(&g, data) {
         Ok(t) => t,
         Err(e) => {
             err(&format!("error: {e}\n"));
             return ExitCode::from(2);
         }
     };
-    let feed = match circ::driver::bind_for_prediction(&g, &table) {
+    // Every backend but the reference interpreter computes in f32.
+    let f32 = !matches!(backend, circ::backend::BackendKind::Interp);
+    if let Err(e) = circ::driver::check_param_values(&g, &values, &params.display().to_string(), f32) {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(1);
+    }
+    let feed = match circ::driver::bind_for_prediction(&g, &table, f32) {
         Ok(f) => f,
         Err(e) => {
             err(&format!("error: {e}\n"));
@@ -55,6 +68,11 @@ pub fn run(
     };
     let mut runner = match circ::backend::Runner::new(backend, &g) {
         Ok(r) => r,
+        Err(circ::backend::cpu::BackendError::Device(m)) => {
+            // No OpenCL device (or its compiler refused the program): nothing about the model.
+            err(&format!("error: {m}\n"));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             err(&format!("error: the {} backend cannot run this model: {e}\n", backend.name()));
             return ExitCode::from(1);
@@ -129,22 +147,26 @@ pub fn run(
             }
         }
     }
-    let mut text = header.join(",");
-    text.push('\n');
-    for r in 0..rows {
-        let cells: Vec<String> = columns.iter().map(|c| format!("{}", c.get(r).copied().unwrap_or(f64::NAN))).collect();
-        let _ = writeln!(text, "{}", cells.join(","));
-    }
-    match out_path {
-        None => out(&text),
-        Some(p) => {
-            let tmp = p.with_extension("csv.tmp");
-            if let Err(e) = std::fs::write(&tmp, &text).and_then(|_| std::fs::rename(&tmp, p)) {
-                err(&format!("error: cannot write {}: {e}\n", p.display()));
-                return ExitCode::from(2);
+    let to = out_path.map_or(Path::new("-"), |p| p.as_path());
+    let written = circ_runtime::output::write_with(to, |w| {
+        writeln!(w, "{}", header.join(","))?;
+        let mut line = String::new();
+        for r in 0..rows {
+            line.clear();
+            for (k, c) in columns.iter().enumerate() {
+                let sep = if k == 0 { "" } else { "," };
+                let _ = write!(line, "{sep}{}", c.get(r).copied().unwrap_or(f64::NAN));
             }
-            err(&format!("wrote {rows} predictions to {}\n", p.display()));
+            line.push('\n');
+            w.write_all(line.as_bytes())?;
         }
+        Ok(())
+    });
+    if let Err(e) = written {
+        return super::output_failed(e);
+    }
+    if !circ_runtime::output::is_stdout(to) {
+        err(&format!("wrote {rows} predictions to {}\n", to.display()));
     }
     ExitCode::SUCCESS
 }

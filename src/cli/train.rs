@@ -4,7 +4,7 @@
 use super::{err, out, Backend};
 use circ::train::run::{Settings, TrainError, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -106,7 +106,43 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
     circ::passes::optimize(&mut eval);
 
-    let read = |p: &PathBuf| circ::data::load(&step.graph, p);
+    if a.out.as_deref().is_some_and(circ_runtime::output::is_stdout) {
+        err(
+            "error: --out names the checkpoint file, which `--resume` reads back; it cannot be `-` (standard output)\n",
+        );
+        return ExitCode::from(2);
+    }
+    let npy = super::npy_files(&a.data);
+    let mut inputs = vec![("the model", a.file.as_path()), ("--data", a.data.as_path())];
+    inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
+    inputs.extend(a.valid.as_deref().map(|p| ("--valid", p)));
+    let outputs: Vec<(&str, &std::path::Path)> = [("--out", &a.out), ("--metrics", &a.metrics), ("--plot", &a.plot)]
+        .into_iter()
+        .filter_map(|(w, p)| p.as_deref().map(|p| (w, p)))
+        .collect();
+    if let Err(code) = super::distinct(&inputs, &outputs) {
+        return code;
+    }
+    // Two trainings writing one checkpoint would interleave their epochs: the second one stops.
+    let _lock = match a.out.as_deref().map(circ_runtime::output::Lock::acquire) {
+        None => None,
+        Some(Ok(Some(lock))) => Some(lock),
+        Some(Ok(None)) => {
+            let out = a.out.as_deref().unwrap_or(std::path::Path::new("")).display();
+            err(&format!(
+                "error: another `circ train` is writing {out}; wait for it to finish or choose another --out\n"
+            ));
+            return ExitCode::from(2);
+        }
+        Some(Err(e)) => {
+            err(&format!("error: {e}\n"));
+            return ExitCode::from(2);
+        }
+    };
+
+    // Every backend but the reference interpreter computes in f32.
+    let f32 = !matches!(a.backend.kind(a.device), circ::backend::BackendKind::Interp);
+    let read = |p: &PathBuf| circ::data::load_as(&step.graph, p, f32);
     let all = match read(&a.data) {
         Ok(d) => d,
         Err(e) => {
@@ -162,23 +198,22 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     }
     let mut metrics_file = match &a.metrics {
         None => None,
-        Some(p) => {
-            let file =
-                std::fs::OpenOptions::new().create(true).append(a.resume).write(true).truncate(!a.resume).open(p);
-            match file {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    err(&format!("error: cannot write {}: {e}\n", p.display()));
-                    return ExitCode::from(2);
-                }
+        Some(p) => match open_metrics(p, a.resume.then_some(trainer.epoch)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                err(&format!("error: cannot write {}: {e}\n", p.display()));
+                return ExitCode::from(2);
             }
-        }
+        },
     };
     let rows = circ::train::run::rows(&trainer.train);
     let batch = settings.batch.map_or(rows, |b| (b as usize).min(rows));
     let steps_per_epoch = rows.div_ceil(batch.max(1)) as u64;
     let remaining = settings.epochs.saturating_sub(trainer.epoch);
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(remaining * steps_per_epoch) };
+    // A progress bar only on a terminal: elsewhere (a log, CI) indicatif would draw nothing, and
+    // its `println` on a hidden bar prints nothing either, so the epoch lines are written plainly.
+    let live = !a.quiet && std::io::stderr().is_terminal();
+    let bar = if live { ProgressBar::new(remaining * steps_per_epoch) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -224,11 +259,19 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         if let Some(acc) = m.valid_accuracy {
             line.push_str(&format!("  acc {acc:.4}"));
         }
-        bar.println(line);
+        if live {
+            bar.println(line);
+        } else if !a.quiet {
+            err(&format!("{line}\n"));
+        }
+        // The metrics line before the checkpoint: after a crash between the two, `--resume`
+        // drops the lines past the checkpoint's epoch, so every epoch has exactly one line.
         if let Some(f) = metrics_file.as_mut() {
-            if let Err(e) = writeln!(f, "{}", m.to_json()) {
-                err(&format!("error: cannot write metrics: {e}\n"));
-                return ExitCode::from(2);
+            if let Err(e) = writeln!(f, "{}", m.to_json()).and_then(|()| f.flush()) {
+                let p = a.metrics.as_deref().unwrap_or(std::path::Path::new("-"));
+                bar.abandon();
+                let failed = circ_runtime::output::OutputError { action: "write", path: p.to_path_buf(), source: e };
+                return super::output_failed(failed);
             }
         }
         if let Some(path) = &a.out {
@@ -254,4 +297,44 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         out(&format!("{}\n", last.to_json()));
     }
     ExitCode::SUCCESS
+}
+
+/// Opens the `--metrics` file: `-` is standard output; a new training truncates the file; a
+/// resumed one (`resume` is the checkpoint's epoch) keeps only the complete lines of epochs up to
+/// the checkpoint's (a crash after a metrics line and before its checkpoint leaves one more) and
+/// appends. A device or FIFO is written as it is.
+fn open_metrics(path: &std::path::Path, resume: Option<u64>) -> std::io::Result<Box<dyn Write>> {
+    if circ_runtime::output::is_stdout(path) {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);
+    if let (Some(epoch), true) = (resume, regular) {
+        let text = match std::fs::read(path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n') && line_epoch(l).is_some_and(|n| n <= epoch))
+            .collect();
+        if kept.len() != text.len() {
+            circ_runtime::output::write_with(path, |w| w.write_all(kept.as_bytes())).map_err(|e| e.source)?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true);
+    if resume.is_some() {
+        options.append(true);
+    } else {
+        options.write(true).truncate(regular);
+    }
+    Ok(Box::new(options.open(path)?))
+}
+
+/// The epoch of a metrics line (`{"epoch":3,...}`).
+fn line_epoch(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("{\"epoch\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
 }

@@ -38,7 +38,7 @@ impl Program {
 
 /// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read.
 pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), std::io::Error> {
-    let text = std::fs::read_to_string(path)?;
+    let text = circ_runtime::input::read_to_string(path)?;
     Ok(load_source(&path.display().to_string(), Some(path.to_path_buf()), &text))
 }
 
@@ -119,7 +119,7 @@ impl Loader {
             return Some(*id);
         }
         if let Some(path) = local {
-            return match std::fs::read_to_string(&path) {
+            return match circ_runtime::input::read_to_string(&path) {
                 Ok(text) => {
                     let file = self.sources.add(path.display().to_string(), Some(path.clone()), text);
                     Some(self.add_module(name.to_string(), file, Some(path), stack))

@@ -8,8 +8,7 @@
 //! picture is drawn at `SCALE` times its size and averaged down, which anti-aliases the curves.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
@@ -47,9 +46,10 @@ const LOG_SPAN: f64 = 100.0;
 
 /// Draw the training curves of `history` to the PNG file `path`, with `title` above them.
 ///
-/// The file is written atomically: the picture is rendered to a temporary file in the same
-/// directory and then renamed over `path`, so a reader never sees half a picture. The output is
-/// always PNG, whatever the extension of `path`. Non-finite values are left out of the curves.
+/// The file is written by [`circ_runtime::output::write_with`]: atomically for a regular file, so
+/// a reader never sees half a picture; directly into a device or FIFO; through a symbolic link.
+/// The output is always PNG, whatever the extension of `path`. Non-finite values are left out of
+/// the curves.
 pub fn loss_curves(path: &Path, title: &str, history: &[EpochMetrics]) -> Result<(), String> {
     if history.is_empty() {
         return Err("no epochs to plot: the training history is empty".into());
@@ -57,15 +57,7 @@ pub fn loss_curves(path: &Path, title: &str, history: &[EpochMetrics]) -> Result
     let font = font()?;
     let curves = Curves::new(history);
     let pixels = render(font, title, &curves)?;
-    let tmp = temp_path(path);
-    if let Err(e) = write_png(&tmp, &pixels) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot move {} to {}: {e}", tmp.display(), path.display())
-    })
+    circ_runtime::output::write_with(path, |w| encode_png(w, &pixels)).map_err(|e| e.to_string())
 }
 
 /// The embedded font, parsed and registered with plotters once per process.
@@ -80,25 +72,18 @@ fn font() -> Result<&'static FontRef<'static>, String> {
     .map_err(Clone::clone)
 }
 
-/// `dir/.name.PID.N.tmp.png` next to `path`: same directory so the rename is atomic, a `.png`
-/// extension so the encoder writes PNG, and unique within and across processes.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
+/// Encode the final `WIDTH`×`HEIGHT` RGB pixels as PNG.
+fn encode_png(w: &mut dyn std::io::Write, pixels: &[u8]) -> std::io::Result<()> {
+    let to_io = |e: png::EncodingError| match e {
+        png::EncodingError::IoError(e) => e,
+        e => std::io::Error::other(e),
     };
-    let name = path.file_name().map_or_else(|| "plot".into(), |n| n.to_string_lossy().into_owned());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{}.{n}.tmp.png", std::process::id()))
-}
-
-/// Encode the final `WIDTH`×`HEIGHT` RGB pixels as a PNG file.
-fn write_png(path: &Path, pixels: &[u8]) -> Result<(), String> {
-    let mut out = BitMapBackend::new(path, (WIDTH, HEIGHT));
-    out.blit_bitmap((0, 0), (WIDTH, HEIGHT), pixels)
-        .and_then(|()| out.present())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let mut encoder = png::Encoder::new(w, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(to_io)?;
+    writer.write_image_data(pixels).map_err(to_io)?;
+    writer.finish().map_err(to_io)
 }
 
 /// Pixels at the supersampled size.
@@ -633,6 +618,7 @@ impl DrawingBackend for Canvas<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn metrics(epoch: u64, train: f64, valid: Option<f64>, acc: Option<(f64, f64)>) -> EpochMetrics {
         EpochMetrics {
@@ -667,7 +653,7 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp"))
+            .filter(|n| n.contains("tmp"))
             .collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }

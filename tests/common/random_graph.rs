@@ -1,5 +1,5 @@
 //! A seeded random graph generator, shared by `tests/passes.rs` (every pass keeps every output)
-//! and `tests/cpu_executor.rs` (the CPU executor against the interpreter).
+//! and `tests/executors.rs` (the CPU executor against the interpreter).
 //!
 //! `random_graph(seed)` builds a well-formed graph over data inputs and parameters mixing every
 //! op with the patterns each rewrite looks for (`x·1`, `−−x`, `log exp x`, nested transposes and

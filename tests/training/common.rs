@@ -13,9 +13,9 @@ use circ::train::step::{self, StepGraph};
 use circ_runtime::csv::Table;
 use std::path::{Path, PathBuf};
 
-/// The shared data folder (`../shared/data` next to the crate).
+/// The repository's data folder (`data/`, described by data/README.md).
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 pub fn example_path(name: &str) -> PathBuf {

@@ -20,16 +20,14 @@
 //! the three fields `dtype`, `shape` and `data_offsets`. Every error names the file and what is
 //! wrong with it ([`SafetensorsError`]).
 //!
-//! [`write()`] is atomic: it writes a temporary file next to the target, flushes it to disk and then
-//! renames it over the target, so a crash leaves either the old checkpoint or the new one, never
-//! half of one. The files it writes are laid out as the reference implementation lays them out
+//! [`write()`] is atomic ([`crate::output`]): it writes a temporary file next to the target, flushes
+//! it to disk and then renames it over the target, so a crash leaves either the old checkpoint or
+//! the new one, never half of one. The files it writes are laid out as the reference implementation lays them out
 //! (tensors sorted by name, compact JSON, the header padded with spaces to a multiple of 8 bytes).
 
 use std::fmt;
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A tensor with its name, as stored in a checkpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -360,7 +358,7 @@ pub fn serialize(
     Ok(bytes)
 }
 
-fn write_values(out: &mut impl Write, values: &[f64], dtype: DType) -> io::Result<()> {
+fn write_values(out: &mut (impl Write + ?Sized), values: &[f64], dtype: DType) -> io::Result<()> {
     const CHUNK: usize = 8192;
     let mut buf = Vec::with_capacity(CHUNK * 8);
     for chunk in values.chunks(CHUNK) {
@@ -374,8 +372,6 @@ fn write_values(out: &mut impl Write, values: &[f64], dtype: DType) -> io::Resul
     Ok(())
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `tensors`, stored as `dtype`, and `metadata` (string key → string value, written in the
 /// order given; keys must be distinct) to the safetensors file `path`, replacing any file there.
 ///
@@ -383,9 +379,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// each tensor must have as many values as its shape has elements. Nothing is written when any
 /// of this fails.
 ///
-/// The write is atomic: the data goes to a temporary file `.<name>.tmp-<pid>-<n>` in the same
-/// directory, which is flushed to disk and then renamed to `path`. If anything fails the
-/// temporary file is removed and `path` is left as it was.
+/// The write goes through [`crate::output::write_with`]: a regular file is replaced atomically
+/// (a temporary file flushed to disk and renamed; removed on any error, `path` left as it was),
+/// a device or FIFO is written directly, a symbolic link is written through, `-` is standard
+/// output.
 pub fn write(
     path: &Path,
     tensors: &[NamedTensor],
@@ -394,51 +391,14 @@ pub fn write(
 ) -> Result<(), SafetensorsError> {
     let file = path.display().to_string();
     let (header, sorted) = build_header(&file, tensors, dtype, metadata)?;
-
-    let io_err = |action: &'static str, p: &Path, source: io::Error| {
-        SafetensorsError::new(&file, ErrorKind::Io { action, path: p.to_path_buf(), source })
-    };
-    let Some(file_name) = path.file_name() else {
-        let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
-        return Err(io_err("write", path, source));
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".tmp-{}-{}", std::process::id(), TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let temp = dir.join(temp_name);
-
-    let handle = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|e| io_err("create temporary file", &temp, e))?;
-
-    let result = (|| {
-        let mut out = io::BufWriter::with_capacity(1 << 16, handle);
-        out.write_all(&header).map_err(|e| io_err("write", &temp, e))?;
+    crate::output::write_with(path, |out| {
+        out.write_all(&header)?;
         for t in &sorted {
-            write_values(&mut out, &t.values, dtype).map_err(|e| io_err("write", &temp, e))?;
+            write_values(out, &t.values, dtype)?;
         }
-        let handle = out.into_inner().map_err(|e| io_err("write", &temp, e.into_error()))?;
-        handle.sync_all().map_err(|e| io_err("flush to disk", &temp, e))?;
-        drop(handle);
-        fs::rename(&temp, path).map_err(|e| io_err("rename temporary file onto target", &temp, e))
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    // Make the rename itself durable. Not every platform or file system lets a directory be
-    // opened or synced; the checkpoint is complete either way, so failures here are ignored.
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+        Ok(())
+    })
+    .map_err(|e| SafetensorsError::new(&file, ErrorKind::Io { action: e.action, path: e.path, source: e.source }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +410,7 @@ pub fn write(
 #[allow(clippy::type_complexity)]
 pub fn read(path: &Path) -> Result<(Vec<NamedTensor>, Vec<(String, String)>), SafetensorsError> {
     let file = path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| {
+    let bytes = crate::input::read(path).map_err(|source| {
         SafetensorsError::new(&file, ErrorKind::Io { action: "read", path: path.to_path_buf(), source })
     })?;
     parse(&file, &bytes)

@@ -159,7 +159,7 @@ impl Math<'_, '_> {
     /// it has the bits of the interpreter's `f32::exp` (glibc's `expf`, 0.502 ulp) for all but
     /// 4·10⁻⁵ of the floats (results a hair from a midpoint), and differential tests stay exact
     /// where a result cancels (one ulp of a term of 2 is 10⁻³ of a gradient of 3·10⁻⁴; the f32
-    /// version below, 1.01 ulp, made `cpu_executor`'s random graphs fail there). Costs 1.5 times
+    /// version below, 1.01 ulp, made `executors`'s random graphs fail there). Costs 1.5 times
     /// the f32 version. The conversion to f32 overflows, underflows and rounds subnormals.
     /// `one_lane`: only lane 0 is wanted (the scalar tail), so the upper half is not computed.
     pub(super) fn exp_rounded(&mut self, x: Value, one_lane: bool) -> Value {
