@@ -12,4 +12,5 @@ pub mod safetensors;
 mod tensor;
 
 pub use tensor::{Tensor, TensorError};
+pub mod cpu;
 pub mod opencl;

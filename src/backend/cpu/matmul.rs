@@ -8,7 +8,7 @@
 //! product reads it with swapped strides instead of copying it first (the kernel partition makes
 //! `transpose` of the last two axes feeding only products such a view).
 
-use super::team::{Crew, Team};
+use circ_runtime::cpu::team::{Crew, Team};
 use gemm::Parallelism;
 
 /// One operand of a product: its buffer and its logical shape.

@@ -30,7 +30,7 @@ mod math;
 pub mod matmul;
 pub mod plan;
 pub mod special;
-mod team;
+
 
 pub use jit::{asm_text, clif_text, compile, compile_group, supports, Compiled, ElementwiseKernel};
 

@@ -2,7 +2,7 @@
 //! the run's crew of threads.
 
 use super::{BackendError, ExecError, NodeId};
-use crate::backend::cpu::team::Crew;
+use circ_runtime::cpu::team::Crew;
 use crate::ir::op::ReduceOp;
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s

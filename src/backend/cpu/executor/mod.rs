@@ -37,7 +37,7 @@
 mod bands;
 mod layout;
 
-use super::team::{Crew, Team};
+use circ_runtime::cpu::team::{Crew, Team};
 use bands::{call, PARALLEL_ELEMENTS};
 use layout::{bind, dim, layout, Layout};
 

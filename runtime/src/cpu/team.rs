@@ -35,7 +35,7 @@ struct Shared {
     asleep: Vec<AtomicBool>,
 }
 
-pub(crate) struct Team {
+pub struct Team {
     shared: Arc<Shared>,
     helpers: Vec<std::thread::Thread>,
     /// Held by the run using the team.
@@ -43,14 +43,14 @@ pub(crate) struct Team {
 }
 
 /// A team taken by one run: the proof that no one else forks on it meanwhile.
-pub(crate) struct Crew<'a> {
+pub struct Crew<'a> {
     team: &'a Team,
     _held: MutexGuard<'a, ()>,
 }
 
 impl Team {
     /// The process's team of `threads` threads (the caller and `threads − 1` helpers).
-    pub(crate) fn of(threads: usize) -> Arc<Team> {
+    pub fn of(threads: usize) -> Arc<Team> {
         static TEAMS: Mutex<Vec<(usize, Arc<Team>)>> = Mutex::new(Vec::new());
         let mut teams = TEAMS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, t)) = teams.iter().find(|(n, _)| *n == threads) {
@@ -84,7 +84,7 @@ impl Team {
     }
 
     /// The team for one run, or `None` while another run holds it.
-    pub(crate) fn crew(&self) -> Option<Crew<'_>> {
+    pub fn crew(&self) -> Option<Crew<'_>> {
         let held = match self.busy.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
@@ -96,13 +96,13 @@ impl Team {
 
 impl Crew<'_> {
     /// Threads a job is split over.
-    pub(crate) fn threads(&self) -> usize {
+    pub fn threads(&self) -> usize {
         self.team.helpers.len() + 1
     }
 
     /// Runs `f(0)`, …, `f(threads − 1)`, part 0 on this thread, and returns when all are done.
     /// A panic in any part is raised here once every part has finished.
-    pub(crate) fn fork(&self, f: &(dyn Fn(usize) + Sync)) {
+    pub fn fork(&self, f: &(dyn Fn(usize) + Sync)) {
         let s = &*self.team.shared;
         let helpers = self.team.helpers.len();
         if helpers == 0 {
