@@ -41,6 +41,13 @@ pub fn check_source(name: &str, text: &str) -> Checked {
     finish(program, diags)
 }
 
+/// Checks the bytes of a file called `name`: like [`check_source`], and a file that is not UTF-8
+/// gets a diagnostic at its first bad byte, as `circ check` reports it.
+pub fn check_bytes(name: &str, bytes: Vec<u8>) -> Checked {
+    let (program, diags) = loader::load_bytes(name, Some(Path::new(name).to_path_buf()), bytes);
+    finish(program, diags)
+}
+
 fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
     // Names and shapes are only checked in files that parsed: errors after a syntax error mislead.
     if diagnostics.iter().any(Diagnostic::is_error) {
