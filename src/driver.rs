@@ -95,7 +95,7 @@ fn evaluate_as<T: crate::interp::Real>(
 ) -> Result<Evaluation, crate::interp::InterpError> {
     let values = crate::interp::run_all::<T>(g, data, params)?;
     let scalar = |id| values.get(id).map_or(f64::NAN, |t| t.data.first().map_or(f64::NAN, |x| x.to_f64()));
-    let terms = values
+    let mut terms: Vec<(String, f64)> = values
         .order()
         .iter()
         .filter_map(|&id| {
@@ -103,6 +103,9 @@ fn evaluate_as<T: crate::interp::Real>(
             (label.starts_with("likelihood ") || label.starts_with("prior ")).then(|| (label.clone(), scalar(id)))
         })
         .collect();
+    if let (true, Some(label)) = (terms.is_empty(), &g.loss_term) {
+        terms.push((label.clone(), scalar(g.loss())));
+    }
     let outputs = g
         .outputs
         .iter()
@@ -150,7 +153,11 @@ pub fn evaluate_on(
             format!("{id} ({}){at}", n.op.name())
         })
     };
-    Ok(Evaluation { loss, terms: terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect(), outputs, first_non_finite })
+    let mut terms: Vec<(String, f64)> = terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect();
+    if let (true, Some(label)) = (terms.is_empty(), &g.loss_term) {
+        terms.push((label.clone(), loss));
+    }
+    Ok(Evaluation { loss, terms, outputs, first_non_finite })
 }
 
 /// Optimizes a graph in place and describes it: the graph before, the passes that changed it,

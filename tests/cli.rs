@@ -447,6 +447,18 @@ fn numbers_print_with_the_digits_of_their_precision() {
     for n in numbers {
         assert_eq!(n, format!("{}", n.parse::<f64>().unwrap()), "{out}");
     }
+    // A model of one term (no prior): its term is printed too, equal to the loss.
+    let one = temp("one-term.circ");
+    std::fs::write(&one, "model m {\n data y: [N]\n param a: []\n y ~ normal(a, 1)\n}\n").unwrap();
+    let y = temp("one-term.csv");
+    std::fs::write(&y, "y\n1\n2\n").unwrap();
+    for backend in ["interp", "cpu"] {
+        let (code, out, err) = circ(&["eval", one.to_str().unwrap(), "--data", y.to_str().unwrap(), "--backend", backend]);
+        assert_eq!(code, 0, "{err}");
+        let loss = out.lines().find_map(|l| l.trim().strip_prefix("loss")).unwrap().trim();
+        let term = out.lines().find(|l| l.ends_with("likelihood y ~ normal")).unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(term.split_whitespace().next(), Some(loss), "{out}");
+    }
     let (code, _, err) = circ(&["run", m, "--params", c, "--data", c]);
     assert_eq!(code, 1);
     assert!(err.contains("not a safetensors file"), "{err}");
