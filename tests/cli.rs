@@ -442,7 +442,8 @@ fn numbers_print_with_the_digits_of_their_precision() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("-0.0") && !out.contains(" -0 "), "{out}");
     // The loss and each term: one number format (f64's shortest digits on the interpreter).
-    let numbers: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split_whitespace().find(|w| w.parse::<f64>().is_ok())).collect();
+    let numbers: Vec<&str> =
+        out.lines().skip(1).filter_map(|l| l.split_whitespace().find(|w| w.parse::<f64>().is_ok())).collect();
     assert!(numbers.len() >= 2, "the loss and its term: {out}");
     for n in numbers {
         assert_eq!(n, format!("{}", n.parse::<f64>().unwrap()), "{out}");
@@ -453,7 +454,8 @@ fn numbers_print_with_the_digits_of_their_precision() {
     let y = temp("one-term.csv");
     std::fs::write(&y, "y\n1\n2\n").unwrap();
     for backend in ["interp", "cpu"] {
-        let (code, out, err) = circ(&["eval", one.to_str().unwrap(), "--data", y.to_str().unwrap(), "--backend", backend]);
+        let (code, out, err) =
+            circ(&["eval", one.to_str().unwrap(), "--data", y.to_str().unwrap(), "--backend", backend]);
         assert_eq!(code, 0, "{err}");
         let loss = out.lines().find_map(|l| l.trim().strip_prefix("loss")).unwrap().trim();
         let term = out.lines().find(|l| l.ends_with("likelihood y ~ normal")).unwrap_or_else(|| panic!("{out}"));

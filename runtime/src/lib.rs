@@ -4,12 +4,12 @@
 //! output file is written ([`output`]) and every input read ([`input`]); and the OpenCL driver
 //! ([`opencl`]) that runs the kernels the compiler renders.
 
+pub mod cpu;
 pub mod csv;
 mod half;
 pub mod input;
 pub mod npy;
+pub mod opencl;
 pub mod output;
 pub mod safetensors;
 pub mod suggest;
-pub mod cpu;
-pub mod opencl;

@@ -326,7 +326,10 @@ fn error_too_short() {
 fn error_header_length_beyond_the_file() {
     let mut bytes = 100u64.to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{}");
-    assert_contains(&message(&bytes), &["not a safetensors file", "give 100, past the end of the file", "only 2 bytes"]);
+    assert_contains(
+        &message(&bytes),
+        &["not a safetensors file", "give 100, past the end of the file", "only 2 bytes"],
+    );
     let bytes = u64::MAX.to_le_bytes();
     let err = parse_err(&bytes);
     assert!(matches!(err.kind(), ErrorKind::HeaderTooLarge { header_len: u64::MAX }));
