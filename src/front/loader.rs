@@ -59,12 +59,12 @@ pub fn load_bytes(name: &str, path: Option<PathBuf>, bytes: Vec<u8>) -> (Program
     (Program { sources: loader.sources, modules: loader.modules }, loader.diags)
 }
 
-/// The text of a source file, or the text with each invalid sequence replaced by U+FFFD and a
-/// diagnostic at the first one. The bytes before it are unchanged, so its line and column are
-/// those of the file.
-fn decode(file: FileId, bytes: Vec<u8>) -> Result<String, (String, Diagnostic)> {
+/// The text of a source file and no diagnostic, or the text with each invalid sequence replaced
+/// by U+FFFD and a diagnostic at the first one. The bytes before it are unchanged, so its line and
+/// column are those of the file.
+fn decode(file: FileId, bytes: Vec<u8>) -> (String, Option<Diagnostic>) {
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(text),
+        Ok(text) => (text, None),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let bytes = e.into_bytes();
@@ -77,7 +77,7 @@ fn decode(file: FileId, bytes: Vec<u8>) -> Result<String, (String, Diagnostic)> 
                     format!("byte{} {} here", if bad == 1 { "" } else { "s" }, shown.join(" ")),
                 )
                 .help("circ reads source files as UTF-8: convert the file (e.g. `iconv -f latin1 -t utf-8`)");
-            Err((text, diag))
+            (text, Some(diag))
         }
     }
 }
@@ -112,11 +112,11 @@ impl Loader {
     ) -> ModuleId {
         let file = self.sources.add(name, path.clone(), String::new());
         match decode(file, bytes) {
-            Ok(text) => {
+            (text, None) => {
                 self.sources.set_text(file, text);
                 self.add_module(module, file, path, stack)
             }
-            Err((text, diag)) => {
+            (text, Some(diag)) => {
                 self.sources.set_text(file, text);
                 self.diags.push(match imported_at {
                     Some(span) => diag.secondary(span, "imported here"),
