@@ -101,46 +101,112 @@ pub fn load_as(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostT
     };
     if f32 {
         for (d, t) in g.data.iter().zip(&data) {
-            if let Some(i) = t.values.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64) {
-                return Err(format!(
-                    "{}: `{}` element {i} is {}, which does not fit in f32 (at most ±{:e}), which this backend computes in",
-                    path.display(),
-                    d.name,
-                    t.values[i],
-                    f32::MAX
-                ));
+            if let Some(problem) = f32_problem(&d.name, t) {
+                return Err(format!("{}: {problem}", path.display()));
             }
         }
     }
     Ok(data)
 }
 
+/// Whether `path` names `.npy` data (a directory of `<name>.npy` files, or one `.npy` file)
+/// rather than a CSV file.
+pub fn is_npy(path: &std::path::Path) -> bool {
+    path.is_dir() || path.extension().is_some_and(|e| e == "npy")
+}
+
+/// Data for `circ run` from `.npy` files, as [`load_as`] reads them: the data some node of the
+/// prediction graph `g` still reads come from a directory of `<name>.npy` files or, when it reads
+/// one datum, from one `.npy` file; the others (observed data the predictions no longer read) may
+/// be absent and are fed as zeros, as [`crate::driver::bind_for_prediction`] does for CSV.
+pub fn load_npy_for_prediction(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, String> {
+    let ids = g.node_ids();
+    let read: Vec<usize> =
+        (0..g.data.len()).filter(|&i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
+    let mut got: Vec<Option<HostTensor>> = vec![None; g.data.len()];
+    if path.is_dir() {
+        for &i in &read {
+            let d = &g.data[i];
+            got[i] = Some(read_npy_datum(g, d, &path.join(format!("{}.npy", d.name)))?);
+        }
+    } else {
+        match read.as_slice() {
+            [i] => got[*i] = Some(read_npy_datum(g, &g.data[*i], path)?),
+            _ => {
+                return Err(format!(
+                    "{}: one .npy file holds one array, but the predictions read {} data ({}); give a directory with one `<name>.npy` each",
+                    path.display(),
+                    read.len(),
+                    read.iter().map(|&i| g.data[i].name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            }
+        }
+    }
+    let present: Vec<(&crate::ir::graph::DataInfo, &HostTensor)> =
+        g.data.iter().zip(&got).filter_map(|(d, t)| Some((d, t.as_ref()?))).collect();
+    same_sizes_of(g, &present).map_err(|e| format!("{}: {e}", path.display()))?;
+    if f32 {
+        for (d, t) in &present {
+            if let Some(problem) = f32_problem(&d.name, t) {
+                return Err(format!("{}: {problem}", path.display()));
+            }
+        }
+    }
+    let rows = present.first().map_or(0, |(_, t)| t.shape.first().copied().unwrap_or(1));
+    Ok(g.data
+        .iter()
+        .zip(got)
+        .map(|(d, t)| {
+            t.unwrap_or_else(|| {
+                let mut shape = vec![rows];
+                shape.extend(d.shape[1..].iter().map(|x| if let Dim::Known(n) = x { *n as usize } else { 1 }));
+                HostTensor { values: vec![0.0; shape.iter().product()], shape }
+            })
+        })
+        .collect())
+}
+
+/// The first value of datum `name` beyond f32's range, described.
+fn f32_problem(name: &str, t: &HostTensor) -> Option<String> {
+    let i = t.values.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64)?;
+    Some(format!(
+        "`{name}` element {i} is {}, which does not fit in f32 (at most ±{:e}), which this backend computes in",
+        t.values[i],
+        f32::MAX
+    ))
+}
+
+/// One datum from a `.npy` file: its shape must fit the declaration, its values the datum's
+/// type (labels in range, bernoulli observations 0 or 1).
+fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::Path) -> Result<HostTensor, String> {
+    let a = circ_runtime::npy::read_npy(file).map_err(|e| e.to_string())?;
+    let fits = a.shape.len() == d.shape.len()
+        && a.shape.iter().zip(&d.shape).all(|(n, want)| !matches!(want, Dim::Known(k) if *k as usize != *n));
+    if !fits {
+        let want: Vec<String> = d.shape.iter().map(|x| crate::check::types::ShowDim(*x, g).to_string()).collect();
+        return Err(format!(
+            "{}: data `{}` needs shape [{}], the file holds {:?}",
+            file.display(),
+            d.name,
+            want.join(", "),
+            a.shape
+        ));
+    }
+    if let Some(i) = g.data.iter().position(|x| x.name == d.name) {
+        let (range, bernoulli) = (label_range(g, i), observed_by_bernoulli(g, i));
+        if let Some(problem) = a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false))
+        {
+            return Err(format!("{}: {problem}", file.display()));
+        }
+    }
+    Ok(HostTensor { shape: a.shape, values: a.values })
+}
+
 /// Data for a graph from a path: a CSV file; a directory holding one `<name>.npy` per data
 /// declaration; or a single `.npy` file when the model declares one datum.
 pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String> {
     let npy = |d: &crate::ir::graph::DataInfo, file: &std::path::Path| -> Result<HostTensor, String> {
-        let a = circ_runtime::npy::read_npy(file).map_err(|e| e.to_string())?;
-        let fits = a.shape.len() == d.shape.len()
-            && a.shape.iter().zip(&d.shape).all(|(n, want)| !matches!(want, Dim::Known(k) if *k as usize != *n));
-        if !fits {
-            let want: Vec<String> = d.shape.iter().map(|x| crate::check::types::ShowDim(*x, g).to_string()).collect();
-            return Err(format!(
-                "{}: data `{}` needs shape [{}], the file holds {:?}",
-                file.display(),
-                d.name,
-                want.join(", "),
-                a.shape
-            ));
-        }
-        if let Some(i) = g.data.iter().position(|x| x.name == d.name) {
-            let (range, bernoulli) = (label_range(g, i), observed_by_bernoulli(g, i));
-            if let Some(problem) =
-                a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false))
-            {
-                return Err(format!("{}: {problem}", file.display()));
-            }
-        }
-        Ok(HostTensor { shape: a.shape, values: a.values })
+        read_npy_datum(g, d, file)
     };
     if path.is_dir() {
         let tensors: Vec<HostTensor> =
@@ -164,8 +230,14 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
 
 /// Refuses data whose arrays give one symbolic size (such as the rows `N`) two values.
 fn same_sizes(g: &Graph, tensors: &[HostTensor]) -> Result<(), String> {
+    let pairs: Vec<(&crate::ir::graph::DataInfo, &HostTensor)> = g.data.iter().zip(tensors).collect();
+    same_sizes_of(g, &pairs)
+}
+
+/// [`same_sizes`] over some of the data.
+fn same_sizes_of(g: &Graph, pairs: &[(&crate::ir::graph::DataInfo, &HostTensor)]) -> Result<(), String> {
     let mut seen: Vec<(Dim, usize, &str)> = Vec::new();
-    for (d, t) in g.data.iter().zip(tensors) {
+    for &(d, t) in pairs {
         for (dim, &n) in d.shape.iter().zip(&t.shape) {
             if !matches!(dim, Dim::Sym(_)) {
                 continue;

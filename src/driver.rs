@@ -41,6 +41,13 @@ pub fn check_source(name: &str, text: &str) -> Checked {
     finish(program, diags)
 }
 
+/// Checks the bytes of a file called `name`: like [`check_source`], and a file that is not UTF-8
+/// gets a diagnostic at its first bad byte, as `circ check` reports it.
+pub fn check_bytes(name: &str, bytes: Vec<u8>) -> Checked {
+    let (program, diags) = loader::load_bytes(name, Some(Path::new(name).to_path_buf()), bytes);
+    finish(program, diags)
+}
+
 fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
     // Names and shapes are only checked in files that parsed: errors after a syntax error mislead.
     if diagnostics.iter().any(Diagnostic::is_error) {
@@ -88,7 +95,7 @@ fn evaluate_as<T: crate::interp::Real>(
 ) -> Result<Evaluation, crate::interp::InterpError> {
     let values = crate::interp::run_all::<T>(g, data, params)?;
     let scalar = |id| values.get(id).map_or(f64::NAN, |t| t.data.first().map_or(f64::NAN, |x| x.to_f64()));
-    let terms = values
+    let mut terms: Vec<(String, f64)> = values
         .order()
         .iter()
         .filter_map(|&id| {
@@ -96,6 +103,9 @@ fn evaluate_as<T: crate::interp::Real>(
             (label.starts_with("likelihood ") || label.starts_with("prior ")).then(|| (label.clone(), scalar(id)))
         })
         .collect();
+    if let (true, Some(label)) = (terms.is_empty(), &g.loss_term) {
+        terms.push((label.clone(), scalar(g.loss())));
+    }
     let outputs = g
         .outputs
         .iter()
@@ -143,7 +153,11 @@ pub fn evaluate_on(
             format!("{id} ({}){at}", n.op.name())
         })
     };
-    Ok(Evaluation { loss, terms: terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect(), outputs, first_non_finite })
+    let mut terms: Vec<(String, f64)> = terms.iter().map(|(l, n)| (l.clone(), scalar(n))).collect();
+    if let (true, Some(label)) = (terms.is_empty(), &g.loss_term) {
+        terms.push((label.clone(), loss));
+    }
+    Ok(Evaluation { loss, terms, outputs, first_non_finite })
 }
 
 /// Optimizes a graph in place and describes it: the graph before, the passes that changed it,

@@ -39,7 +39,9 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// Print the tensor graph of each model: one node per line, or Graphviz DOT.
+    /// Print the tensor graph of each model.
+    ///
+    /// One node per line, or Graphviz DOT; with --passes, before and after optimization.
     Graph {
         /// The .circ file.
         file: PathBuf,
@@ -69,19 +71,25 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Run the forward pass on the reference interpreter and print the loss and its terms.
+    /// Run the forward pass and print the loss and its terms.
+    ///
+    /// At the parameters' initial draws, at zero (--zero-params), or at a checkpoint's values (--params).
     Eval {
         /// The .circ file.
         file: PathBuf,
-        /// CSV file with one column per data column the model declares.
+        /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
         #[arg(long)]
         data: PathBuf,
         /// Seed of the parameters' initial draws from their priors.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Evaluate with every parameter at zero instead of its initial draw.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "params")]
         zero_params: bool,
+        /// Parameter values: a checkpoint of `circ train`, or any safetensors file with them
+        /// (default: the initial draws).
+        #[arg(long)]
+        params: Option<PathBuf>,
         /// Compute in single precision (default: double).
         #[arg(long)]
         f32: bool,
@@ -93,9 +101,10 @@ enum Command {
         #[arg(long)]
         device: Option<usize>,
     },
-    /// Write the gradient of the loss (priors included) for every parameter to a safetensors
-    /// file, or with --bprop2 its diagonal curvature, or with --hvp a Hessian-vector product.
+    /// Write the gradient, bprop2 curvature or a Hessian-vector product to a safetensors file.
     ///
+    /// The gradient of the loss (priors included) for every parameter, or with --bprop2 its
+    /// diagonal curvature, or with --hvp a Hessian-vector product.
     /// Tensors are named after the parameters and stored in double precision.
     Grad {
         /// The .circ file.
@@ -129,8 +138,9 @@ enum Command {
         #[arg(long)]
         device: Option<usize>,
     },
-    /// Print the exact Hessian of the loss for a small model (one Hessian-vector product per
-    /// parameter coordinate).
+    /// Print the exact Hessian of the loss for a small model.
+    ///
+    /// One Hessian-vector product per parameter coordinate; at most 400 coordinates.
     Hessian {
         /// The .circ file.
         file: PathBuf,
@@ -144,8 +154,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Print every kernel of a model in execution order: Cranelift IR (or machine code) for the
-    /// kernels the CPU backend generates, each headed with its graph nodes and source lines.
+    /// Print every kernel of a model in execution order, with its source lines.
+    ///
+    /// Cranelift IR (or machine code) for the kernels the CPU backend generates, or OpenCL C,
+    /// each headed with its graph nodes and source lines.
     Emit {
         /// The .circ file.
         file: PathBuf,
@@ -159,18 +171,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = cli::emit::Which::Step)]
         graph: cli::emit::Which,
     },
-    /// Train a model: its `train { … }` settings, overridden by these flags. Prints a progress
-    /// bar and one line per epoch; writes a checkpoint after every epoch.
+    /// Train a model and write a checkpoint after every epoch.
+    ///
+    /// Its `train { … }` settings, overridden by these flags. Prints a progress bar (on a
+    /// terminal) and one line per epoch, then the last epoch's metrics as one JSON line.
     Train(cli::train::Args),
-    /// Predict with trained parameters: one output row per data row; for a normal observation
-    /// both the mean and the variance.
+    /// Predict with trained parameters: one output row per data row.
+    ///
+    /// For a normal observation both the mean and the variance.
     Run {
         /// The .circ file.
         file: PathBuf,
         /// Parameters (a checkpoint of `circ train`, or any safetensors file with them).
         #[arg(long)]
         params: PathBuf,
-        /// CSV file with the model's input columns (observed columns may be absent).
+        /// Data: a CSV file with the model's input columns, a directory of `<name>.npy` files, or
+        /// one .npy (observed data may be absent).
         #[arg(long)]
         data: PathBuf,
         /// Where to write the predictions (CSV, written atomically); default or `-`: standard output.
@@ -224,8 +240,13 @@ fn main() -> ExitCode {
             cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
-        Command::Eval { file, data, seed, zero_params, f32, backend, device } => {
-            eval(&file, &data, seed, zero_params, f32, backend.kind(device), color)
+        Command::Eval { file, data, seed, zero_params, params, f32, backend, device } => {
+            let init = match params {
+                Some(p) => Init::File(p),
+                None if zero_params => Init::Zero,
+                None => Init::Draws,
+            };
+            eval(&file, &data, seed, init, f32, backend.kind(device), color)
         }
     };
     cli::finish(code)
@@ -328,11 +349,21 @@ fn graph(file: &Path, view: GraphView, seed: u64, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The parameter values `circ eval` evaluates at.
+enum Init {
+    /// The initial draws from the priors (`--seed`).
+    Draws,
+    /// Every parameter zero (`--zero-params`).
+    Zero,
+    /// A checkpoint or any safetensors file with every parameter (`--params`).
+    File(PathBuf),
+}
+
 fn eval(
     file: &Path,
     data: &Path,
     seed: u64,
-    zero_params: bool,
+    init: Init,
     f32: bool,
     backend: circ::backend::BackendKind,
     color: bool,
@@ -354,8 +385,22 @@ fn eval(
             }
         };
         let mut params = circ::ir::init::initial_values(&g);
-        if zero_params {
-            params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0));
+        match &init {
+            Init::Draws => {}
+            Init::Zero => params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0)),
+            Init::File(path) => {
+                let read = circ::driver::params_from_file(&g, path).and_then(|v| {
+                    circ::driver::check_param_values(&g, &v, &path.display().to_string(), f32).map(|()| v)
+                });
+                match read {
+                    Ok(v) => params = v,
+                    Err(e) => {
+                        err(&format!("error: model `{}`: {e}\n", model.name));
+                        failed = true;
+                        continue;
+                    }
+                }
+            }
         }
         let evaluated = if backend == circ::backend::BackendKind::Interp {
             circ::driver::evaluate(&g, &checked.program.sources, &inputs, &params, f32).map_err(|e| e.to_string())
@@ -372,9 +417,13 @@ fn eval(
             Ok(e) => {
                 let rows = inputs.first().map_or(0, |d| d.shape[0]);
                 out(&format!("model {} on {} ({rows} rows)\n", model.name, data.display()));
-                out(&format!("  loss  {}\n", e.loss));
-                for (label, v) in &e.terms {
-                    out(&format!("    {v:>16.6}  {label}\n"));
+                // The loss and its terms alike: the shortest digits of the precision computed in.
+                let loss = cli::number(e.loss, f32);
+                let terms: Vec<String> = e.terms.iter().map(|(_, v)| cli::number(*v, f32)).collect();
+                let w = terms.iter().map(String::len).max().unwrap_or(0).max(16);
+                out(&format!("  loss  {loss}\n"));
+                for ((label, _), v) in e.terms.iter().zip(&terms) {
+                    out(&format!("    {v:>w$}  {label}\n"));
                 }
                 if let Some(bad) = e.first_non_finite {
                     err(&format!("warning: the first non-finite value comes from {bad}\n"));

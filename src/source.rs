@@ -57,6 +57,12 @@ impl SourceMap {
         FileId(self.files.len() as u32 - 1)
     }
 
+    /// Sets the text of a file just added (the loader adds a file before it decodes its bytes,
+    /// so that a diagnostic about them can point into it).
+    pub(crate) fn set_text(&mut self, id: FileId, text: String) {
+        self.files[id.0 as usize].text = text;
+    }
+
     pub fn file(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
     }

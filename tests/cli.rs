@@ -299,3 +299,185 @@ fn unused_csv_columns_are_not_parsed() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("{}:3:5 (column \"b\")", bad.display())) && err.contains("NA"), "{err}");
 }
+
+/// `circ --help` lists every command on one line: each doc comment's first sentence is its own
+/// paragraph (issue 17, point 11).
+#[test]
+fn help_lists_each_command_on_one_line() {
+    let (code, out, _) = circ(&["--help"]);
+    assert_eq!(code, 0);
+    let list: Vec<&str> =
+        out.lines().skip_while(|l| *l != "Commands:").skip(1).take_while(|l| !l.trim().is_empty()).collect();
+    let names: Vec<&str> = list.iter().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    for c in ["check", "graph", "eval", "grad", "hessian", "emit", "train", "run", "devices", "help"] {
+        assert!(names.contains(&c), "`{c}` missing from:\n{out}");
+    }
+    for line in &list {
+        // A continuation line would start with spaces and no command name of its own.
+        assert!(line.starts_with("  ") && !line.starts_with("   "), "not one line per command:\n{out}");
+        assert!(line.len() <= 100, "summary too long ({} chars): {line}", line.len());
+    }
+    assert_eq!(list.len(), names.len());
+}
+
+/// `--metrics` says what it does: a new training replaces the file's lines, `--resume` keeps
+/// those up to the checkpoint and appends (issue 17, point 3).
+#[test]
+fn metrics_help_and_behaviour_agree() {
+    let (code, help, _) = circ(&["train", "--help"]);
+    assert_eq!(code, 0);
+    let text = help.split("--metrics").nth(1).unwrap_or_else(|| panic!("{help}"));
+    let text = text.split("\n      --").next().unwrap();
+    assert!(!text.contains("Append") && text.contains("replaces") && text.contains("--resume"), "{text}");
+    let (model, csv) = linear_case("metrics", &[]);
+    let (metrics, ckpt) = (temp("metrics.jsonl"), temp("metrics.safetensors"));
+    let base = [
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--quiet",
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--out",
+        ckpt.to_str().unwrap(),
+    ];
+    let lines = || std::fs::read_to_string(&metrics).unwrap().lines().count();
+    for _ in 0..2 {
+        let (code, _, err) = circ(&base);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(lines(), 3, "a new training replaces the lines");
+    }
+    let (code, _, err) = circ(&[&base[..], &["--resume", "--epochs", "5"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(), 5, "--resume appends");
+}
+
+/// Writes a little-endian f8 .npy file (format 1.0), as numpy does.
+fn write_npy(path: &Path, shape: &[usize], values: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// One input story: `run` reads `.npy` data (a directory, or one file for its one input) as
+/// train, eval and grad do, and gives the same predictions as from CSV; `eval --params`
+/// evaluates a trained checkpoint; help texts say where .npy works (issue 17, point 7).
+#[test]
+fn run_reads_npy_and_eval_reads_a_checkpoint() {
+    let (model, csv) = linear_case("npy", &[]);
+    let ckpt = temp("npy.safetensors");
+    let (m, c, k) = (model.to_str().unwrap(), csv.to_str().unwrap(), ckpt.to_str().unwrap());
+    let (code, _, err) = circ(&["train", m, "--data", c, "--quiet", "--out", k]);
+    assert_eq!(code, 0, "{err}");
+    let (code, from_csv, err) = circ(&["run", m, "--params", k, "--data", c]);
+    assert_eq!(code, 0, "{err}");
+    // The inputs only: `y` is observed, and a prediction does not need it.
+    let x: Vec<f64> = (0..8).flat_map(|r| [r as f64 * 0.5, 1.0 - r as f64 * 0.25]).collect();
+    let dir = temp("npy-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_npy(&dir.join("x.npy"), &[8, 2], &x);
+    let (code, from_dir, err) = circ(&["run", m, "--params", k, "--data", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(from_dir, from_csv);
+    let one = temp("npy-x.npy");
+    write_npy(&one, &[8, 2], &x);
+    let (code, from_one, err) = circ(&["run", m, "--params", k, "--data", one.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(from_one, from_csv);
+    let bad = temp("npy-bad.npy");
+    write_npy(&bad, &[8, 3], &[0.0; 24]);
+    let (code, _, err) = circ(&["run", m, "--params", k, "--data", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("data `x` needs shape [N, 2]"), "{err}");
+
+    // eval at the checkpoint: w as trained, not the initial draw.
+    let (code, trained, err) = circ(&["eval", m, "--data", c, "--params", k]);
+    assert_eq!(code, 0, "{err}");
+    let (code, initial, err) = circ(&["eval", m, "--data", c]);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(trained, initial);
+    let (code, zero, _) = circ(&["eval", m, "--data", c, "--params", k, "--zero-params"]);
+    assert_eq!(code, 2, "--params and --zero-params conflict: {zero}");
+    let (code, _, err) = circ(&["eval", m, "--data", c, "--params", c]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a safetensors file"), "{err}");
+
+    for command in ["train", "eval", "grad", "hessian", "run"] {
+        let (_, help, _) = circ(&[command, "--help"]);
+        let data = help.split("\n      --data <DATA>").nth(1).unwrap().split("\n\n").next().unwrap();
+        assert!(data.contains(".npy"), "`{command} --help` does not say .npy works for --data:\n{help}");
+    }
+}
+
+/// Printed numbers: `run` on an f32 backend gives f32's shortest digits (a value that is exactly
+/// an f32 has at most 9 significant digits), `eval` prints the loss and its terms alike, and no
+/// `-0` anywhere; a file that is not a checkpoint is named so (issue 17, point 10).
+#[test]
+fn numbers_print_with_the_digits_of_their_precision() {
+    let (model, csv) = linear_case("digits", &[]);
+    let ckpt = temp("digits.safetensors");
+    let (m, c, k) = (model.to_str().unwrap(), csv.to_str().unwrap(), ckpt.to_str().unwrap());
+    let (code, _, err) = circ(&["train", m, "--data", c, "--quiet", "--out", k]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = circ(&["run", m, "--params", k, "--data", c]);
+    assert_eq!(code, 0, "{err}");
+    for field in out.lines().skip(1).flat_map(|l| l.split(',')) {
+        let v: f32 = field.parse().unwrap_or_else(|_| panic!("{field}"));
+        assert_eq!(field, format!("{v}"), "not f32's shortest digits: {field}");
+        assert!(!field.starts_with("-0") || v != 0.0, "{out}");
+    }
+    let (code, out, err) = circ(&["eval", m, "--data", c, "--zero-params"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("-0.0") && !out.contains(" -0 "), "{out}");
+    // The loss and each term: one number format (f64's shortest digits on the interpreter).
+    let numbers: Vec<&str> =
+        out.lines().skip(1).filter_map(|l| l.split_whitespace().find(|w| w.parse::<f64>().is_ok())).collect();
+    assert!(numbers.len() >= 2, "the loss and its term: {out}");
+    for n in numbers {
+        assert_eq!(n, format!("{}", n.parse::<f64>().unwrap()), "{out}");
+    }
+    // A model of one term (no prior): its term is printed too, equal to the loss.
+    let one = temp("one-term.circ");
+    std::fs::write(&one, "model m {\n data y: [N]\n param a: []\n y ~ normal(a, 1)\n}\n").unwrap();
+    let y = temp("one-term.csv");
+    std::fs::write(&y, "y\n1\n2\n").unwrap();
+    for backend in ["interp", "cpu"] {
+        let (code, out, err) =
+            circ(&["eval", one.to_str().unwrap(), "--data", y.to_str().unwrap(), "--backend", backend]);
+        assert_eq!(code, 0, "{err}");
+        let loss = out.lines().find_map(|l| l.trim().strip_prefix("loss")).unwrap().trim();
+        let term = out.lines().find(|l| l.ends_with("likelihood y ~ normal")).unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(term.split_whitespace().next(), Some(loss), "{out}");
+    }
+    let (code, _, err) = circ(&["run", m, "--params", c, "--data", c]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a safetensors file"), "{err}");
+    let longest_number = err.split(|c: char| !c.is_ascii_digit()).map(str::len).max().unwrap_or(0);
+    assert!(longest_number < 10, "a giant header length: {err}");
+}
+
+/// A `.circ` file that is not UTF-8 gets a diagnostic at its first bad byte, as any other error
+/// (issue 17, point 12; tests/ui/not_utf8.circ shows it rendered).
+#[test]
+fn a_file_that_is_not_utf8_gets_a_diagnostic() {
+    let bad = temp("latin1.circ");
+    std::fs::write(&bad, b"model m {\n    data y: [N]  # caf\xe9\n}\n").unwrap();
+    let (code, _, err) = circ(&["check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E0107") && err.contains("not valid UTF-8"), "{err}");
+    // `    data y: [N]  # caf` is 22 characters: the bad byte is the 23rd.
+    assert!(err.contains(&format!("{}:2:23", bad.display())), "{err}");
+    assert!(err.contains("0xE9"), "{err}");
+}

@@ -14,7 +14,7 @@
 //! Bless (create or update) snapshots with `cargo insta test --accept --test ui`, or with
 //! `INSTA_UPDATE=always cargo test --test ui`; then review the diff of `tests/ui/snapshots/`.
 
-use circ::driver::{check_source, Checked};
+use circ::driver::{check_bytes, Checked};
 use std::collections::BTreeSet;
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,9 +45,11 @@ fn relative(path: &Path) -> String {
 
 /// Checks a file the way `circ check` does, naming it by its relative path.
 fn check(path: &Path) -> (String, Checked) {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    // Bytes, not text: a file that is not UTF-8 is a test of its own diagnostic (E0107).
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let name = relative(path);
-    let checked = check_source(&name, &text);
+    let checked = check_bytes(&name, bytes);
     (text, checked)
 }
 

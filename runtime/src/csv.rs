@@ -167,50 +167,10 @@ impl Table {
     }
 }
 
-/// The header name closest to `name` by edit distance (counting a swap of neighbours as one edit),
-/// if it is close enough to be a likely typo (at most one edit per three characters of `name`). A
-/// name differing only in case always qualifies.
+/// The header name closest to `name`, if close enough to be a likely typo (a name differing only
+/// in case always is): [`crate::suggest::closest`].
 fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
-    let lower = name.to_lowercase();
-    if let Some(c) = candidates.iter().find(|c| c.to_lowercase() == lower) {
-        return Some(c);
-    }
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        // Among equally distant names, the one sharing the longest prefix, then the first in file order.
-        .min_by_key(|(d, c)| (*d, std::cmp::Reverse(common_prefix(name, c))))
-        .map(|(_, c)| c.as_str())
-}
-
-fn common_prefix(a: &str, b: &str) -> usize {
-    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
-}
-
-/// Optimal-string-alignment distance over characters: insertions, deletions, substitutions and
-/// swaps of two neighbours each count one.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    for (j, x) in d.iter_mut().take(w).enumerate() {
-        *x = j;
-    }
-    for i in 1..=a.len() {
-        d[i * w] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1).min(d[(i - 1) * w + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[(i - 2) * w + j - 2] + 1);
-            }
-            d[i * w + j] = v;
-        }
-    }
-    d[a.len() * w + b.len()]
+    crate::suggest::closest(name, candidates.iter().map(String::as_str))
 }
 
 /// An error reading a CSV file: where (file, line, field and column name, as far as they apply)

@@ -1,16 +1,15 @@
 //! circ-runtime: the file formats models are trained and run on, independent of the compiler:
-//! CSV tables, `.npy` arrays and safetensors checkpoints, and the dense tensor type; how every
+//! CSV tables, `.npy` arrays and safetensors checkpoints; the closest-name suggestions
+//! ([`suggest`]) of the CSV reader and the checker; how every
 //! output file is written ([`output`]) and every input read ([`input`]); and the OpenCL driver
 //! ([`opencl`]) that runs the kernels the compiler renders.
 
+pub mod cpu;
 pub mod csv;
 mod half;
 pub mod input;
 pub mod npy;
+pub mod opencl;
 pub mod output;
 pub mod safetensors;
-mod tensor;
-
-pub use tensor::{Tensor, TensorError};
-pub mod cpu;
-pub mod opencl;
+pub mod suggest;

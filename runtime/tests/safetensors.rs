@@ -326,9 +326,22 @@ fn error_too_short() {
 fn error_header_length_beyond_the_file() {
     let mut bytes = 100u64.to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{}");
-    assert_contains(&message(&bytes), &["header length 100 runs past the end of the file", "only 2 bytes"]);
+    assert_contains(
+        &message(&bytes),
+        &["not a safetensors file", "give 100, past the end of the file", "only 2 bytes"],
+    );
     let bytes = u64::MAX.to_le_bytes();
-    assert_contains(&message(&bytes), &["header length 18446744073709551615 exceeds the limit"]);
+    let err = parse_err(&bytes);
+    assert!(matches!(err.kind(), ErrorKind::HeaderTooLarge { header_len: u64::MAX }));
+    assert_contains(&err.to_string(), &["not a safetensors file", "are not a header length"]);
+}
+
+/// A file of something else (here CSV text) read as a checkpoint is named for what it is not,
+/// before the huge length its first 8 bytes read as (issue 17, point 10).
+#[test]
+fn error_other_file_is_not_a_safetensors_file() {
+    let m = message(b"a,b,y\n0.5,-1,1\n1.5,0.25,-2\n");
+    assert!(m.contains(": not a safetensors file: "), "{m}");
 }
 
 #[test]

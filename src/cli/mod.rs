@@ -72,6 +72,19 @@ pub fn distinct(
     })
 }
 
+/// A computed value as printed: the shortest digits that read back as the same value in the
+/// precision it was computed in (f32 on `f32` backends: `0.1`, not `0.10000000149011612`), and
+/// zero without a sign (`0`, never `-0`).
+pub fn number(v: f64, f32: bool) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if f32 {
+        format!("{}", v as f32)
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Writes to stderr, ignoring errors.
 pub fn err(s: &str) {
     use std::io::Write;
@@ -131,5 +144,22 @@ pub fn devices() -> std::process::ExitCode {
             err(&format!("error: {e}\n"));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_are_printed_with_the_digits_of_their_precision() {
+        assert_eq!(number(0.1f32 as f64, true), "0.1");
+        assert_eq!(number(0.1f32 as f64, false), "0.10000000149011612");
+        assert_eq!(number(0.1, false), "0.1");
+        assert_eq!(number(-0.0, true), "0");
+        assert_eq!(number(-0.0, false), "0");
+        assert_eq!(number(-2.5, true), "-2.5");
+        assert_eq!(number(f64::NAN, true), "NaN");
+        assert_eq!(number(f64::INFINITY, false), "inf");
     }
 }

@@ -17,9 +17,10 @@ pub fn run(
     color: bool,
 ) -> ExitCode {
     if let Some(o) = out_path {
-        if let Err(code) =
-            super::distinct(&[("the model", file), ("--params", params), ("--data", data)], &[("--out", o)])
-        {
+        let npy = super::npy_files(data);
+        let mut inputs = vec![("the model", file), ("--params", params), ("--data", data)];
+        inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
+        if let Err(code) = super::distinct(&inputs, &[("--out", o)]) {
             return code;
         }
     }
@@ -46,20 +47,30 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let table = match circ::data::read_csv_for_prediction(&g, data) {
-        Ok(t) => t,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(2);
-        }
-    };
     // Every backend but the reference interpreter computes in f32.
     let f32 = !matches!(backend, circ::backend::BackendKind::Interp);
+    // `.npy` data (a directory of `<name>.npy`, or one file) as train, eval and grad read them.
+    let npy = circ::data::is_npy(data);
+    let table = if npy {
+        None
+    } else {
+        match circ::data::read_csv_for_prediction(&g, data) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                err(&format!("error: {e}\n"));
+                return ExitCode::from(2);
+            }
+        }
+    };
     if let Err(e) = circ::driver::check_param_values(&g, &values, &params.display().to_string(), f32) {
         err(&format!("error: {e}\n"));
         return ExitCode::from(1);
     }
-    let feed = match circ::driver::bind_for_prediction(&g, &table, f32) {
+    let feed = match &table {
+        Some(table) => circ::driver::bind_for_prediction(&g, table, f32),
+        None => circ::data::load_npy_for_prediction(&g, data, f32),
+    };
+    let feed = match feed {
         Ok(f) => f,
         Err(e) => {
             err(&format!("error: {e}\n"));
@@ -85,7 +96,10 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let rows = table.rows;
+    let rows = match &table {
+        Some(t) => t.rows,
+        None => feed.first().and_then(|t| t.shape.first().copied()).unwrap_or(0),
+    };
     // One column block per observation.
     let mut header: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();
@@ -155,7 +169,7 @@ pub fn run(
             line.clear();
             for (k, c) in columns.iter().enumerate() {
                 let sep = if k == 0 { "" } else { "," };
-                let _ = write!(line, "{sep}{}", c.get(r).copied().unwrap_or(f64::NAN));
+                let _ = write!(line, "{sep}{}", super::number(c.get(r).copied().unwrap_or(f64::NAN), f32));
             }
             line.push('\n');
             w.write_all(line.as_bytes())?;

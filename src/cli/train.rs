@@ -15,7 +15,7 @@ pub struct Args {
     /// Data: a CSV file with the model's data columns, a directory of `<name>.npy` files, or one .npy.
     #[arg(long)]
     pub data: PathBuf,
-    /// Validation data (CSV); default: hold out the model's `valid` fraction of --data.
+    /// Validation data, CSV or .npy as --data; default: hold out the model's `valid` fraction of --data.
     #[arg(long)]
     pub valid: Option<PathBuf>,
     /// Fraction of --data held out for validation (overrides the model's `valid`).
@@ -40,7 +40,9 @@ pub struct Args {
     /// Continue from the checkpoint in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
-    /// Append one JSON line of metrics per epoch to this file.
+    /// Write one JSON line of metrics per epoch to this file: a new training replaces its
+    /// lines; with --resume the lines of epochs up to the checkpoint's are kept and the new ones
+    /// appended.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
     /// Draw the training and validation curves to this PNG file.

@@ -36,21 +36,58 @@ impl Program {
     }
 }
 
-/// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read.
+/// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read; a
+/// file that is not UTF-8 is read, and reported by a diagnostic (E0107).
 pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), std::io::Error> {
-    let text = circ_runtime::input::read_to_string(path)?;
-    Ok(load_source(&path.display().to_string(), Some(path.to_path_buf()), &text))
+    let bytes = circ_runtime::input::read(path)?;
+    Ok(load_bytes(&path.display().to_string(), Some(path.to_path_buf()), bytes))
 }
 
 /// Loads a program whose root is the given text (`path` is where imports are looked up from).
 pub fn load_source(name: &str, path: Option<PathBuf>, text: &str) -> (Program, Vec<Diagnostic>) {
+    load_bytes(name, path, text.as_bytes().to_vec())
+}
+
+/// Loads a program whose root is the given bytes: UTF-8 text, or an error E0107 at the first byte
+/// that is not.
+pub fn load_bytes(name: &str, path: Option<PathBuf>, bytes: Vec<u8>) -> (Program, Vec<Diagnostic>) {
     let mut loader =
         Loader { sources: SourceMap::new(), modules: Vec::new(), diags: Vec::new(), by_key: HashMap::new() };
     let stem =
         path.as_ref().and_then(|p| p.file_stem()).map_or("main".to_string(), |s| s.to_string_lossy().into_owned());
-    let file = loader.sources.add(name, path.clone(), text);
-    loader.add_module(stem, file, path, &mut Vec::new());
+    loader.add_file(stem, name.to_string(), path, bytes, None, &mut Vec::new());
     (Program { sources: loader.sources, modules: loader.modules }, loader.diags)
+}
+
+/// The text of a source file and no diagnostic, or the text with each invalid sequence replaced
+/// by U+FFFD and a diagnostic at the first one. The bytes before it are unchanged, so its line and
+/// column are those of the file.
+fn decode(file: FileId, bytes: Vec<u8>) -> (String, Option<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let bad = invalid_len(&bytes[at..]);
+            let shown: Vec<String> = bytes[at..at + bad].iter().map(|b| format!("0x{b:02X}")).collect();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let diag = Diagnostic::error("E0107", "this file is not valid UTF-8")
+                .label(
+                    Span::new(file, at, at + '\u{FFFD}'.len_utf8()),
+                    format!("byte{} {} here", if bad == 1 { "" } else { "s" }, shown.join(" ")),
+                )
+                .help("circ reads source files as UTF-8: convert the file (e.g. `iconv -f latin1 -t utf-8`)");
+            (text, Some(diag))
+        }
+    }
+}
+
+/// Length of the invalid sequence at the start of `bytes` (at least 1).
+fn invalid_len(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) => e.error_len().unwrap_or(bytes.len()).max(1),
+        Ok(_) => 1,
+    }
 }
 
 struct Loader {
@@ -62,6 +99,42 @@ struct Loader {
 }
 
 impl Loader {
+    /// Adds a file read from disk (or given as the root) and loads it as a module. A file that is
+    /// not UTF-8 gets its diagnostic and is not parsed: it becomes a module with nothing in it.
+    fn add_file(
+        &mut self,
+        module: String,
+        name: String,
+        path: Option<PathBuf>,
+        bytes: Vec<u8>,
+        imported_at: Option<Span>,
+        stack: &mut Vec<String>,
+    ) -> ModuleId {
+        let file = self.sources.add(name, path.clone(), String::new());
+        match decode(file, bytes) {
+            (text, None) => {
+                self.sources.set_text(file, text);
+                self.add_module(module, file, path, stack)
+            }
+            (text, Some(diag)) => {
+                self.sources.set_text(file, text);
+                self.diags.push(match imported_at {
+                    Some(span) => diag.secondary(span, "imported here"),
+                    None => diag,
+                });
+                let id = ModuleId(self.modules.len() as u32);
+                self.modules.push(LoadedModule {
+                    name: module.clone(),
+                    file,
+                    ast: Module { items: Vec::new() },
+                    imports: HashMap::new(),
+                });
+                self.by_key.insert(module_key(&module, path.as_deref()), id);
+                id
+            }
+        }
+    }
+
     fn add_module(&mut self, name: String, file: FileId, path: Option<PathBuf>, stack: &mut Vec<String>) -> ModuleId {
         let (ast, diags) = parse(file, &self.sources.file(file).text);
         self.diags.extend(diags);
@@ -119,10 +192,10 @@ impl Loader {
             return Some(*id);
         }
         if let Some(path) = local {
-            return match circ_runtime::input::read_to_string(&path) {
-                Ok(text) => {
-                    let file = self.sources.add(path.display().to_string(), Some(path.clone()), text);
-                    Some(self.add_module(name.to_string(), file, Some(path), stack))
+            return match circ_runtime::input::read(&path) {
+                Ok(bytes) => {
+                    let shown = path.display().to_string();
+                    Some(self.add_file(name.to_string(), shown, Some(path.clone()), bytes, Some(span), stack))
                 }
                 Err(e) => {
                     self.diags.push(

@@ -120,6 +120,9 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     /// Seed of the parameter draws.
     pub seed: u64,
+    /// The label of the loss's one term (`likelihood y ~ normal`) when the loss is that term's
+    /// node itself, whose label is then `loss`: what `circ eval` prints for the term.
+    pub loss_term: Option<String>,
 }
 
 impl SymNames for Graph {

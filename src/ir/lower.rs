@@ -122,6 +122,8 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
         terms.extend(prior_terms);
         l.sum_terms(&terms, model.span)
     };
+    // A loss of one term is that term's node: keep the term's label for `circ eval`.
+    l.g.loss_term = l.g.node(loss).label.clone().filter(|t| t.starts_with("likelihood ") || t.starts_with("prior "));
     l.g.node_mut(loss).label = Some("loss".into());
     l.g.outputs.push(Output { name: "loss".into(), node: loss });
     l.g.outputs.extend(outputs);

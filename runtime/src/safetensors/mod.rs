@@ -152,12 +152,15 @@ impl fmt::Display for SafetensorsError {
                 f,
                 "too short to be a safetensors file: {len} bytes, fewer than the 8 of the header length"
             ),
-            ErrorKind::HeaderTooLarge { header_len } => {
-                write!(f, "header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes")
-            }
+            // A file of anything else (text, an image) ends here: its first 8 bytes read as a
+            // huge length. Say what the file is not before the number.
+            ErrorKind::HeaderTooLarge { .. } => write!(
+                f,
+                "not a safetensors file: its first 8 bytes are not a header length (at most {MAX_HEADER_LEN} bytes)"
+            ),
             ErrorKind::HeaderBeyondFile { header_len, file_len } => write!(
                 f,
-                "header length {header_len} runs past the end of the file: only {} bytes follow the header length",
+                "not a safetensors file: its first 8 bytes, read as the header length, give {header_len}, past the end of the file (only {} bytes follow)",
                 file_len.saturating_sub(8)
             ),
             ErrorKind::HeaderNotUtf8 { position } => {
