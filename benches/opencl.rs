@@ -138,7 +138,11 @@ fn product_graph(n: usize) -> Graph {
 
 fn mlp_source(widths: &[usize], batch: usize) -> String {
     let mut s = String::from("import nn\nmodel mlp {\n");
-    s.push_str(&format!("    data x: [N, {}] = csv(\"p0\" .. \"p{}\")\n    data label: int[N]\n", widths[0], widths[0] - 1));
+    s.push_str(&format!(
+        "    data x: [N, {}] = csv(\"p0\" .. \"p{}\")\n    data label: int[N]\n",
+        widths[0],
+        widths[0] - 1
+    ));
     for (i, w) in widths.windows(2).enumerate() {
         s.push_str(&format!("    let l{i} = nn.dense({}, {})\n", w[0], w[1]));
     }
@@ -190,7 +194,8 @@ fn feed(g: &Graph, batch: usize) -> (Vec<HostTensor>, Vec<Vec<f64>>, Vec<Vec<f64
         .data
         .iter()
         .map(|d| {
-            let shape: Vec<usize> = d.shape.iter().map(|x| if let Dim::Known(n) = x { *n as usize } else { batch }).collect();
+            let shape: Vec<usize> =
+                d.shape.iter().map(|x| if let Dim::Known(n) = x { *n as usize } else { batch }).collect();
             let count = shape.iter().product();
             let values = match d.elem {
                 Elem::Float => (0..count).map(|_| (next() % 1000) as f64 / 1000.0).collect(),

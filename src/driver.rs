@@ -142,7 +142,11 @@ pub fn evaluate_on(
     let mut runner = crate::backend::Runner::new(backend, &with_terms).map_err(crate::backend::RunError::Backend)?;
     let out = runner.run(data, params, &[])?;
     let scalar = |name: &str| out.get(name).and_then(|t| t.data.first().copied()).unwrap_or(f64::NAN);
-    let outputs = g.outputs.iter().map(|o| (o.name.clone(), out.get(&o.name).map(|t| t.shape.clone()).unwrap_or_default())).collect();
+    let outputs = g
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), out.get(&o.name).map(|t| t.shape.clone()).unwrap_or_default()))
+        .collect();
     let loss = scalar(&g.outputs[0].name);
     let first_non_finite = if loss.is_finite() {
         None

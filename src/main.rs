@@ -231,7 +231,9 @@ fn main() -> ExitCode {
             grad(&file, &data, params.as_ref(), seed, &out, what, hvp.as_ref(), backend.kind(device), color)
         }
         Command::Train(args) => cli::train::train(args, color),
-        Command::Emit { file, target: cli::emit::Target::Opencl, graph, .. } => cli::emit::emit_opencl(&file, graph, color),
+        Command::Emit { file, target: cli::emit::Target::Opencl, graph, .. } => {
+            cli::emit::emit_opencl(&file, graph, color)
+        }
         Command::Emit { file, target: cli::emit::Target::Clif, asm, graph } => {
             cli::emit::emit(&file, graph, asm, color)
         }

@@ -876,7 +876,9 @@ fn every_example_runs_on_opencl_as_the_interpreter() {
     for (name, text) in examples() {
         // The lowered graph differs from the optimized one only in what the passes remove: on
         // OpenCL, where every graph is a program for PoCL to compile, it is left out.
-        for (stage, g) in stages(&format!("examples/{name}.circ"), &text).into_iter().filter(|(s, _)| !s.ends_with("lowered")) {
+        for (stage, g) in
+            stages(&format!("examples/{name}.circ"), &text).into_iter().filter(|(s, _)| !s.ends_with("lowered"))
+        {
             let label = format!("{name}: {stage} (opencl)");
             let (data, params, inputs) = feed(&g, N, 0x5eed ^ g.len() as u64);
             let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl, NEAR_ZERO);

@@ -82,7 +82,10 @@ fn no_platform_is_one_clear_error() {
     ] {
         let (code, _, err) = circ_env(&args, &env);
         assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(err.contains("no OpenCL platform") && err.contains("apt-get install pocl-opencl-icd"), "{args:?}: {err}");
+        assert!(
+            err.contains("no OpenCL platform") && err.contains("apt-get install pocl-opencl-icd"),
+            "{args:?}: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, not {err}");
     }
 }
@@ -95,7 +98,8 @@ fn devices_lists_the_device() {
     let (code, out, err) = circ(&["devices"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("0: ") && out.contains("compute units"), "{out}");
-    let (code, _, err) = circ(&["train", "examples/ridge.circ", "--data", "data/diabetes.csv", "--backend", "opencl", "--device", "99"]);
+    let (code, _, err) =
+        circ(&["train", "examples/ridge.circ", "--data", "data/diabetes.csv", "--backend", "opencl", "--device", "99"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("there is no OpenCL device 99"), "{err}");
 }
@@ -155,7 +159,14 @@ fn eval_and_grad_on_every_backend() {
         backends.push("opencl");
     }
     let loss = |backend: &str| -> f64 {
-        let (code, out, err) = circ(&["eval", "examples/logistic.circ", "--data", "data/breast_cancer_standardized.csv", "--backend", backend]);
+        let (code, out, err) = circ(&[
+            "eval",
+            "examples/logistic.circ",
+            "--data",
+            "data/breast_cancer_standardized.csv",
+            "--backend",
+            backend,
+        ]);
         assert_eq!(code, 0, "{backend}: {err}");
         let line = out.lines().find(|l| l.trim_start().starts_with("loss")).unwrap_or_else(|| panic!("{out}"));
         line.split_whitespace().nth(1).unwrap().parse().unwrap()

@@ -122,7 +122,9 @@ impl Runner {
                 let out = exec.run(data, params, inputs)?;
                 let entries = out
                     .into_iter()
-                    .map(|(name, t)| (name, Tensor { shape: t.shape, data: t.data.iter().map(|x| *x as f64).collect() }))
+                    .map(|(name, t)| {
+                        (name, Tensor { shape: t.shape, data: t.data.iter().map(|x| *x as f64).collect() })
+                    })
                     .collect();
                 Ok(Outputs::from_entries(entries))
             }

@@ -34,19 +34,19 @@ pub enum Which {
 /// The graph `which` of `model`.
 fn graph_of(model: &circ::check::checked::CheckedModel, which: Which) -> Graph {
     match which {
-            Which::Forward => {
-                circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::None)
-            }
-            Which::Gradient => {
-                circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::Gradient)
-            }
-            Which::Step => {
-                let default = model.train.optimizer.clone().unwrap_or_else(|| {
-                    circ::driver::parse_update_rule(super::train::DEFAULT_OPTIMIZER).expect("the default rule parses")
-                });
-                circ::train::step::build(model, 0, &default).graph
-            }
+        Which::Forward => {
+            circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::None)
         }
+        Which::Gradient => {
+            circ::driver::differentiated(&circ::ir::lower::lower(model, 0), circ::driver::Derivatives::Gradient)
+        }
+        Which::Step => {
+            let default = model.train.optimizer.clone().unwrap_or_else(|| {
+                circ::driver::parse_update_rule(super::train::DEFAULT_OPTIMIZER).expect("the default rule parses")
+            });
+            circ::train::step::build(model, 0, &default).graph
+        }
+    }
 }
 
 /// Every kernel of every model as OpenCL C, headed with its graph nodes and source lines; the
@@ -60,10 +60,15 @@ pub fn emit_opencl(file: &Path, which: Which, color: bool) -> ExitCode {
     for model in &checked.models {
         let g = graph_of(model, which);
         let p = circ::kernel::partition(&g);
-        let (rendered, _) = circ::backend::opencl::executor::render_program(&g, &p, circ::backend::opencl::matmul::Style::Tiled);
+        let (rendered, _) =
+            circ::backend::opencl::executor::render_program(&g, &p, circ::backend::opencl::matmul::Style::Tiled);
         let _ = writeln!(s, "\n// model {}: {} kernels", model.name, p.kernels.len());
         for v in p.views.iter().filter(|v| v.transposed) {
-            let _ = writeln!(s, "// {} = transpose of {}: read by its products with swapped strides, never copied", v.node, v.base);
+            let _ = writeln!(
+                s,
+                "// {} = transpose of {}: read by its products with swapped strides, never copied",
+                v.node, v.base
+            );
         }
         for (k, (kern, r)) in p.kernels.iter().zip(&rendered).enumerate() {
             let nodes: Vec<String> = kern.nodes.iter().map(|n| format!("{n} {}", g.node(*n).op.name())).collect();
@@ -73,7 +78,11 @@ pub fn emit_opencl(file: &Path, which: Which, color: bool) -> ExitCode {
             s.push_str(&lines.replace(";   from", "//   from"));
             match r {
                 Some(r) => {
-                    let buffers: Vec<String> = r.buffers.iter().map(|b| format!("b{} = {b}", r.buffers.iter().position(|x| x == b).unwrap_or(0))).collect();
+                    let buffers: Vec<String> = r
+                        .buffers
+                        .iter()
+                        .map(|b| format!("b{} = {b}", r.buffers.iter().position(|x| x == b).unwrap_or(0)))
+                        .collect();
                     let _ = writeln!(s, "//   buffers: {}", buffers.join(", "));
                     s.push_str(&r.source);
                 }

@@ -376,8 +376,15 @@ fn e5_on_the_opencl_backend() {
     let table = read_table("digits.csv");
     let checked = example("mlp_digits.circ");
     let start = Instant::now();
-    let t = Setup::new(&checked, None, |_| {}).on(BackendKind::OpenCl(None)).train(&table).unwrap_or_else(|e| panic!("{e}"));
+    let t = Setup::new(&checked, None, |_| {})
+        .on(BackendKind::OpenCl(None))
+        .train(&table)
+        .unwrap_or_else(|e| panic!("{e}"));
     let acc = t.metrics.last().and_then(|m| m.valid_accuracy).expect("a validation accuracy");
-    println!("E5 digits on the opencl backend: {acc:.4} held out after {} epochs in {:.2?}", t.metrics.len(), start.elapsed());
+    println!(
+        "E5 digits on the opencl backend: {acc:.4} held out after {} epochs in {:.2?}",
+        t.metrics.len(),
+        start.elapsed()
+    );
     assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97 on the opencl backend");
 }

@@ -52,10 +52,9 @@ impl std::fmt::Display for DriverError {
                 write!(f, "OpenCL failed to {what}: {} ({code})", opencl3::error_codes::error_text(*code))
             }
             DriverError::Build(log) => write!(f, "the OpenCL program did not build:\n{log}"),
-            DriverError::TooLarge { bytes, max, device } => write!(
-                f,
-                "the run needs a buffer of {bytes} bytes; {device} allows at most {max} bytes in one buffer"
-            ),
+            DriverError::TooLarge { bytes, max, device } => {
+                write!(f, "the run needs a buffer of {bytes} bytes; {device} allows at most {max} bytes in one buffer")
+            }
             DriverError::Usage(m) => f.write_str(m),
         }
     }
@@ -207,10 +206,11 @@ impl Driver {
         cache::prepare_pocl();
         let all = all_devices()?;
         let index = index.unwrap_or_else(|| {
-            all.iter().position(|(_, d)| Device::new(*d).dev_type().is_ok_and(|t| t & CL_DEVICE_TYPE_GPU != 0)).unwrap_or(0)
+            all.iter()
+                .position(|(_, d)| Device::new(*d).dev_type().is_ok_and(|t| t & CL_DEVICE_TYPE_GPU != 0))
+                .unwrap_or(0)
         });
-        let (platform, id) =
-            all.get(index).cloned().ok_or(DriverError::NoDevice { index, count: all.len() })?;
+        let (platform, id) = all.get(index).cloned().ok_or(DriverError::NoDevice { index, count: all.len() })?;
         let device = Device::new(id);
         let context = call("create a context", Context::from_device(&device))?;
         #[allow(deprecated)] // clCreateCommandQueue: OpenCL 1.2 devices have no other.

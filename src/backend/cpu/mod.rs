@@ -31,7 +31,6 @@ pub mod matmul;
 pub mod plan;
 pub mod special;
 
-
 pub use jit::{asm_text, clif_text, compile, compile_group, supports, Compiled, ElementwiseKernel};
 
 /// Code generation switches.

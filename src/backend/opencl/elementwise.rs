@@ -216,7 +216,8 @@ pub fn render(g: &Graph, grp: &FusionGroup, serial: bool, name: &str, comment: &
             let _ = writeln!(s, "        {b}[{index}] = {};", names[o]);
         }
     }
-    let operand = names.get(&epi.operand).ok_or_else(|| format!("the reduction reads {}, never computed", epi.operand))?;
+    let operand =
+        names.get(&epi.operand).ok_or_else(|| format!("the reduction reads {}, never computed", epi.operand))?;
     let _ = writeln!(s, "        acc = {};", combine("acc", operand));
     let _ = writeln!(s, "    }}");
     if local == 1 {

@@ -138,9 +138,7 @@ fn render_kernel(
             elementwise::render(g, &grp, style == matmul::Style::Direct, name, comment).ok()
         }
         KernelKind::MatMul => matmul::render(g, k, transposed, style, name, comment).ok(),
-        KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => {
-            special::render(g, k, name)
-        }
+        KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => special::render(g, k, name),
     }
 }
 
@@ -177,7 +175,9 @@ impl ClExecutor {
             }));
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Some(p) = std::env::var_os("CIRC_DUMP_OPENCL") { let _ = std::fs::write(p, &source); }
+        if let Some(p) = std::env::var_os("CIRC_DUMP_OPENCL") {
+            let _ = std::fs::write(p, &source);
+        }
         let exe = driver.build(&source, BUILD_OPTIONS, &refs).map_err(|e| BackendError::Device(e.to_string()))?;
         let stats = ClStats {
             kernels: partition.kernels.len(),
@@ -544,8 +544,12 @@ fn host_kernel(
         }
         let refs: Vec<&Tensor<f32>> = read.iter().collect();
         let shape = &shapes[node.index()];
-        let value = ops::apply(&n.op, &refs, shape)
-            .map_err(|message| InterpError::Node { node: *node, op: n.op.name(), label: n.label.clone(), message })?;
+        let value = ops::apply(&n.op, &refs, shape).map_err(|message| InterpError::Node {
+            node: *node,
+            op: n.op.name(),
+            label: n.label.clone(),
+            message,
+        })?;
         local.insert(*node, value);
     }
     for o in &k.outputs {

@@ -59,7 +59,9 @@ pub fn render(
     let (ra, rb) = (a2.len(), b2.len());
     let (dm, dk, dn) = (a2[ra - 2], a2[ra - 1], b2[rb - 1]);
     let rank = (ra - 2).max(rb - 2);
-    let pad = |s: &[Dim]| -> Vec<Dim> { std::iter::repeat_n(Dim::Known(1), rank - s.len()).chain(s.iter().copied()).collect() };
+    let pad = |s: &[Dim]| -> Vec<Dim> {
+        std::iter::repeat_n(Dim::Known(1), rank - s.len()).chain(s.iter().copied()).collect()
+    };
     let (ab, bb) = (pad(&a2[..ra - 2]), pad(&b2[..rb - 2]));
     let batch: Vec<Dim> = ab.iter().zip(&bb).map(|(x, y)| if *x == Dim::Known(1) { *y } else { *x }).collect();
 
@@ -108,7 +110,8 @@ pub fn render(
         // A work-item's block: rows ty + 16·i, columns tx + 16·j of the tile, as in the tiled
         // kernel, so the epilogue below is shared.
         let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
-        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
+        let _ =
+            writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
         let _ = writeln!(s, "    int rows[{BLOCK}], cols[{BLOCK}];");
         let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) {{ int r = row0 + ty + {SIDE} * i; rows[i] = r < {em} ? r : {em} - 1; }}");
         let _ = writeln!(s, "    for (int j = 0; j < {BLOCK}; j++) {{ int c = col0 + tx + {SIDE} * j; cols[j] = c < {en} ? c : {en} - 1; }}");
@@ -116,13 +119,17 @@ pub fn render(
         let _ = writeln!(s, "        float ar[{BLOCK}], br[{BLOCK}];");
         let _ = writeln!(s, "        for (int i = 0; i < {BLOCK}; i++) ar[i] = A[rows[i] * {a_rs} + kk * {a_cs}];");
         let _ = writeln!(s, "        for (int j = 0; j < {BLOCK}; j++) br[j] = B[kk * {b_rs} + cols[j] * {b_cs}];");
-        let _ = writeln!(s, "        for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];");
+        let _ = writeln!(
+            s,
+            "        for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];"
+        );
         let _ = writeln!(s, "    }}");
     } else {
         let _ = writeln!(s, "    __local float As[{DEPTH}][{TILE}];");
         let _ = writeln!(s, "    __local float Bs[{DEPTH}][{TILE}];");
         let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
-        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
+        let _ =
+            writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
         let _ = writeln!(s, "    int me = ty * {SIDE} + tx;");
         let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {DEPTH}) {{");
         let loads = TILE * DEPTH / (SIDE * SIDE);
@@ -133,7 +140,8 @@ pub fn render(
         let _ = writeln!(s, "            As[kk][r] = (gr < {em} && gk < {ek}) ? A[gr * {a_rs} + gk * {a_cs}] : 0.0f;");
         let _ = writeln!(s, "            int kb = e / {TILE}, c = e % {TILE};");
         let _ = writeln!(s, "            int gk2 = k0 + kb, gc = col0 + c;");
-        let _ = writeln!(s, "            Bs[kb][c] = (gk2 < {ek} && gc < {en}) ? B[gk2 * {b_rs} + gc * {b_cs}] : 0.0f;");
+        let _ =
+            writeln!(s, "            Bs[kb][c] = (gk2 < {ek} && gc < {en}) ? B[gk2 * {b_rs} + gc * {b_cs}] : 0.0f;");
         let _ = writeln!(s, "        }}");
         let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
         let _ = writeln!(s, "        for (int kk = 0; kk < {DEPTH}; kk++) {{");
@@ -169,7 +177,13 @@ pub fn render(
                 }
             }
         }
-        let grp = FusionGroup { nodes: nodes.clone(), shape: g.node(m).shape.clone(), epilogue: None, inputs, outputs: vec![] };
+        let grp = FusionGroup {
+            nodes: nodes.clone(),
+            shape: g.node(m).shape.clone(),
+            epilogue: None,
+            inputs,
+            outputs: vec![],
+        };
         let plan = Plan::new(g, &grp)?;
         let mut axes_coords: Vec<String> = coords.clone();
         let mut axes_ext: Vec<String> = batch_ext.clone();
@@ -182,7 +196,11 @@ pub fn render(
             axes_ext.push(en.clone());
         }
         if axes_coords.len() != plan.shape.len() {
-            return Err(format!("the product's epilogue has rank {}, the product {}", plan.shape.len(), axes_coords.len()));
+            return Err(format!(
+                "the product's epilogue has rank {}, the product {}",
+                plan.shape.len(),
+                axes_coords.len()
+            ));
         }
         for (i, (input, access)) in grp.inputs.iter().zip(&plan.inputs).enumerate() {
             if *input == m {

@@ -2,8 +2,8 @@
 //! the run's crew of threads.
 
 use super::{BackendError, ExecError, NodeId};
-use circ_runtime::cpu::team::Crew;
 use crate::ir::op::ReduceOp;
+use circ_runtime::cpu::team::Crew;
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
 /// available from it, and the node's element count. Every length is checked before the call.

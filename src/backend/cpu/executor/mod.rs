@@ -37,8 +37,8 @@
 mod bands;
 mod layout;
 
-use circ_runtime::cpu::team::{Crew, Team};
 use bands::{call, PARALLEL_ELEMENTS};
+use circ_runtime::cpu::team::{Crew, Team};
 use layout::{bind, dim, layout, Layout};
 
 use super::special::{self, CompiledSpecial, Special};
