@@ -317,7 +317,8 @@ pub fn parameter_derivatives(
     data: &[crate::interp::HostTensor],
     params: &[Vec<f64>],
     direction: &[Vec<f64>],
-) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::interp::InterpError> {
+    sources: &crate::source::SourceMap,
+) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, String> {
     let d = differentiated(g, what);
     let prefix = match what {
         Derivatives::Curvature(_) => "curv",
@@ -325,18 +326,43 @@ pub fn parameter_derivatives(
         Derivatives::Gradient | Derivatives::None => "grad",
     };
     let inputs = if what == Derivatives::Hvp { direction } else { &[] };
-    let out = crate::interp::run_with::<f64>(&d, data, params, inputs)?;
-    Ok(g.params
-        .iter()
-        .map(|p| {
-            let values = out.get(&format!("{prefix}.{}", p.name)).map(|t| t.data.clone()).unwrap_or_default();
-            circ_runtime::safetensors::NamedTensor {
-                name: p.name.clone(),
-                shape: p.shape.iter().map(|n| *n as usize).collect(),
-                values,
-            }
-        })
-        .collect())
+    let values = crate::interp::run_all_with::<f64>(&d, data, params, inputs).map_err(|e| e.to_string())?;
+    let mut tensors = Vec::with_capacity(g.params.len());
+    for p in &g.params {
+        let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
+        let name = format!("{prefix}.{}", p.name);
+        let node = d.output(&name);
+        let values_of = node.and_then(|n| values.get(n)).map(|t| t.data.clone()).unwrap_or_default();
+        // Nothing non-finite is written: name the parameter, the element and where it started.
+        if let Some((k, v)) = first_non_finite_element(&values_of) {
+            let origin = node
+                .and_then(|n| values.first_non_finite_behind(&d, n))
+                .map_or_else(|| "unknown".to_string(), |id| describe_node(sources, &d, id));
+            return Err(format!(
+                "the {prefix} of `{}` is {v} at element {}; the first non-finite value is {origin}",
+                p.name,
+                element_index(&shape, k)
+            ));
+        }
+        tensors.push(circ_runtime::safetensors::NamedTensor { name: p.name.clone(), shape, values: values_of });
+    }
+    Ok(tensors)
+}
+
+/// The first NaN or infinity of `values`: its index and value.
+pub fn first_non_finite_element(values: &[f64]) -> Option<(usize, f64)> {
+    values.iter().position(|x| !x.is_finite()).map(|k| (k, values[k]))
+}
+
+/// A row-major index as the element's position, `[i, j]` (`[]` for a scalar).
+pub fn element_index(shape: &[usize], mut flat: usize) -> String {
+    let mut at = vec![0; shape.len()];
+    for (a, n) in at.iter_mut().zip(shape).rev() {
+        let n = (*n).max(1);
+        *a = flat % n;
+        flat /= n;
+    }
+    format!("[{}]", at.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 /// An update rule written as in a `.circ` file (`adam(lr = 1e-3)`), checked by the checker.

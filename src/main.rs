@@ -424,7 +424,7 @@ fn grad(
             }
         }
     };
-    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction) {
+    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, &p.checked.program.sources) {
         Ok(t) => t,
         Err(e) => {
             err(&format!("error: {e}\n"));

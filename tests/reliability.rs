@@ -504,3 +504,78 @@ fn values_beyond_f32_are_refused_where_they_are_read() {
         assert_eq!(code == 0, f64_ok, "{w}: {err}");
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// 9. Nothing non-finite is committed: every update and every written tensor is checked, and the
+//    error names the parameter, the element, the node and its source line.
+
+const SQRT_AT_ZERO: &str = "model s {\n data x: [N]\n data y: [N]\n param w: [] = 1\n y ~ normal(sqrt(w * x), 1)\n train { epochs = 3, batch = 1, optimizer = sgd(lr = 0.01) }\n}\n";
+
+#[test]
+fn a_non_finite_update_is_never_committed_and_is_located() {
+    let d = dir("nan-update");
+    let model = d.join("s.circ");
+    std::fs::write(&model, SQRT_AT_ZERO).unwrap();
+    // The gradient of sqrt(w * x) is 0/0 on the row with x = 0 only: a later step of the epoch.
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n3,1\n0,1\n4,2\n").unwrap();
+    for backend in ["cpu", "interp"] {
+        let ckpt = d.join(format!("{backend}.st"));
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--backend", backend, "--quiet"]);
+        assert_eq!(code, 1, "{backend}: {stdout}{err}");
+        assert!(err.contains("the update of `w` at epoch 1, step 4 is NaN at element []"), "{backend}: {err}");
+        assert!(err.contains("(div) from ") && err.contains("s.circ:5:13: `y ~ normal(sqrt(w * x), 1)`"), "{err}");
+        assert!(!ckpt.exists(), "{backend}: a checkpoint holding NaN was written");
+    }
+}
+
+#[test]
+fn newton_without_damping_on_an_unused_parameter_fails() {
+    let d = dir("newton0");
+    let (_, data) = ridge(&d);
+    let model = d.join("n.circ");
+    std::fs::write(
+        &model,
+        "model n {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2]\n param u: [3]\n y ~ normal(x @ w, 1)\n train { epochs = 2, optimizer = newton(damping = 0) }\n}\n",
+    )
+    .unwrap();
+    for backend in ["cpu", "interp"] {
+        let ckpt = d.join(format!("{backend}.st"));
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--backend", backend, "--quiet"]);
+        assert_eq!(code, 1, "{backend}: {stdout}{err}");
+        assert!(err.contains("the update of `u` at epoch 1, step 1 is NaN at element [0]"), "{backend}: {err}");
+        assert!(err.contains("newton(") && err.contains("damping = 0"), "{err}");
+        assert!(!ckpt.exists());
+    }
+}
+
+#[test]
+fn grad_writes_no_non_finite_gradient() {
+    let d = dir("nan-grad");
+    let model = d.join("s.circ");
+    std::fs::write(&model, SQRT_AT_ZERO.replace("= 1\n", "= 0\n")).unwrap();
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n").unwrap();
+    let out = d.join("g.st");
+    let (code, stdout, err) = circ(&["grad", s(&model), "--data", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 1, "{stdout}{err}");
+    assert!(err.contains("the grad of `w` is") && err.contains("at element []"), "{err}");
+    assert!(err.contains("s.circ:5:13"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn resume_refuses_a_checkpoint_holding_nan() {
+    let d = dir("nan-ckpt");
+    let (model, data, ckpt) = trained(&d);
+    let (mut tensors, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let w = tensors.iter_mut().find(|t| t.name == "w").unwrap();
+    w.values[1] = f64::NAN;
+    circ_runtime::safetensors::write(&ckpt, &tensors, circ_runtime::safetensors::DType::F64, &meta).unwrap();
+    let (code, _, err) =
+        circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "5", "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds values that are not finite: `w` is NaN at element [1]"), "{err}");
+}

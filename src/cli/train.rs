@@ -243,7 +243,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             Err(e) => {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
-                if matches!(e, TrainError::NonFinite { .. }) {
+                if matches!(e, TrainError::NonFinite { .. } | TrainError::NonFiniteUpdate { .. }) {
                     err("  note: the last checkpoint, if any, holds the parameters before this epoch\n");
                 }
                 return ExitCode::from(1);
