@@ -96,7 +96,7 @@ pub fn load_as(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostT
     let data = if path.is_dir() || path.extension().is_some_and(|e| e == "npy") {
         load(g, path)?
     } else {
-        let table = circ_runtime::csv::read_csv(path).map_err(|e| e.to_string())?;
+        let table = read_csv_for(g, path).map_err(|e| e.to_string())?;
         return bind_table_as(g, &table, f32);
     };
     if f32 {
