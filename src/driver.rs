@@ -366,14 +366,64 @@ pub fn element_index(shape: &[usize], mut flat: usize) -> String {
 }
 
 /// An update rule written as in a `.circ` file (`adam(lr = 1e-3)`), checked by the checker.
+/// The text is one update rule and nothing else: `adam, epochs = 1` is refused, not read as a
+/// rule and a setting.
 pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule, String> {
     let src = format!("model optimizer {{\n    train {{ optimizer = {text} }}\n}}\n");
     let checked = check_source("--optimizer", &src);
-    let rule = checked.models.first().and_then(|m| m.train.optimizer.clone());
-    match rule {
-        Some(r) if !checked.has_errors() => Ok(r),
-        _ => Err(checked.render(false)),
+    if checked.has_errors() {
+        return Err(checked.render(false));
     }
+    let only_a_rule = checked.models.len() == 1
+        && checked.models.iter().all(|m| {
+            let t = &m.train;
+            m.params.is_empty()
+                && m.data.is_empty()
+                && t.epochs.is_none()
+                && t.batch.is_none()
+                && t.valid.is_none()
+                && t.seed.is_none()
+        });
+    match checked.models.first().and_then(|m| m.train.optimizer.clone()) {
+        Some(r) if only_a_rule => Ok(r),
+        _ => Err(format!(
+            "error: `{text}` is more than one update rule: the optimizer flag takes one rule, such as `adam(lr = 1e-3)`\n  help: other settings have flags of their own: --epochs, --batch, --valid-fraction, --seed\n"
+        )),
+    }
+}
+
+/// The `train` settings given as flags, checked by the same code as a model's `train` block
+/// (`epochs` and `batch` at least 1, `valid` in [0, 1)): one validation for both sources.
+/// `Err` holds the rendered diagnostics.
+pub fn check_train_flags(
+    epochs: Option<u64>,
+    batch: Option<u64>,
+    valid: Option<f64>,
+    seed: Option<u64>,
+) -> Result<(), String> {
+    if let Some(v) = valid.filter(|v| !v.is_finite()) {
+        return Err(format!(
+            "error: --valid-fraction is {v}: the held-out fraction is a number in [0, 1)\n  help: for a fifth of the data, write `--valid-fraction 0.2`\n"
+        ));
+    }
+    let mut settings = Vec::new();
+    for (key, value) in [("epochs", epochs), ("batch", batch), ("seed", seed)] {
+        if let Some(n) = value {
+            settings.push(format!("{key} = {n}"));
+        }
+    }
+    if let Some(v) = valid {
+        settings.push(format!("valid = {v:?}"));
+    }
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let src = format!("model flags {{\n    train {{ {} }}\n}}\n", settings.join(", "));
+    let checked = check_source("command-line flags", &src);
+    if checked.has_errors() {
+        return Err(checked.render(false));
+    }
+    Ok(())
 }
 
 /// Data bound to a graph's inputs for prediction: data the graph no longer reads (the observed

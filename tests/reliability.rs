@@ -579,3 +579,70 @@ fn resume_refuses_a_checkpoint_holding_nan() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("holds values that are not finite: `w` is NaN at element [1]"), "{err}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// 12. Flags are checked as the `train` block is; 13. `--resume` says what changed and refuses
+//     when nothing is left to do.
+
+#[test]
+fn training_flags_are_checked_like_the_train_block() {
+    let d = dir("flags");
+    let (model, data) = ridge(&d);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--epochs", "0"], "`epochs` must be at least 1"),
+        (&["--batch", "0"], "`batch` must be at least 1"),
+        (&["--valid-fraction", "1"], "`valid` is the held-out fraction, in [0, 1)"),
+        (&["--valid-fraction", "inf"], "--valid-fraction is inf"),
+        (&["--valid-fraction", "nan"], "--valid-fraction is NaN"),
+        (&["--valid-fraction=-0.5"], "`valid` is the held-out fraction"),
+        (&["--optimizer", "adam, epochs = 1"], "is more than one update rule"),
+        (&["--optimizer", "adam } param q: [2]"], "is not an update rule"),
+    ];
+    for (flags, expected) in cases {
+        let out = d.join("p.st");
+        let mut args = vec!["train", s(&model), "--data", s(&data), "--out", s(&out), "--quiet"];
+        args.extend_from_slice(flags);
+        let (code, stdout, err) = circ(&args);
+        assert_eq!(code, 2, "{flags:?}: {stdout}{err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert!(!out.exists(), "{flags:?} wrote a checkpoint");
+    }
+}
+
+#[test]
+fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
+    let d = dir("resume-changes");
+    let (model, data, ckpt) = trained(&d); // 3 epochs, all rows, no validation
+    // Nothing left: the checkpoint is at epoch 3.
+    for epochs in ["3", "2"] {
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", epochs]);
+        assert_eq!(code, 2, "{stdout}{err}");
+        assert!(err.contains("is already at epoch 3") && err.contains("nothing is left to do"), "{err}");
+    }
+    // The same run continued: no note.
+    let (code, _, err) = circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("with changes"), "{err}");
+    // Other data, batch size and validation fraction: one line naming each.
+    let other = d.join("e.csv");
+    let text = std::fs::read_to_string(&data).unwrap().replace("0.1\n", "0.2\n");
+    std::fs::write(&other, text).unwrap();
+    let (code, _, err) = circ(&[
+        "train", s(&model), "--data", s(&other), "--out", s(&ckpt), "--resume", "--epochs", "5", "--batch", "4",
+        "--valid-fraction", "0.25", "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line = err.lines().find(|l| l.starts_with("resuming from epoch 4 with changes:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("batch all rows → 4"), "{line}");
+    assert!(line.contains("validation 0 → 0.25"), "{line}");
+    assert!(line.contains("d.csv → ") && line.contains("e.csv"), "{line}");
+    // Same file name, other values.
+    std::fs::write(&other, std::fs::read_to_string(&data).unwrap()).unwrap();
+    let (code, _, err) = circ(&[
+        "train", s(&model), "--data", s(&other), "--out", s(&ckpt), "--resume", "--epochs", "6", "--batch", "4",
+        "--valid-fraction", "0.25",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("with changes: the values in ") && err.contains("e.csv changed"), "{err}");
+}
