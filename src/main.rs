@@ -376,6 +376,22 @@ fn prepare(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
         err(&format!("error: {e}\n"));
         ExitCode::from(1)
     })?;
+    // Before the parameters and the interpreter's values are allocated: does the run fit? (The
+    // forward graph on the interpreter; derivatives need about twice as much again.)
+    let fits = {
+        let mut plan = circ::budget::Plan::default();
+        plan.add("data", circ::budget::data_bytes(&data));
+        plan.add("parameters", circ::budget::param_bytes(&graph, 1));
+        let shapes: Vec<Vec<usize>> = data.iter().map(|t| t.shape.clone()).collect();
+        let sizes = circ::budget::sizes_from(&graph, &shapes, None);
+        plan.add_graph("the forward pass", &graph, 0, circ::backend::BackendKind::Interp, &sizes);
+        let sources = &checked.program.sources;
+        plan.check(circ::budget::available().as_ref(), &|_, id| circ::driver::describe_node(sources, &graph, id))
+    };
+    if let Err(e) = fits {
+        err(&format!("error: {e}\n"));
+        return Err(ExitCode::from(1));
+    }
     let params = match params {
         Some(p) => circ::driver::params_from_file(&graph, p).map_err(|e| {
             err(&format!("error: {e}\n"));

@@ -646,3 +646,66 @@ fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("with changes: the values in ") && err.contains("e.csv changed"), "{err}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// 7. A memory budget: a run that cannot fit is refused before anything large is allocated, with
+//    the planned bytes, the limit and where it comes from, and the largest buffers' source lines.
+
+/// `circ` under `ulimit -v` (KiB of address space).
+#[cfg(target_os = "linux")]
+fn circ_limited(kib: u64, args: &[&str]) -> (i32, String) {
+    let mut script = format!("ulimit -v {kib} && exec \"$0\"");
+    for i in 0..args.len() {
+        script.push_str(&format!(" \"${}\"", i + 1));
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_circ"))
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_beyond_the_memory_budget_is_refused_before_allocating() {
+    let d = dir("budget");
+    let (_, data) = ridge(&d);
+    // A parameter of 10⁹ elements: 4 GB in f32, 8 GB per f64 copy on the host.
+    let model = d.join("p.circ");
+    std::fs::write(
+        &model,
+        "model p {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [1000000000]\n y ~ normal(x[:, 0] * sum(w), 1)\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = circ(&["check", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("W0002") && err.contains("parameter `w` is very large"), "{err}");
+    let start = std::time::Instant::now();
+    for backend in ["cpu", "interp"] {
+        let (code, err) = circ_limited(2_000_000, &["train", s(&model), "--data", s(&data), "--backend", backend]);
+        assert_eq!(code, 1, "{backend}: {err}");
+        assert!(err.contains("this run needs") && err.contains("RLIMIT_AS"), "{backend}: {err}");
+        assert!(err.contains("largest buffer: ") && err.contains("p.circ:4:"), "{backend}: {err}");
+    }
+    // A product of [N, 10⁸] at 1000 rows: 400 GB, beyond any machine's memory. (An elementwise
+    // `x * v` summed at once is fused into its sum and needs no such buffer.)
+    let model = d.join("h.circ");
+    std::fs::write(
+        &model,
+        "model h {\n data x: [N, 1] = csv(\"a\")\n data y: [N]\n param v: [1, 100000000]\n let h = x @ v\n y ~ normal(sum(h, axis = 1), 1)\n}\n",
+    )
+    .unwrap();
+    let rows = d.join("rows.csv");
+    let text: String = std::iter::once("a,y\n".to_string()).chain((0..1000).map(|i| format!("{i},1\n"))).collect();
+    std::fs::write(&rows, text).unwrap();
+    let (code, _, err) = circ(&["train", s(&model), "--data", s(&rows), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the training step at 1000 rows") && err.contains("h.circ:5:"), "{err}");
+    assert!(start.elapsed().as_secs() < 30, "refused only after {:?}", start.elapsed());
+    // A small model fits under the same address-space limit.
+    let (code, err) = circ_limited(2_000_000, &["train", s(&d.join("r.circ")), "--data", s(&data), "--backend", "interp"]);
+    assert_eq!(code, 0, "{err}");
+}

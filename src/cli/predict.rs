@@ -66,6 +66,21 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
+    // Before the backend's buffers are allocated: do all rows fit at once?
+    let fits = {
+        let mut plan = circ::budget::Plan::default();
+        plan.add("data", circ::budget::data_bytes(&feed));
+        plan.add("parameters", circ::budget::param_bytes(&g, 1));
+        let shapes: Vec<Vec<usize>> = feed.iter().map(|t| t.shape.clone()).collect();
+        let sizes = circ::budget::sizes_from(&g, &shapes, None);
+        plan.add_graph(&format!("the predictions of {} rows", table.rows), &g, 0, backend, &sizes);
+        let sources = &checked.program.sources;
+        plan.check(circ::budget::available().as_ref(), &|_, id| circ::driver::describe_node(sources, &g, id))
+    };
+    if let Err(e) = fits {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(1);
+    }
     let mut runner = match circ::backend::Runner::new(backend, &g) {
         Ok(r) => r,
         Err(circ::backend::cpu::BackendError::Device(m)) => {

@@ -158,6 +158,8 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     };
     // What a checkpoint records of the data and settings, so that `--resume` can say what changed.
     let data_hash = fingerprint(&all);
+    // With a split, the whole table stays beside its two parts.
+    let all_bytes = if a.valid.is_some() { 0 } else { circ::budget::data_bytes(&all) };
     let (train, valid) = match &a.valid {
         Some(v) => match read(v) {
             Ok(d) => (all, d),
@@ -173,6 +175,11 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     };
     if circ::train::run::rows(&train) == 0 {
         err("error: no rows left to train on\n");
+        return ExitCode::from(1);
+    }
+    // Before the parameters and the backend's buffers are allocated: does the run fit?
+    if let Err(e) = budget(&step, &eval, all_bytes, &train, &valid, &settings, a.backend.kind(a.device), &checked) {
+        err(&format!("error: {e}\n"));
         return ExitCode::from(1);
     }
     let params = circ::ir::init::initial_values(&step.graph);
@@ -422,4 +429,47 @@ fn fingerprint(data: &[circ::interp::HostTensor]) -> String {
         t.values.iter().for_each(|v| eat(v.to_bits()));
     }
     format!("{h:016x}")
+}
+
+/// Compares what training will hold with the memory this process may use.
+#[allow(clippy::too_many_arguments)]
+fn budget(
+    step: &circ::train::step::StepGraph,
+    eval: &circ::ir::Graph,
+    all_bytes: u64,
+    train: &[circ::interp::HostTensor],
+    valid: &[circ::interp::HostTensor],
+    settings: &Settings,
+    kind: circ::backend::BackendKind,
+    checked: &circ::driver::Checked,
+) -> Result<(), String> {
+    use circ::budget::{data_bytes, param_bytes, sizes_from, Plan};
+    let g = &step.graph;
+    let rows = circ::train::run::rows(train) as u64;
+    let batch = settings.batch.map_or(rows, |b| b.min(rows)).max(1);
+    let shapes = |d: &[circ::interp::HostTensor]| d.iter().map(|t| t.shape.clone()).collect::<Vec<_>>();
+    let mut plan = Plan { help: Some("a smaller --batch, fewer rows or smaller layers need less".into()), ..Plan::default() };
+    plan.add("data", all_bytes + data_bytes(train) + data_bytes(valid) + data_bytes(train) / rows.max(1) * batch);
+    // Parameters and optimizer state on the host: the current values, those carried back at
+    // the end of an epoch, and the checkpoint's copy.
+    let state: u64 = step.state.iter().map(|s| g.params[s.param].shape.iter().product::<u64>() * 8).sum();
+    plan.add("parameters and optimizer state", (param_bytes(g, 1) + state) * 3);
+    let sizes = sizes_from(g, &shapes(train), Some(batch));
+    plan.add_graph(&format!("the training step at {batch} rows"), g, 0, kind, &sizes);
+    let valid_rows = circ::train::run::rows(valid) as u64;
+    if valid_rows > 0 {
+        let sizes = sizes_from(eval, &shapes(valid), None);
+        plan.add_graph(&format!("the validation at {valid_rows} rows"), eval, 1, kind, &sizes);
+    }
+    let sources = &checked.program.sources;
+    let graphs = [g, eval];
+    let describe = |k: usize, id| {
+        let g = graphs[k];
+        match g.node(id).op {
+            // Optimizer state and counters have no source line: say what they are.
+            circ::ir::Op::Input(i) => format!("{id} (optimizer state `{}`)", g.inputs[i].name),
+            _ => circ::driver::describe_node(sources, g, id),
+        }
+    };
+    plan.check(circ::budget::available().as_ref(), &describe)
 }
