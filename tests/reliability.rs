@@ -709,3 +709,59 @@ fn a_run_beyond_the_memory_budget_is_refused_before_allocating() {
     let (code, err) = circ_limited(2_000_000, &["train", s(&d.join("r.circ")), "--data", s(&data), "--backend", "interp"]);
     assert_eq!(code, 0, "{err}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// 14, 15. Messages that say what the limit is: depth of circuits, chains of one operator, literals
+//         beyond f64, the reserved `opt.` prefix.
+
+#[test]
+fn long_chains_of_one_operator_are_flat_and_exact() {
+    let d = dir("chains");
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n-1,0.5\n").unwrap();
+    let model = |body: &str| {
+        let p = d.join(format!("m{}.circ", body.len()));
+        std::fs::write(&p, format!("model m {{\n data x: [N]\n data y: [N]\n y ~ normal({body}, 1)\n}}\n")).unwrap();
+        p
+    };
+    let loss = |p: &Path| {
+        let (code, out, err) = circ(&["eval", s(p), "--data", s(&data)]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().find_map(|l| l.trim().strip_prefix("loss").map(|v| v.trim().parse::<f64>().unwrap())).unwrap()
+    };
+    // 10 000 terms of +, 3 000 of -, 200 of *: all legal, and equal to their closed forms.
+    let sum = vec!["x * 0.001"; 10_000].join(" + ");
+    assert!((loss(&model(&sum)) - loss(&model("x * 10"))).abs() < 1e-6);
+    let diff = format!("x * 3000 - {}", vec!["x"; 2999].join(" - "));
+    assert!((loss(&model(&diff)) - loss(&model("x * 1"))).abs() < 1e-6);
+    let prod = format!("x * {}", vec!["1.001"; 200].join(" * "));
+    assert!((loss(&model(&prod)) - loss(&model(&format!("x * {}", 1.001f64.powi(200))))).abs() < 1e-6);
+    // Real nesting is still limited, with its own message.
+    let (code, _, err) = circ(&["check", s(&model(&format!("{} x", vec!["-"; 150].join(" "))))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("E0104") && err.contains("at most 100 levels deep"), "{err}");
+}
+
+#[test]
+fn depth_limits_infinite_literals_and_reserved_names_are_named() {
+    let d = dir("messages");
+    let check = |name: &str, text: String| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = circ(&["check", s(&p)]);
+        assert_eq!(code, 1, "{name} passed check");
+        err
+    };
+    let mut chain = String::from("circuit c0()(x: [B]) -> [B] {\n return x\n}\n");
+    for i in 1..=33 {
+        chain.push_str(&format!("circuit c{i}()(x: [B]) -> [B] {{\n let inner = c{}()\n return inner(x)\n}}\n", i - 1));
+    }
+    chain.push_str("model m {\n data x: [N]\n data y: [N]\n let top = c33()\n y ~ normal(top(x), 1)\n}\n");
+    let err = check("chain.circ", chain);
+    assert!(err.contains("circuits applied more than 32 deep") && !err.contains("` uses itself"), "{err}");
+    let err = check("inf.circ", "model m {\n data x: [N]\n data y: [N]\n y ~ normal(x * 1e999999999999, 1)\n}\n".into());
+    assert!(err.contains("E0103") && err.contains("would be infinite"), "{err}");
+    let reserved = "circuit scale()(x: [B]) -> [B] {\n param w: []\n return x * w\n}\nmodel m {\n data x: [N]\n data y: [N]\n let opt = scale()\n y ~ normal(opt(x), 1)\n}\n";
+    let err = check("opt.circ", reserved.into());
+    assert!(err.contains("E0211") && err.contains("`opt.w` is reserved"), "{err}");
+}
