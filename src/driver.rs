@@ -472,3 +472,81 @@ pub fn describe_node(sources: &crate::source::SourceMap, g: &crate::ir::Graph, i
         None => format!("{id} ({})", n.op.name()),
     }
 }
+
+/// Whether every named output of `g` is computed row by row: row `r` of each output (its first
+/// axis, the data's example axis) depends only on row `r` of the data, or on no data at all. Then
+/// the graph may run on a few rows at a time (`circ run` streams its predictions so) and give the
+/// same values. Any op that mixes rows (a reduction or product over the example axis, a slice
+/// or concatenation along it, the example axis moved elsewhere) makes it `false`.
+pub fn rows_independent(g: &crate::ir::Graph) -> bool {
+    use crate::check::types::Dim;
+    use crate::ir::Op;
+    let Some(Dim::Sym(row)) = g.data.first().and_then(|d| d.shape.first().copied()) else { return false };
+    if g.data.iter().any(|d| d.shape.first() != Some(&Dim::Sym(row))) {
+        return false;
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        /// No data: the same for every row.
+        Free,
+        /// Row `r` from row `r` of the data: the example axis first and nowhere else.
+        Rows,
+        Mixed,
+    }
+    let has_row = |shape: &[Dim]| shape.contains(&Dim::Sym(row));
+    let rows_first = |shape: &[Dim]| shape.first() == Some(&Dim::Sym(row)) && !shape[1..].contains(&Dim::Sym(row));
+    let mut kind: std::collections::HashMap<crate::ir::NodeId, Kind> = std::collections::HashMap::new();
+    for id in g.topo_order() {
+        let n = g.node(id);
+        let ops: Vec<Kind> = g.operands(id).iter().map(|o| kind.get(o).copied().unwrap_or(Kind::Mixed)).collect();
+        let operand_shapes: Vec<&[Dim]> = g.operands(id).iter().map(|o| g.node(*o).shape.as_slice()).collect();
+        let k = if ops.contains(&Kind::Mixed) {
+            Kind::Mixed
+        } else if !ops.contains(&Kind::Rows) {
+            match n.op {
+                Op::Data(_) if rows_first(&n.shape) => Kind::Rows,
+                Op::Data(_) => Kind::Mixed,
+                _ if has_row(&n.shape) && !matches!(n.op, Op::Expand) => Kind::Mixed,
+                Op::Expand if has_row(&n.shape) => {
+                    if rows_first(&n.shape) {
+                        Kind::Rows
+                    } else {
+                        Kind::Mixed
+                    }
+                }
+                _ => Kind::Free,
+            }
+        } else if !rows_first(&n.shape) {
+            Kind::Mixed
+        } else {
+            // Some operand holds rows; the result has the example axis first.
+            let aligned = ops
+                .iter()
+                .zip(&operand_shapes)
+                .all(|(k, s)| *k == Kind::Free || (rows_first(s) && s.len() == n.shape.len()));
+            let ok = match &n.op {
+                Op::Unary(_) | Op::Binary(_) | Op::Cast | Op::Expand => aligned,
+                // Along the last axis, which must not be the example axis.
+                Op::KMax { .. } | Op::KMaxMask { .. } => aligned && n.shape.len() >= 2,
+                Op::MatMul => {
+                    let (a, b) = (ops[0], ops[1]);
+                    (a == Kind::Rows && b == Kind::Free && operand_shapes[0].len() >= 2)
+                        || (a == Kind::Rows && b == Kind::Rows && operand_shapes[0].len() >= 3 && operand_shapes[1].len() == operand_shapes[0].len())
+                }
+                Op::Reduce { axes, .. } => !axes.contains(&0),
+                Op::LogSumExp { axis, .. } => *axis != 0,
+                Op::Reshape | Op::Slice { .. } | Op::OneHot { .. } => operand_shapes[0].first() == Some(&Dim::Sym(row)),
+                Op::Transpose { perm } => perm.first() == Some(&0),
+                Op::Concat { axis } => *axis != 0 && ops.iter().all(|k| *k == Kind::Rows),
+                _ => false,
+            };
+            if ok {
+                Kind::Rows
+            } else {
+                Kind::Mixed
+            }
+        };
+        kind.insert(id, k);
+    }
+    g.outputs.iter().all(|o| kind.get(&o.node).is_some_and(|k| *k != Kind::Mixed))
+}

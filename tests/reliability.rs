@@ -765,3 +765,55 @@ fn depth_limits_infinite_literals_and_reserved_names_are_named() {
     let err = check("opt.circ", reserved.into());
     assert!(err.contains("E0211") && err.contains("`opt.w` is reserved"), "{err}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// 16. `run` streams its predictions a block of rows at a time when rows are independent, and
+//     runs the whole table at once when an op mixes rows.
+
+#[test]
+fn run_streams_row_by_row_predictions_and_keeps_row_mixing_models_whole() {
+    let d = dir("stream");
+    let (model, _, ckpt) = trained(&d);
+    let big = d.join("big.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("{i},{}\n", (i % 7) as f64 / 3.0));
+    }
+    std::fs::write(&big, &text).unwrap();
+    let small = d.join("small.csv");
+    std::fs::write(&small, text.lines().take(101).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let run = |model: &Path, data: &Path| {
+        let (code, out, err) = circ(&["run", s(model), "--params", s(&ckpt), "--data", s(data), "--backend", "interp"]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let all = run(&model, &big);
+    assert_eq!(all.lines().count(), 10_001, "one header and one line per row");
+    assert_eq!(all.lines().filter(|l| l.starts_with("y.mean")).count(), 1);
+    let first: Vec<&str> = all.lines().take(101).collect();
+    assert_eq!(first, run(&model, &small).lines().collect::<Vec<_>>());
+    // Centred predictions mix rows (a mean over all of them): computed over the whole table.
+    let centred = d.join("c.circ");
+    std::fs::write(
+        &centred,
+        RIDGE.replace("y ~ normal(x @ w + b, 1)", "let p = x @ w + b\n y ~ normal(p - mean(p), 1)"),
+    )
+    .unwrap();
+    // The analysis that decides it, on the graphs `run` builds.
+    let independent = |m: &Path| {
+        let checked = circ::driver::check_file(m).unwrap();
+        let mut g = circ::ir::lower::lower(&checked.models[0], 0);
+        g.outputs.retain(|o| o.name != "loss");
+        circ::passes::dce::run(&mut g);
+        circ::driver::rows_independent(&g)
+    };
+    assert!(independent(&model));
+    assert!(!independent(&centred));
+    let (tensors, _) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let w = circ_runtime::safetensors::find(&tensors, "w").unwrap().values.clone();
+    let mean_b: f64 = (0..10_000).map(|i| ((i % 7) as f64 / 3.0)).sum::<f64>() / 10_000.0;
+    let expected = w[0] * (0.0 - 4999.5) + w[1] * (0.0 - mean_b);
+    let out = run(&centred, &big);
+    let row0: f64 = out.lines().nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!((row0 - expected).abs() < 1e-6 * expected.abs().max(1.0), "{row0} vs {expected}");
+}
