@@ -13,13 +13,16 @@ use circ_runtime::{csv, npy, safetensors};
 /// safetensors: every tensor holds as many values as its shape says, and writing what was read
 /// and reading it again gives the same tensors (bit for bit) and metadata.
 pub fn safetensors(data: &[u8]) -> bool {
-    let Ok((tensors, meta)) = safetensors::parse("fuzz.safetensors", data).map_err(|e| assert!(!e.to_string().is_empty())) else {
+    let Ok((tensors, meta)) =
+        safetensors::parse("fuzz.safetensors", data).map_err(|e| assert!(!e.to_string().is_empty()))
+    else {
         return false;
     };
     for t in &tensors {
         assert_eq!(t.values.len(), t.shape.iter().product::<usize>(), "`{}`: values and shape disagree", t.name);
     }
-    let bytes = safetensors::serialize("again", &tensors, safetensors::DType::F64, &meta).expect("what was read can be written");
+    let bytes = safetensors::serialize("again", &tensors, safetensors::DType::F64, &meta)
+        .expect("what was read can be written");
     let (again, meta2) = safetensors::parse("again", &bytes).expect("what was written can be read");
     assert_eq!(meta, meta2);
     assert_eq!(tensors.len(), again.len());

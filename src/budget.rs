@@ -117,12 +117,8 @@ impl Plan {
         if total <= limit.bytes {
             return Ok(());
         }
-        let parts: Vec<String> = self
-            .parts
-            .iter()
-            .filter(|p| p.bytes > 0)
-            .map(|p| format!("{} {}", p.what, show(p.bytes)))
-            .collect();
+        let parts: Vec<String> =
+            self.parts.iter().filter(|p| p.bytes > 0).map(|p| format!("{} {}", p.what, show(p.bytes))).collect();
         let mut largest = self.buffers.clone();
         largest.sort_by(|a, b| b.0.bytes.cmp(&a.0.bytes));
         let mut msg = format!(

@@ -531,7 +531,10 @@ pub fn rows_independent(g: &crate::ir::Graph) -> bool {
                 Op::MatMul => {
                     let (a, b) = (ops[0], ops[1]);
                     (a == Kind::Rows && b == Kind::Free && operand_shapes[0].len() >= 2)
-                        || (a == Kind::Rows && b == Kind::Rows && operand_shapes[0].len() >= 3 && operand_shapes[1].len() == operand_shapes[0].len())
+                        || (a == Kind::Rows
+                            && b == Kind::Rows
+                            && operand_shapes[0].len() >= 3
+                            && operand_shapes[1].len() == operand_shapes[0].len())
                 }
                 Op::Reduce { axes, .. } => !axes.contains(&0),
                 Op::LogSumExp { axis, .. } => *axis != 0,

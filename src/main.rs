@@ -440,7 +440,8 @@ fn grad(
             }
         }
     };
-    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, &p.checked.program.sources) {
+    let sources = &p.checked.program.sources;
+    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, sources) {
         Ok(t) => t,
         Err(e) => {
             err(&format!("error: {e}\n"));

@@ -613,7 +613,7 @@ fn training_flags_are_checked_like_the_train_block() {
 fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
     let d = dir("resume-changes");
     let (model, data, ckpt) = trained(&d); // 3 epochs, all rows, no validation
-    // Nothing left: the checkpoint is at epoch 3.
+                                           // Nothing left: the checkpoint is at epoch 3.
     for epochs in ["3", "2"] {
         let (code, stdout, err) =
             circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", epochs]);
@@ -621,7 +621,8 @@ fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
         assert!(err.contains("is already at epoch 3") && err.contains("nothing is left to do"), "{err}");
     }
     // The same run continued: no note.
-    let (code, _, err) = circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "4"]);
+    let (code, _, err) =
+        circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "4"]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("with changes"), "{err}");
     // Other data, batch size and validation fraction: one line naming each.
@@ -629,19 +630,43 @@ fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
     let text = std::fs::read_to_string(&data).unwrap().replace("0.1\n", "0.2\n");
     std::fs::write(&other, text).unwrap();
     let (code, _, err) = circ(&[
-        "train", s(&model), "--data", s(&other), "--out", s(&ckpt), "--resume", "--epochs", "5", "--batch", "4",
-        "--valid-fraction", "0.25", "--quiet",
+        "train",
+        s(&model),
+        "--data",
+        s(&other),
+        "--out",
+        s(&ckpt),
+        "--resume",
+        "--epochs",
+        "5",
+        "--batch",
+        "4",
+        "--valid-fraction",
+        "0.25",
+        "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
-    let line = err.lines().find(|l| l.starts_with("resuming from epoch 4 with changes:")).unwrap_or_else(|| panic!("{err}"));
+    let line =
+        err.lines().find(|l| l.starts_with("resuming from epoch 4 with changes:")).unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("batch all rows → 4"), "{line}");
     assert!(line.contains("validation 0 → 0.25"), "{line}");
     assert!(line.contains("d.csv → ") && line.contains("e.csv"), "{line}");
     // Same file name, other values.
     std::fs::write(&other, std::fs::read_to_string(&data).unwrap()).unwrap();
     let (code, _, err) = circ(&[
-        "train", s(&model), "--data", s(&other), "--out", s(&ckpt), "--resume", "--epochs", "6", "--batch", "4",
-        "--valid-fraction", "0.25",
+        "train",
+        s(&model),
+        "--data",
+        s(&other),
+        "--out",
+        s(&ckpt),
+        "--resume",
+        "--epochs",
+        "6",
+        "--batch",
+        "4",
+        "--valid-fraction",
+        "0.25",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("with changes: the values in ") && err.contains("e.csv changed"), "{err}");
@@ -658,13 +683,7 @@ fn circ_limited(kib: u64, args: &[&str]) -> (i32, String) {
     for i in 0..args.len() {
         script.push_str(&format!(" \"${}\"", i + 1));
     }
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_circ"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new("sh").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_circ")).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into())
 }
 
@@ -706,7 +725,8 @@ fn a_run_beyond_the_memory_budget_is_refused_before_allocating() {
     assert!(err.contains("the training step at 1000 rows") && err.contains("h.circ:5:"), "{err}");
     assert!(start.elapsed().as_secs() < 30, "refused only after {:?}", start.elapsed());
     // A small model fits under the same address-space limit.
-    let (code, err) = circ_limited(2_000_000, &["train", s(&d.join("r.circ")), "--data", s(&data), "--backend", "interp"]);
+    let (code, err) =
+        circ_limited(2_000_000, &["train", s(&d.join("r.circ")), "--data", s(&data), "--backend", "interp"]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -759,7 +779,8 @@ fn depth_limits_infinite_literals_and_reserved_names_are_named() {
     chain.push_str("model m {\n data x: [N]\n data y: [N]\n let top = c33()\n y ~ normal(top(x), 1)\n}\n");
     let err = check("chain.circ", chain);
     assert!(err.contains("circuits applied more than 32 deep") && !err.contains("` uses itself"), "{err}");
-    let err = check("inf.circ", "model m {\n data x: [N]\n data y: [N]\n y ~ normal(x * 1e999999999999, 1)\n}\n".into());
+    let err =
+        check("inf.circ", "model m {\n data x: [N]\n data y: [N]\n y ~ normal(x * 1e999999999999, 1)\n}\n".into());
     assert!(err.contains("E0103") && err.contains("would be infinite"), "{err}");
     let reserved = "circuit scale()(x: [B]) -> [B] {\n param w: []\n return x * w\n}\nmodel m {\n data x: [N]\n data y: [N]\n let opt = scale()\n y ~ normal(opt(x), 1)\n}\n";
     let err = check("opt.circ", reserved.into());

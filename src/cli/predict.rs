@@ -154,7 +154,11 @@ pub fn run(
 const BLOCK_ROWS: usize = 4096;
 
 /// The CSV header and columns of the predictions of `rows` rows.
-fn prediction_columns(g: &circ::ir::Graph, res: &circ::interp::Outputs<f64>, rows: usize) -> (Vec<String>, Vec<Vec<f64>>) {
+fn prediction_columns(
+    g: &circ::ir::Graph,
+    res: &circ::interp::Outputs<f64>,
+    rows: usize,
+) -> (Vec<String>, Vec<Vec<f64>>) {
     // One column block per observation.
     let mut header: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();

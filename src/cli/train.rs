@@ -226,11 +226,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         let now = run_meta(&a, &settings, &data_hash);
         let changes = changed(&meta, &now);
         if !changes.is_empty() {
-            err(&format!(
-                "resuming from epoch {} with changes: {}\n",
-                trainer.epoch,
-                changes.join("; ")
-            ));
+            err(&format!("resuming from epoch {} with changes: {}\n", trainer.epoch, changes.join("; ")));
         }
     }
     let mut metrics_file = match &a.metrics {
@@ -448,7 +444,8 @@ fn budget(
     let rows = circ::train::run::rows(train) as u64;
     let batch = settings.batch.map_or(rows, |b| b.min(rows)).max(1);
     let shapes = |d: &[circ::interp::HostTensor]| d.iter().map(|t| t.shape.clone()).collect::<Vec<_>>();
-    let mut plan = Plan { help: Some("a smaller --batch, fewer rows or smaller layers need less".into()), ..Plan::default() };
+    let mut plan =
+        Plan { help: Some("a smaller --batch, fewer rows or smaller layers need less".into()), ..Plan::default() };
     plan.add("data", all_bytes + data_bytes(train) + data_bytes(valid) + data_bytes(train) / rows.max(1) * batch);
     // Parameters and optimizer state on the host: the current values, those carried back at
     // the end of an epoch, and the checkpoint's copy.

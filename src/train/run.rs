@@ -419,9 +419,11 @@ impl<'a> Trainer<'a> {
                 .map_or_else(|| "unknown".to_string(), |id| (self.describe)(id, g));
             let mut origin = origin;
             // A node without a source line belongs to the update rule (or the derivatives).
-            let param = g.params.iter().position(|p| format!("new.{}", p.name) == output).or_else(|| {
-                self.step.state.iter().find(|s| s.output == output).map(|s| s.param)
-            });
+            let param = g
+                .params
+                .iter()
+                .position(|p| format!("new.{}", p.name) == output)
+                .or_else(|| self.step.state.iter().find(|s| s.output == output).map(|s| s.param));
             if let (false, Some(i)) = (origin.contains(" from "), param) {
                 let rule = &self.step.rules[i];
                 let hyper: Vec<String> = rule.hyper.iter().map(|(n, v)| format!("{n} = {v}")).collect();
@@ -655,10 +657,8 @@ impl Trainer<'_> {
             };
             match circ_runtime::safetensors::find(tensors, name) {
                 Some(t) if t.shape == shape => match crate::driver::first_non_finite_element(&t.values) {
-                    Some((i, v)) => non_finite.push(format!(
-                        "`{name}` is {v} at element {}",
-                        crate::driver::element_index(&shape, i)
-                    )),
+                    Some((i, v)) => non_finite
+                        .push(format!("`{name}` is {v} at element {}", crate::driver::element_index(&shape, i))),
                     None => values.push(t.values.clone()),
                 },
                 Some(t) => problems.push(format!("`{name}` has shape {:?}, expected {shape:?}", t.shape)),
