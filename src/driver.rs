@@ -372,6 +372,7 @@ pub fn parameter_derivatives(
     data: &[crate::interp::HostTensor],
     params: &[Vec<f64>],
     direction: &[Vec<f64>],
+    sources: &crate::source::SourceMap,
     backend: crate::backend::BackendKind,
 ) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::backend::RunError> {
     let d = differentiated(g, what);
@@ -381,31 +382,121 @@ pub fn parameter_derivatives(
         Derivatives::Gradient | Derivatives::None => "grad",
     };
     let inputs = if what == Derivatives::Hvp { direction } else { &[] };
-    let out = crate::backend::Runner::new(backend, &d)
-        .map_err(crate::backend::RunError::Backend)?
-        .run(data, params, inputs)?;
-    Ok(g.params
-        .iter()
-        .map(|p| {
-            let values = out.get(&format!("{prefix}.{}", p.name)).map(|t| t.data.clone()).unwrap_or_default();
-            circ_runtime::safetensors::NamedTensor {
-                name: p.name.clone(),
-                shape: p.shape.iter().map(|n| *n as usize).collect(),
-                values,
-            }
-        })
-        .collect())
+    // The interpreter keeps every value (to say where a non-finite one started); a compiled
+    // backend returns the outputs, and the interpreter in f32 is asked only when one is not finite.
+    let (values, computed) = if backend == crate::backend::BackendKind::Interp {
+        (Some(crate::interp::run_all_with::<f64>(&d, data, params, inputs)?), None)
+    } else {
+        let mut runner = crate::backend::Runner::new(backend, &d).map_err(crate::backend::RunError::Backend)?;
+        (None, Some(runner.run(data, params, inputs)?))
+    };
+    let mut tensors = Vec::with_capacity(g.params.len());
+    for p in &g.params {
+        let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
+        let name = format!("{prefix}.{}", p.name);
+        let node = d.output(&name);
+        let values_of = match (&values, &computed) {
+            (Some(all), _) => node.and_then(|n| all.get(n)).map(|t| t.data.clone()).unwrap_or_default(),
+            (_, Some(out)) => out.get(&name).map(|t| t.data.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        // Nothing non-finite is written: name the parameter, the element and where it started.
+        if let Some((k, v)) = first_non_finite_element(&values_of) {
+            let behind = match values {
+                Some(all) => node.and_then(|n| all.first_non_finite_behind(&d, n)),
+                // The backend's precision: where f32 went non-finite.
+                None => {
+                    let all = crate::interp::run_all_with::<f32>(&d, data, params, inputs)?;
+                    node.and_then(|n| all.first_non_finite_behind(&d, n))
+                }
+            };
+            let origin = behind.map_or_else(|| "unknown".to_string(), |id| describe_node(sources, &d, id));
+            return Err(crate::backend::RunError::Interp(crate::interp::InterpError::Graph(format!(
+                "the {prefix} of `{}` is {v} at element {}; the first non-finite value is {origin}",
+                p.name,
+                element_index(&shape, k)
+            ))));
+        }
+        tensors.push(circ_runtime::safetensors::NamedTensor { name: p.name.clone(), shape, values: values_of });
+    }
+    Ok(tensors)
+}
+
+/// The first NaN or infinity of `values`: its index and value.
+pub fn first_non_finite_element(values: &[f64]) -> Option<(usize, f64)> {
+    values.iter().position(|x| !x.is_finite()).map(|k| (k, values[k]))
+}
+
+/// A row-major index as the element's position, `[i, j]` (`[]` for a scalar).
+pub fn element_index(shape: &[usize], mut flat: usize) -> String {
+    let mut at = vec![0; shape.len()];
+    for (a, n) in at.iter_mut().zip(shape).rev() {
+        let n = (*n).max(1);
+        *a = flat % n;
+        flat /= n;
+    }
+    format!("[{}]", at.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
 }
 
 /// An update rule written as in a `.circ` file (`adam(lr = 1e-3)`), checked by the checker.
+/// The text is one update rule and nothing else: `adam, epochs = 1` is refused, not read as a
+/// rule and a setting.
 pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule, String> {
     let src = format!("model optimizer {{\n    train {{ optimizer = {text} }}\n}}\n");
     let checked = check_source("--optimizer", &src);
-    let rule = checked.models.first().and_then(|m| m.train.optimizer.clone());
-    match rule {
-        Some(r) if !checked.has_errors() => Ok(r),
-        _ => Err(checked.render(false)),
+    if checked.has_errors() {
+        return Err(checked.render(false));
     }
+    let only_a_rule = checked.models.len() == 1
+        && checked.models.iter().all(|m| {
+            let t = &m.train;
+            m.params.is_empty()
+                && m.data.is_empty()
+                && t.epochs.is_none()
+                && t.batch.is_none()
+                && t.valid.is_none()
+                && t.seed.is_none()
+        });
+    match checked.models.first().and_then(|m| m.train.optimizer.clone()) {
+        Some(r) if only_a_rule => Ok(r),
+        _ => Err(format!(
+            "error: `{text}` is more than one update rule: the optimizer flag takes one rule, such as `adam(lr = 1e-3)`\n  help: other settings have flags of their own: --epochs, --batch, --valid-fraction, --seed\n"
+        )),
+    }
+}
+
+/// The `train` settings given as flags, checked by the same code as a model's `train` block
+/// (`epochs` and `batch` at least 1, `valid` in [0, 1)): one validation for both sources.
+/// `Err` holds the rendered diagnostics.
+pub fn check_train_flags(
+    epochs: Option<u64>,
+    batch: Option<u64>,
+    valid: Option<f64>,
+    seed: Option<u64>,
+) -> Result<(), String> {
+    if let Some(v) = valid.filter(|v| !v.is_finite()) {
+        return Err(format!(
+            "error: --valid-fraction is {v}: the held-out fraction is a number in [0, 1)\n  help: for a fifth of the data, write `--valid-fraction 0.2`\n"
+        ));
+    }
+    let mut settings = Vec::new();
+    for (key, value) in [("epochs", epochs), ("batch", batch), ("seed", seed)] {
+        if let Some(n) = value {
+            settings.push(format!("{key} = {n}"));
+        }
+    }
+    if let Some(v) = valid {
+        settings.push(format!("valid = {v:?}"));
+    }
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let src = format!("model flags {{\n    train {{ {} }}\n}}\n", settings.join(", "));
+    let checked = check_source("command-line flags", &src);
+    if checked.has_errors() {
+        return Err(checked.render(false));
+    }
+    Ok(())
 }
 
 /// Data bound to a graph's inputs for prediction: data the graph no longer reads (the observed
@@ -453,4 +544,85 @@ pub fn describe_node(sources: &crate::source::SourceMap, g: &crate::ir::Graph, i
         }
         None => format!("{id} ({})", n.op.name()),
     }
+}
+
+/// Whether every named output of `g` is computed row by row: row `r` of each output (its first
+/// axis, the data's example axis) depends only on row `r` of the data, or on no data at all. Then
+/// the graph may run on a few rows at a time (`circ run` streams its predictions so) and give the
+/// same values. Any op that mixes rows (a reduction or product over the example axis, a slice
+/// or concatenation along it, the example axis moved elsewhere) makes it `false`.
+pub fn rows_independent(g: &crate::ir::Graph) -> bool {
+    use crate::check::types::Dim;
+    use crate::ir::Op;
+    let Some(Dim::Sym(row)) = g.data.first().and_then(|d| d.shape.first().copied()) else { return false };
+    if g.data.iter().any(|d| d.shape.first() != Some(&Dim::Sym(row))) {
+        return false;
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        /// No data: the same for every row.
+        Free,
+        /// Row `r` from row `r` of the data: the example axis first and nowhere else.
+        Rows,
+        Mixed,
+    }
+    let has_row = |shape: &[Dim]| shape.contains(&Dim::Sym(row));
+    let rows_first = |shape: &[Dim]| shape.first() == Some(&Dim::Sym(row)) && !shape[1..].contains(&Dim::Sym(row));
+    let mut kind: std::collections::HashMap<crate::ir::NodeId, Kind> = std::collections::HashMap::new();
+    for id in g.topo_order() {
+        let n = g.node(id);
+        let ops: Vec<Kind> = g.operands(id).iter().map(|o| kind.get(o).copied().unwrap_or(Kind::Mixed)).collect();
+        let operand_shapes: Vec<&[Dim]> = g.operands(id).iter().map(|o| g.node(*o).shape.as_slice()).collect();
+        let k = if ops.contains(&Kind::Mixed) {
+            Kind::Mixed
+        } else if !ops.contains(&Kind::Rows) {
+            match n.op {
+                Op::Data(_) if rows_first(&n.shape) => Kind::Rows,
+                Op::Data(_) => Kind::Mixed,
+                _ if has_row(&n.shape) && !matches!(n.op, Op::Expand) => Kind::Mixed,
+                Op::Expand if has_row(&n.shape) => {
+                    if rows_first(&n.shape) {
+                        Kind::Rows
+                    } else {
+                        Kind::Mixed
+                    }
+                }
+                _ => Kind::Free,
+            }
+        } else if !rows_first(&n.shape) {
+            Kind::Mixed
+        } else {
+            // Some operand holds rows; the result has the example axis first.
+            let aligned = ops
+                .iter()
+                .zip(&operand_shapes)
+                .all(|(k, s)| *k == Kind::Free || (rows_first(s) && s.len() == n.shape.len()));
+            let ok = match &n.op {
+                Op::Unary(_) | Op::Binary(_) | Op::Cast | Op::Expand => aligned,
+                // Along the last axis, which must not be the example axis.
+                Op::KMax { .. } | Op::KMaxMask { .. } => aligned && n.shape.len() >= 2,
+                Op::MatMul => {
+                    let (a, b) = (ops[0], ops[1]);
+                    (a == Kind::Rows && b == Kind::Free && operand_shapes[0].len() >= 2)
+                        || (a == Kind::Rows
+                            && b == Kind::Rows
+                            && operand_shapes[0].len() >= 3
+                            && operand_shapes[1].len() == operand_shapes[0].len())
+                }
+                Op::Reduce { axes, .. } => !axes.contains(&0),
+                Op::LogSumExp { axis, .. } => *axis != 0,
+                Op::Reshape | Op::Slice { .. } | Op::OneHot { .. } => operand_shapes[0].first() == Some(&Dim::Sym(row)),
+                Op::Transpose { perm } => perm.first() == Some(&0),
+                Op::Concat { axis } => *axis != 0 && ops.iter().all(|k| *k == Kind::Rows),
+                _ => false,
+            };
+            if ok {
+                Kind::Rows
+            } else {
+                Kind::Mixed
+            }
+        };
+        kind.insert(id, k);
+    }
+    g.outputs.iter().all(|o| kind.get(&o.node).is_some_and(|k| *k != Kind::Mixed))
 }

@@ -5,6 +5,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod budget;
 pub mod check;
 pub mod data;
 pub mod diagnostic;

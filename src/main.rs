@@ -464,6 +464,22 @@ fn prepare(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
         err(&format!("error: {e}\n"));
         ExitCode::from(1)
     })?;
+    // Before the parameters and the interpreter's values are allocated: does the run fit? (The
+    // forward graph on the interpreter; derivatives need about twice as much again.)
+    let fits = {
+        let mut plan = circ::budget::Plan::default();
+        plan.add("data", circ::budget::data_bytes(&data));
+        plan.add("parameters", circ::budget::param_bytes(&graph, 1));
+        let shapes: Vec<Vec<usize>> = data.iter().map(|t| t.shape.clone()).collect();
+        let sizes = circ::budget::sizes_from(&graph, &shapes, None);
+        plan.add_graph("the forward pass", &graph, 0, circ::backend::BackendKind::Interp, &sizes);
+        let sources = &checked.program.sources;
+        plan.check(circ::budget::available().as_ref(), &|_, id| circ::driver::describe_node(sources, &graph, id))
+    };
+    if let Err(e) = fits {
+        err(&format!("error: {e}\n"));
+        return Err(ExitCode::from(1));
+    }
     let params = match params {
         Some(p) => circ::driver::params_from_file(&graph, p).map_err(|e| {
             err(&format!("error: {e}\n"));
@@ -513,17 +529,19 @@ fn grad(
             }
         }
     };
-    let tensors = match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, backend) {
-        Ok(t) => t,
-        Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
-            err(&format!("error: {m}\n"));
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
-        }
-    };
+    let sources = &p.checked.program.sources;
+    let tensors =
+        match circ::driver::parameter_derivatives(&p.graph, what, &p.data, &p.params, &direction, sources, backend) {
+            Ok(t) => t,
+            Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
+                err(&format!("error: {m}\n"));
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                err(&format!("error: {e}\n"));
+                return ExitCode::from(1);
+            }
+        };
     let kind = match what {
         circ::driver::Derivatives::Curvature(circ::autodiff::bprop2::Variant::Full) => {
             "bprop2 curvature (full diagonal)".to_string()

@@ -504,3 +504,337 @@ fn values_beyond_f32_are_refused_where_they_are_read() {
         assert_eq!(code == 0, f64_ok, "{w}: {err}");
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// 9. Nothing non-finite is committed: every update and every written tensor is checked, and the
+//    error names the parameter, the element, the node and its source line.
+
+const SQRT_AT_ZERO: &str = "model s {\n data x: [N]\n data y: [N]\n param w: [] = 1\n y ~ normal(sqrt(w * x), 1)\n train { epochs = 3, batch = 1, optimizer = sgd(lr = 0.01) }\n}\n";
+
+#[test]
+fn a_non_finite_update_is_never_committed_and_is_located() {
+    let d = dir("nan-update");
+    let model = d.join("s.circ");
+    std::fs::write(&model, SQRT_AT_ZERO).unwrap();
+    // The gradient of sqrt(w * x) is 0/0 on the row with x = 0 only: a later step of the epoch.
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n3,1\n0,1\n4,2\n").unwrap();
+    for backend in ["cpu", "interp"] {
+        let ckpt = d.join(format!("{backend}.st"));
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--backend", backend, "--quiet"]);
+        assert_eq!(code, 1, "{backend}: {stdout}{err}");
+        assert!(err.contains("the update of `w` at epoch 1, step 4 is NaN at element []"), "{backend}: {err}");
+        assert!(err.contains("(div) from ") && err.contains("s.circ:5:13: `y ~ normal(sqrt(w * x), 1)`"), "{err}");
+        assert!(!ckpt.exists(), "{backend}: a checkpoint holding NaN was written");
+    }
+}
+
+#[test]
+fn newton_without_damping_on_an_unused_parameter_fails() {
+    let d = dir("newton0");
+    let (_, data) = ridge(&d);
+    let model = d.join("n.circ");
+    std::fs::write(
+        &model,
+        "model n {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2]\n param u: [3]\n y ~ normal(x @ w, 1)\n train { epochs = 2, optimizer = newton(damping = 0) }\n}\n",
+    )
+    .unwrap();
+    for backend in ["cpu", "interp"] {
+        let ckpt = d.join(format!("{backend}.st"));
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--backend", backend, "--quiet"]);
+        assert_eq!(code, 1, "{backend}: {stdout}{err}");
+        assert!(err.contains("the update of `u` at epoch 1, step 1 is NaN at element [0]"), "{backend}: {err}");
+        assert!(err.contains("newton(") && err.contains("damping = 0"), "{err}");
+        assert!(!ckpt.exists());
+    }
+}
+
+#[test]
+fn grad_writes_no_non_finite_gradient() {
+    let d = dir("nan-grad");
+    let model = d.join("s.circ");
+    std::fs::write(&model, SQRT_AT_ZERO.replace("= 1\n", "= 0\n")).unwrap();
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n").unwrap();
+    let out = d.join("g.st");
+    let (code, stdout, err) = circ(&["grad", s(&model), "--data", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 1, "{stdout}{err}");
+    assert!(err.contains("the grad of `w` is") && err.contains("at element []"), "{err}");
+    assert!(err.contains("s.circ:5:13"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn resume_refuses_a_checkpoint_holding_nan() {
+    let d = dir("nan-ckpt");
+    let (model, data, ckpt) = trained(&d);
+    let (mut tensors, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let w = tensors.iter_mut().find(|t| t.name == "w").unwrap();
+    w.values[1] = f64::NAN;
+    circ_runtime::safetensors::write(&ckpt, &tensors, circ_runtime::safetensors::DType::F64, &meta).unwrap();
+    let (code, _, err) =
+        circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "5", "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds values that are not finite: `w` is NaN at element [1]"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 12. Flags are checked as the `train` block is; 13. `--resume` says what changed and refuses
+//     when nothing is left to do.
+
+#[test]
+fn training_flags_are_checked_like_the_train_block() {
+    let d = dir("flags");
+    let (model, data) = ridge(&d);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--epochs", "0"], "`epochs` must be at least 1"),
+        (&["--batch", "0"], "`batch` must be at least 1"),
+        (&["--valid-fraction", "1"], "`valid` is the held-out fraction, in [0, 1)"),
+        (&["--valid-fraction", "inf"], "--valid-fraction is inf"),
+        (&["--valid-fraction", "nan"], "--valid-fraction is NaN"),
+        (&["--valid-fraction=-0.5"], "`valid` is the held-out fraction"),
+        (&["--optimizer", "adam, epochs = 1"], "is more than one update rule"),
+        (&["--optimizer", "adam } param q: [2]"], "is not an update rule"),
+    ];
+    for (flags, expected) in cases {
+        let out = d.join("p.st");
+        let mut args = vec!["train", s(&model), "--data", s(&data), "--out", s(&out), "--quiet"];
+        args.extend_from_slice(flags);
+        let (code, stdout, err) = circ(&args);
+        assert_eq!(code, 2, "{flags:?}: {stdout}{err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert!(!out.exists(), "{flags:?} wrote a checkpoint");
+    }
+}
+
+#[test]
+fn resume_says_what_changed_and_refuses_when_nothing_is_left() {
+    let d = dir("resume-changes");
+    let (model, data, ckpt) = trained(&d); // 3 epochs, all rows, no validation
+                                           // Nothing left: the checkpoint is at epoch 3.
+    for epochs in ["3", "2"] {
+        let (code, stdout, err) =
+            circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", epochs]);
+        assert_eq!(code, 2, "{stdout}{err}");
+        assert!(err.contains("is already at epoch 3") && err.contains("nothing is left to do"), "{err}");
+    }
+    // The same run continued: no note.
+    let (code, _, err) =
+        circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("with changes"), "{err}");
+    // Other data, batch size and validation fraction: one line naming each.
+    let other = d.join("e.csv");
+    let text = std::fs::read_to_string(&data).unwrap().replace("0.1\n", "0.2\n");
+    std::fs::write(&other, text).unwrap();
+    let (code, _, err) = circ(&[
+        "train",
+        s(&model),
+        "--data",
+        s(&other),
+        "--out",
+        s(&ckpt),
+        "--resume",
+        "--epochs",
+        "5",
+        "--batch",
+        "4",
+        "--valid-fraction",
+        "0.25",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line =
+        err.lines().find(|l| l.starts_with("resuming from epoch 4 with changes:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("batch all rows → 4"), "{line}");
+    assert!(line.contains("validation 0 → 0.25"), "{line}");
+    assert!(line.contains("d.csv → ") && line.contains("e.csv"), "{line}");
+    // Same file name, other values.
+    std::fs::write(&other, std::fs::read_to_string(&data).unwrap()).unwrap();
+    let (code, _, err) = circ(&[
+        "train",
+        s(&model),
+        "--data",
+        s(&other),
+        "--out",
+        s(&ckpt),
+        "--resume",
+        "--epochs",
+        "6",
+        "--batch",
+        "4",
+        "--valid-fraction",
+        "0.25",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("with changes: the values in ") && err.contains("e.csv changed"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 7. A memory budget: a run that cannot fit is refused before anything large is allocated, with
+//    the planned bytes, the limit and where it comes from, and the largest buffers' source lines.
+
+/// `circ` under `ulimit -v` (KiB of address space).
+#[cfg(target_os = "linux")]
+fn circ_limited(kib: u64, args: &[&str]) -> (i32, String) {
+    let mut script = format!("ulimit -v {kib} && exec \"$0\"");
+    for i in 0..args.len() {
+        script.push_str(&format!(" \"${}\"", i + 1));
+    }
+    let out = Command::new("sh").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_circ")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_beyond_the_memory_budget_is_refused_before_allocating() {
+    let d = dir("budget");
+    let (_, data) = ridge(&d);
+    // A parameter of 10⁹ elements: 4 GB in f32, 8 GB per f64 copy on the host.
+    let model = d.join("p.circ");
+    std::fs::write(
+        &model,
+        "model p {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [1000000000]\n y ~ normal(x[:, 0] * sum(w), 1)\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = circ(&["check", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("W0002") && err.contains("parameter `w` is very large"), "{err}");
+    let start = std::time::Instant::now();
+    for backend in ["cpu", "interp"] {
+        let (code, err) = circ_limited(2_000_000, &["train", s(&model), "--data", s(&data), "--backend", backend]);
+        assert_eq!(code, 1, "{backend}: {err}");
+        assert!(err.contains("this run needs") && err.contains("RLIMIT_AS"), "{backend}: {err}");
+        assert!(err.contains("largest buffer: ") && err.contains("p.circ:4:"), "{backend}: {err}");
+    }
+    // A product of [N, 10⁸] at 1000 rows: 400 GB, beyond any machine's memory. (An elementwise
+    // `x * v` summed at once is fused into its sum and needs no such buffer.)
+    let model = d.join("h.circ");
+    std::fs::write(
+        &model,
+        "model h {\n data x: [N, 1] = csv(\"a\")\n data y: [N]\n param v: [1, 100000000]\n let h = x @ v\n y ~ normal(sum(h, axis = 1), 1)\n}\n",
+    )
+    .unwrap();
+    let rows = d.join("rows.csv");
+    let text: String = std::iter::once("a,y\n".to_string()).chain((0..1000).map(|i| format!("{i},1\n"))).collect();
+    std::fs::write(&rows, text).unwrap();
+    let (code, _, err) = circ(&["train", s(&model), "--data", s(&rows), "--quiet"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the training step at 1000 rows") && err.contains("h.circ:5:"), "{err}");
+    assert!(start.elapsed().as_secs() < 30, "refused only after {:?}", start.elapsed());
+    // A small model fits under the same address-space limit.
+    let (code, err) =
+        circ_limited(2_000_000, &["train", s(&d.join("r.circ")), "--data", s(&data), "--backend", "interp"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 14, 15. Messages that say what the limit is: depth of circuits, chains of one operator, literals
+//         beyond f64, the reserved `opt.` prefix.
+
+#[test]
+fn long_chains_of_one_operator_are_flat_and_exact() {
+    let d = dir("chains");
+    let data = d.join("d.csv");
+    std::fs::write(&data, "x,y\n1,2\n2,3\n-1,0.5\n").unwrap();
+    let model = |body: &str| {
+        let p = d.join(format!("m{}.circ", body.len()));
+        std::fs::write(&p, format!("model m {{\n data x: [N]\n data y: [N]\n y ~ normal({body}, 1)\n}}\n")).unwrap();
+        p
+    };
+    let loss = |p: &Path| {
+        let (code, out, err) = circ(&["eval", s(p), "--data", s(&data)]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().find_map(|l| l.trim().strip_prefix("loss").map(|v| v.trim().parse::<f64>().unwrap())).unwrap()
+    };
+    // 10 000 terms of +, 3 000 of -, 200 of *: all legal, and equal to their closed forms.
+    let sum = vec!["x * 0.001"; 10_000].join(" + ");
+    assert!((loss(&model(&sum)) - loss(&model("x * 10"))).abs() < 1e-6);
+    let diff = format!("x * 3000 - {}", vec!["x"; 2999].join(" - "));
+    assert!((loss(&model(&diff)) - loss(&model("x * 1"))).abs() < 1e-6);
+    let prod = format!("x * {}", vec!["1.001"; 200].join(" * "));
+    assert!((loss(&model(&prod)) - loss(&model(&format!("x * {}", 1.001f64.powi(200))))).abs() < 1e-6);
+    // Real nesting is still limited, with its own message.
+    let (code, _, err) = circ(&["check", s(&model(&format!("{} x", vec!["-"; 150].join(" "))))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("E0104") && err.contains("at most 100 levels deep"), "{err}");
+}
+
+#[test]
+fn depth_limits_infinite_literals_and_reserved_names_are_named() {
+    let d = dir("messages");
+    let check = |name: &str, text: String| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = circ(&["check", s(&p)]);
+        assert_eq!(code, 1, "{name} passed check");
+        err
+    };
+    let mut chain = String::from("circuit c0()(x: [B]) -> [B] {\n return x\n}\n");
+    for i in 1..=33 {
+        chain.push_str(&format!("circuit c{i}()(x: [B]) -> [B] {{\n let inner = c{}()\n return inner(x)\n}}\n", i - 1));
+    }
+    chain.push_str("model m {\n data x: [N]\n data y: [N]\n let top = c33()\n y ~ normal(top(x), 1)\n}\n");
+    let err = check("chain.circ", chain);
+    assert!(err.contains("circuits applied more than 32 deep") && !err.contains("` uses itself"), "{err}");
+    let err =
+        check("inf.circ", "model m {\n data x: [N]\n data y: [N]\n y ~ normal(x * 1e999999999999, 1)\n}\n".into());
+    assert!(err.contains("E0103") && err.contains("would be infinite"), "{err}");
+    let reserved = "circuit scale()(x: [B]) -> [B] {\n param w: []\n return x * w\n}\nmodel m {\n data x: [N]\n data y: [N]\n let opt = scale()\n y ~ normal(opt(x), 1)\n}\n";
+    let err = check("opt.circ", reserved.into());
+    assert!(err.contains("E0211") && err.contains("`opt.w` is reserved"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 16. `run` streams its predictions a block of rows at a time when rows are independent, and
+//     runs the whole table at once when an op mixes rows.
+
+#[test]
+fn run_streams_row_by_row_predictions_and_keeps_row_mixing_models_whole() {
+    let d = dir("stream");
+    let (model, _, ckpt) = trained(&d);
+    let big = d.join("big.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..10_000 {
+        text.push_str(&format!("{i},{}\n", (i % 7) as f64 / 3.0));
+    }
+    std::fs::write(&big, &text).unwrap();
+    let small = d.join("small.csv");
+    std::fs::write(&small, text.lines().take(101).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let run = |model: &Path, data: &Path| {
+        let (code, out, err) = circ(&["run", s(model), "--params", s(&ckpt), "--data", s(data), "--backend", "interp"]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let all = run(&model, &big);
+    assert_eq!(all.lines().count(), 10_001, "one header and one line per row");
+    assert_eq!(all.lines().filter(|l| l.starts_with("y.mean")).count(), 1);
+    let first: Vec<&str> = all.lines().take(101).collect();
+    assert_eq!(first, run(&model, &small).lines().collect::<Vec<_>>());
+    // Centred predictions mix rows (a mean over all of them): computed over the whole table.
+    let centred = d.join("c.circ");
+    std::fs::write(
+        &centred,
+        RIDGE.replace("y ~ normal(x @ w + b, 1)", "let p = x @ w + b\n y ~ normal(p - mean(p), 1)"),
+    )
+    .unwrap();
+    // The analysis that decides it, on the graphs `run` builds.
+    let independent = |m: &Path| {
+        let checked = circ::driver::check_file(m).unwrap();
+        let mut g = circ::ir::lower::lower(&checked.models[0], 0);
+        g.outputs.retain(|o| o.name != "loss");
+        circ::passes::dce::run(&mut g);
+        circ::driver::rows_independent(&g)
+    };
+    assert!(independent(&model));
+    assert!(!independent(&centred));
+    let (tensors, _) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let w = circ_runtime::safetensors::find(&tensors, "w").unwrap().values.clone();
+    let mean_b: f64 = (0..10_000).map(|i| ((i % 7) as f64 / 3.0)).sum::<f64>() / 10_000.0;
+    let expected = w[0] * (0.0 - 4999.5) + w[1] * (0.0 - mean_b);
+    let out = run(&centred, &big);
+    let row0: f64 = out.lines().nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!((row0 - expected).abs() < 1e-6 * expected.abs().max(1.0), "{row0} vs {expected}");
+}

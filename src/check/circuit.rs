@@ -226,7 +226,21 @@ impl<'p> Checker<'p> {
         if !self.spend(span) {
             return None;
         }
-        if self.stack.iter().any(|(sc, ..)| *sc == c) || self.stack.len() >= MAX_INSTANCE_DEPTH {
+        if !self.stack.iter().any(|(sc, ..)| *sc == c) && self.stack.len() >= MAX_INSTANCE_DEPTH {
+            self.report(
+                Diagnostic::error(
+                    "E0207",
+                    format!("circuits applied more than {MAX_INSTANCE_DEPTH} deep (`{}` inside them)", circuit.name.name),
+                )
+                .label(span, format!("this application is {} circuits deep", self.stack.len() + 1))
+                .note(format!(
+                    "circuits are inlined, and one may apply another at most {MAX_INSTANCE_DEPTH} levels deep; no circuit here uses itself"
+                ))
+                .help("apply some of them one after another in the model instead of inside each other"),
+            );
+            return None;
+        }
+        if self.stack.iter().any(|(sc, ..)| *sc == c) {
             self.report(
                 Diagnostic::error("E0207", format!("circuit `{}` uses itself", circuit.name.name))
                     .label(span, "this application recurses")

@@ -12,6 +12,10 @@ use std::rc::Rc;
 
 /// Largest parameter tensor, in elements (16 GiB of f32).
 pub const MAX_PARAM_ELEMENTS: u64 = 1 << 32;
+/// A parameter with more elements than this draws warning W0002 (1 GiB of f32).
+pub const WARN_PARAM_ELEMENTS: u64 = 1 << 28;
+/// Parameter names starting with this are the optimizer state's in checkpoints.
+pub const RESERVED_PREFIX: &str = "opt.";
 /// Most times a `repeat` body may be written out.
 pub const MAX_REPEAT: i64 = 1000;
 /// Deepest chain of circuit instances inside instances.
@@ -499,6 +503,16 @@ impl<'p> Checker<'p> {
     fn param_decl(&mut self, name: &'p ast::Ident, ty: &'p ast::TypeExpr, decl: ParamSyntax<'p>, scope: &mut Scope) {
         let ParamSyntax { init, prior, draw, update } = decl;
         let full = format!("{}{}", scope.prefix, name.name);
+        if !self.generic && full.starts_with(RESERVED_PREFIX) {
+            let first = full.split('.').next().unwrap_or("opt");
+            self.report(
+                Diagnostic::error("E0211", format!("parameter name `{full}` is reserved"))
+                    .label(name.span, format!("its full name starts with `{RESERVED_PREFIX}`"))
+                    .note("checkpoints store optimizer state under `opt.<rule>.<what>.<parameter>`; a parameter there would collide with it")
+                    .help(format!("rename the instance or parameter `{first}`")),
+            );
+            return;
+        }
         let t = self.lookup_type(ty, scope);
         let prior_v = match prior {
             Some(p) => self.param_prior(p, scope),
@@ -556,6 +570,17 @@ impl<'p> Checker<'p> {
                     .label(ty.span, format!("{shown} has more than {MAX_PARAM_ELEMENTS} elements")),
             );
             return;
+        }
+        if let Some(n) = t.known_len().filter(|n| !self.generic && *n > WARN_PARAM_ELEMENTS) {
+            let shown = self.show(&t);
+            self.report(
+                Diagnostic::warning("W0002", format!("parameter `{full}` is very large"))
+                    .label(ty.span, format!("{shown} has {n} elements: {} in f32", crate::budget::show(n * 4)))
+                    .note(format!(
+                        "training also keeps it and each optimizer state tensor in f64 on the host ({} each); `circ train` refuses a run that does not fit in memory",
+                        crate::budget::show(n * 8)
+                    )),
+            );
         }
         if let Some(d) = t.dims.iter().position(|d| matches!(d, Dim::Sym(_))) {
             if !self.generic {

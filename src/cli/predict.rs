@@ -77,6 +77,29 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
+    // Rows are run and written a block at a time when each prediction row depends only on its
+    // own data row (no op mixes rows): memory stays bounded by the block, not the file.
+    let rows = match &table {
+        Some(t) => t.rows,
+        None => feed.first().and_then(|t| t.shape.first().copied()).unwrap_or(0),
+    };
+    let block = if circ::driver::rows_independent(&g) { BLOCK_ROWS } else { rows.max(1) };
+    // Before the backend's buffers are allocated: does a block of rows fit?
+    let fits = {
+        let mut plan = circ::budget::Plan::default();
+        plan.add("data", circ::budget::data_bytes(&feed));
+        plan.add("parameters", circ::budget::param_bytes(&g, 1));
+        let shapes: Vec<Vec<usize>> = feed.iter().map(|t| t.shape.clone()).collect();
+        let at_once = block.min(rows) as u64;
+        let sizes = circ::budget::sizes_from(&g, &shapes, Some(at_once));
+        plan.add_graph(&format!("the predictions of {at_once} rows at once"), &g, 0, backend, &sizes);
+        let sources = &checked.program.sources;
+        plan.check(circ::budget::available().as_ref(), &|_, id| circ::driver::describe_node(sources, &g, id))
+    };
+    if let Err(e) = fits {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(1);
+    }
     let mut runner = match circ::backend::Runner::new(backend, &g) {
         Ok(r) => r,
         Err(circ::backend::cpu::BackendError::Device(m)) => {
@@ -89,17 +112,67 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let res = match runner.run(&feed, &values, &[]) {
-        Ok(r) => r,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
+    let to = out_path.map_or(Path::new("-"), |p| p.as_path());
+    let mut failed: Option<String> = None;
+    let written = circ_runtime::output::write_with(to, |w| {
+        let mut line = String::new();
+        let mut start = 0;
+        while start < rows.max(1) {
+            let end = (start + block).min(rows);
+            let part: Vec<usize> = (start..end).collect();
+            let selected;
+            let feed_part: &[circ::interp::HostTensor] = if block >= rows {
+                &feed
+            } else {
+                selected = circ::train::run::select(&feed, &part);
+                &selected
+            };
+            let res = match runner.run(feed_part, &values, &[]) {
+                Ok(r) => r,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    return Err(std::io::Error::other("the predictions failed"));
+                }
+            };
+            let (header, columns) = prediction_columns(&g, &res, end - start);
+            if start == 0 {
+                writeln!(w, "{}", header.join(","))?;
+            }
+            for r in 0..end - start {
+                line.clear();
+                for (k, c) in columns.iter().enumerate() {
+                    let sep = if k == 0 { "" } else { "," };
+                    let _ = write!(line, "{sep}{}", super::number(c.get(r).copied().unwrap_or(f64::NAN), f32));
+                }
+                line.push('\n');
+                w.write_all(line.as_bytes())?;
+            }
+            start = end.max(start + 1);
         }
-    };
-    let rows = match &table {
-        Some(t) => t.rows,
-        None => feed.first().and_then(|t| t.shape.first().copied()).unwrap_or(0),
-    };
+        Ok(())
+    });
+    if let Some(e) = failed {
+        err(&format!("error: {e}\n"));
+        return ExitCode::from(1);
+    }
+    if let Err(e) = written {
+        return super::output_failed(e);
+    }
+    if !circ_runtime::output::is_stdout(to) {
+        err(&format!("wrote {rows} predictions to {}\n", to.display()));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Rows run at once when predictions are computed row by row.
+const BLOCK_ROWS: usize = 4096;
+
+/// The CSV header and columns of the predictions of `rows` rows.
+fn prediction_columns(
+    g: &circ::ir::Graph,
+    res: &circ::interp::Outputs<f64>,
+    rows: usize,
+) -> (Vec<String>, Vec<Vec<f64>>) {
     // One column block per observation.
     let mut header: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();
@@ -161,26 +234,5 @@ pub fn run(
             }
         }
     }
-    let to = out_path.map_or(Path::new("-"), |p| p.as_path());
-    let written = circ_runtime::output::write_with(to, |w| {
-        writeln!(w, "{}", header.join(","))?;
-        let mut line = String::new();
-        for r in 0..rows {
-            line.clear();
-            for (k, c) in columns.iter().enumerate() {
-                let sep = if k == 0 { "" } else { "," };
-                let _ = write!(line, "{sep}{}", super::number(c.get(r).copied().unwrap_or(f64::NAN), f32));
-            }
-            line.push('\n');
-            w.write_all(line.as_bytes())?;
-        }
-        Ok(())
-    });
-    if let Err(e) = written {
-        return super::output_failed(e);
-    }
-    if !circ_runtime::output::is_stdout(to) {
-        err(&format!("wrote {rows} predictions to {}\n", to.display()));
-    }
-    ExitCode::SUCCESS
+    (header, columns)
 }

@@ -98,6 +98,12 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             }
         },
     };
+    if let Err(e) = circ::driver::check_train_flags(a.epochs, a.batch, a.valid_fraction, a.seed) {
+        err(&format!(
+            "{e}error: the training flags are not valid (--epochs, --batch, --valid-fraction and --seed are checked as a model's `train` block is)\n"
+        ));
+        return ExitCode::from(2);
+    }
     let settings = Settings {
         epochs: a.epochs.or(t.epochs).unwrap_or(10),
         batch: a.batch.or(t.batch),
@@ -152,6 +158,10 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // What a checkpoint records of the data and settings, so that `--resume` can say what changed.
+    let data_hash = fingerprint(&all);
+    // With a split, the whole table stays beside its two parts.
+    let all_bytes = if a.valid.is_some() { 0 } else { circ::budget::data_bytes(&all) };
     let (train, valid) = match &a.valid {
         Some(v) => match read(v) {
             Ok(d) => (all, d),
@@ -167,6 +177,11 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     };
     if circ::train::run::rows(&train) == 0 {
         err("error: no rows left to train on\n");
+        return ExitCode::from(1);
+    }
+    // Before the parameters and the backend's buffers are allocated: does the run fit?
+    if let Err(e) = budget(&step, &eval, all_bytes, &train, &valid, &settings, a.backend.kind(a.device), &checked) {
+        err(&format!("error: {e}\n"));
         return ExitCode::from(1);
     }
     let params = circ::ir::init::initial_values(&step.graph);
@@ -192,10 +207,28 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         };
         let restored = circ_runtime::safetensors::read(path)
             .map_err(|e| e.to_string())
-            .and_then(|(t, m)| trainer.restore(&path.display().to_string(), &t, &m));
-        if let Err(e) = restored {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
+            .and_then(|(t, m)| trainer.restore(&path.display().to_string(), &t, &m).map(|()| m));
+        let meta = match restored {
+            Ok(m) => m,
+            Err(e) => {
+                err(&format!("error: {e}\n"));
+                return ExitCode::from(1);
+            }
+        };
+        if trainer.epoch >= settings.epochs {
+            err(&format!(
+                "error: {} is already at epoch {} and this run trains {}: nothing is left to do\n  help: ask for more with `--epochs {}`\n",
+                path.display(),
+                trainer.epoch,
+                plural(settings.epochs, "epoch"),
+                trainer.epoch + 1
+            ));
+            return ExitCode::from(2);
+        }
+        let now = run_meta(&a, &settings, &data_hash);
+        let changes = changed(&meta, &now);
+        if !changes.is_empty() {
+            err(&format!("resuming from epoch {} with changes: {}\n", trainer.epoch, changes.join("; ")));
         }
     }
     let mut metrics_file = match &a.metrics {
@@ -245,7 +278,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             Err(e) => {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
-                if matches!(e, TrainError::NonFinite { .. }) {
+                if matches!(e, TrainError::NonFinite { .. } | TrainError::NonFiniteUpdate { .. }) {
                     err("  note: the last checkpoint, if any, holds the parameters before this epoch\n");
                 }
                 return ExitCode::from(1);
@@ -277,7 +310,8 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             }
         }
         if let Some(path) = &a.out {
-            let (tensors, meta) = trainer.checkpoint(&model.name);
+            let (tensors, mut meta) = trainer.checkpoint(&model.name);
+            meta.extend(run_meta(&a, &settings, &data_hash));
             if let Err(e) =
                 circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta)
             {
@@ -339,4 +373,102 @@ fn line_epoch(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("{\"epoch\":")?;
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
     rest[..end].parse().ok()
+}
+
+/// What a checkpoint records of the run beside the parameters: the batch size, the validation
+/// (a fraction of --data or a file), the data file and a fingerprint of its values.
+fn run_meta(a: &Args, settings: &Settings, data_hash: &str) -> Vec<(String, String)> {
+    let valid = match &a.valid {
+        Some(v) => format!("file {}", v.display()),
+        None => format!("{}", settings.valid),
+    };
+    vec![
+        ("batch".to_string(), settings.batch.map_or("all rows".to_string(), |b| b.to_string())),
+        ("valid".to_string(), valid),
+        ("data".to_string(), a.data.display().to_string()),
+        ("data_hash".to_string(), data_hash.to_string()),
+    ]
+}
+
+/// What differs between the checkpoint's run and this one, one phrase each (nothing for what
+/// an older checkpoint did not record).
+fn changed(before: &[(String, String)], now: &[(String, String)]) -> Vec<String> {
+    let get = |k: &str| before.iter().find(|(m, _)| m == k).map(|(_, v)| v.as_str());
+    let new = |k: &str| now.iter().find(|(m, _)| m == k).map_or("", |(_, v)| v.as_str());
+    let mut out = Vec::new();
+    if let Some(b) = get("batch").filter(|b| *b != new("batch")) {
+        out.push(format!("batch {b} → {}", new("batch")));
+    }
+    if let Some(v) = get("valid").filter(|v| *v != new("valid")) {
+        out.push(format!("validation {v} → {}", new("valid")));
+    }
+    match (get("data"), get("data_hash")) {
+        (Some(d), _) if d != new("data") => {
+            let same = get("data_hash") == Some(new("data_hash"));
+            out.push(format!("data {d} → {}{}", new("data"), if same { " (same values)" } else { "" }));
+        }
+        (_, Some(h)) if h != new("data_hash") => out.push(format!("the values in {} changed", new("data"))),
+        _ => {}
+    }
+    out
+}
+
+/// A hash over the shapes and values of the data: whether a resumed run reads the same data.
+fn fingerprint(data: &[circ::interp::HostTensor]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    // A word at a time (FNV-1a's step on 64-bit words, with a shift to mix the high bits down).
+    let mut eat = |x: u64| {
+        h = (h ^ x).wrapping_mul(0x0100_0000_01b3);
+        h ^= h >> 29;
+    };
+    for t in data {
+        eat(t.shape.len() as u64);
+        t.shape.iter().for_each(|n| eat(*n as u64));
+        t.values.iter().for_each(|v| eat(v.to_bits()));
+    }
+    format!("{h:016x}")
+}
+
+/// Compares what training will hold with the memory this process may use.
+#[allow(clippy::too_many_arguments)]
+fn budget(
+    step: &circ::train::step::StepGraph,
+    eval: &circ::ir::Graph,
+    all_bytes: u64,
+    train: &[circ::interp::HostTensor],
+    valid: &[circ::interp::HostTensor],
+    settings: &Settings,
+    kind: circ::backend::BackendKind,
+    checked: &circ::driver::Checked,
+) -> Result<(), String> {
+    use circ::budget::{data_bytes, param_bytes, sizes_from, Plan};
+    let g = &step.graph;
+    let rows = circ::train::run::rows(train) as u64;
+    let batch = settings.batch.map_or(rows, |b| b.min(rows)).max(1);
+    let shapes = |d: &[circ::interp::HostTensor]| d.iter().map(|t| t.shape.clone()).collect::<Vec<_>>();
+    let mut plan =
+        Plan { help: Some("a smaller --batch, fewer rows or smaller layers need less".into()), ..Plan::default() };
+    plan.add("data", all_bytes + data_bytes(train) + data_bytes(valid) + data_bytes(train) / rows.max(1) * batch);
+    // Parameters and optimizer state on the host: the current values, those carried back at
+    // the end of an epoch, and the checkpoint's copy.
+    let state: u64 = step.state.iter().map(|s| g.params[s.param].shape.iter().product::<u64>() * 8).sum();
+    plan.add("parameters and optimizer state", (param_bytes(g, 1) + state) * 3);
+    let sizes = sizes_from(g, &shapes(train), Some(batch));
+    plan.add_graph(&format!("the training step at {batch} rows"), g, 0, kind, &sizes);
+    let valid_rows = circ::train::run::rows(valid) as u64;
+    if valid_rows > 0 {
+        let sizes = sizes_from(eval, &shapes(valid), None);
+        plan.add_graph(&format!("the validation at {valid_rows} rows"), eval, 1, kind, &sizes);
+    }
+    let sources = &checked.program.sources;
+    let graphs = [g, eval];
+    let describe = |k: usize, id| {
+        let g = graphs[k];
+        match g.node(id).op {
+            // Optimizer state and counters have no source line: say what they are.
+            circ::ir::Op::Input(i) => format!("{id} (optimizer state `{}`)", g.inputs[i].name),
+            _ => circ::driver::describe_node(sources, g, id),
+        }
+    };
+    plan.check(circ::budget::available().as_ref(), &describe)
 }

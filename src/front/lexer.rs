@@ -220,6 +220,15 @@ pub fn lex(file: FileId, src: &str, errors: &mut Vec<Diagnostic>) -> Vec<Spanned
                 out.push((range.start, Tok::Int("0".into()), range.end));
                 continue;
             }
+            Tok::Float(s) if !s.parse::<f64>().is_ok_and(f64::is_finite) => {
+                errors.push(
+                    Diagnostic::error("E0103", "number literal is too large")
+                        .label(span, "beyond the largest f64 (about 1.8e308): it would be infinite")
+                        .help("write a finite number"),
+                );
+                out.push((range.start, Tok::Float("0.0".into()), range.end));
+                continue;
+            }
             _ => {}
         }
         out.push((range.start, tok, range.end));

@@ -64,6 +64,23 @@ impl<T: Real> Values<T> {
     pub fn first_non_finite(&self) -> Option<NodeId> {
         self.iter().find(|(_, t)| !t.all_finite()).map(|(id, _)| id)
     }
+
+    /// The first node, in computation order, among `node` and the nodes it depends on, whose
+    /// value holds a NaN or an infinity: where a non-finite value of `node` started (its
+    /// operands are all finite).
+    pub fn first_non_finite_behind(&self, g: &crate::ir::Graph, node: NodeId) -> Option<NodeId> {
+        let mut needed = vec![false; self.tensors.len().max(node.index() + 1)];
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if n.index() < needed.len() && !needed[n.index()] {
+                needed[n.index()] = true;
+                stack.extend(g.operands(n));
+            }
+        }
+        self.iter()
+            .find(|(id, t)| needed.get(id.index()).copied().unwrap_or(false) && !t.all_finite())
+            .map(|(id, _)| id)
+    }
 }
 
 /// The first node, in topological order, whose value holds a NaN or an infinity: where a

@@ -64,6 +64,18 @@ pub enum TrainError {
         step: u64,
         origin: String,
     },
+    /// A step's loss was finite but it wrote a NaN or an infinity into a parameter or an
+    /// optimizer state tensor (nothing of it was committed). `step` is `None` when the reference
+    /// interpreter did not reproduce it on replay.
+    NonFiniteUpdate {
+        epoch: u64,
+        step: Option<u64>,
+        /// The parameter, or `opt.<slot>` for optimizer state.
+        tensor: String,
+        element: String,
+        value: f64,
+        origin: String,
+    },
     Interp(interp::InterpError),
     /// The compiled backend failed (a bug of the backend, not of the model).
     Backend(String),
@@ -77,6 +89,13 @@ impl fmt::Display for TrainError {
                 write!(
                     f,
                     "the loss is not finite at epoch {epoch}, step {step}; the first non-finite value is {origin}"
+                )
+            }
+            TrainError::NonFiniteUpdate { epoch, step, tensor, element, value, origin } => {
+                let at = step.map_or(String::new(), |s| format!(", step {s}"));
+                write!(
+                    f,
+                    "the update of `{tensor}` at epoch {epoch}{at} is {value} at element {element}; the first non-finite value is {origin}"
                 )
             }
             TrainError::Interp(e) => write!(f, "{e}"),
@@ -240,21 +259,185 @@ impl<'a> Trainer<'a> {
         self.runner.carry(&refs)
     }
 
-    /// Copies the values the backend carried back into `params` and `state`.
-    fn sync_carried(&mut self) {
+    /// The values the backend carried, as (params, state) beside the host copies (which are
+    /// those of the start of the epoch while the backend carries them).
+    fn carried(&self) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let (mut params, mut state) = (self.params.clone(), self.state.clone());
         if !self.carrying {
-            return;
+            return (params, state);
         }
         for (name, v) in self.runner.carried_values() {
             if v.is_empty() {
                 continue;
             }
             if let Some(i) = self.step.graph.params.iter().position(|p| name == format!("new.{}", p.name)) {
-                self.params[i] = v;
+                params[i] = v;
             } else if let Some(k) = self.step.state.iter().position(|s| s.output == name) {
-                self.state[k] = v;
+                state[k] = v;
             }
         }
+        (params, state)
+    }
+
+    /// The first parameter or state tensor holding a NaN or an infinity: (step output name,
+    /// name in checkpoints, element, value).
+    fn first_non_finite_value<'v>(
+        &self,
+        get: impl Fn(&str) -> Option<&'v [f64]>,
+    ) -> Option<(String, String, usize, f64)> {
+        let g = &self.step.graph;
+        let named = g
+            .params
+            .iter()
+            .map(|p| (format!("new.{}", p.name), p.name.clone()))
+            .chain(self.step.state.iter().map(|s| (s.output.clone(), format!("opt.{}", s.name))));
+        for (output, tensor) in named {
+            if let Some((k, v)) = get(&output).and_then(crate::driver::first_non_finite_element) {
+                return Some((output, tensor, k, v));
+            }
+        }
+        None
+    }
+
+    /// The shape of a parameter or state tensor, by its name in checkpoints.
+    fn shape_of(&self, tensor: &str) -> Vec<usize> {
+        let g = &self.step.graph;
+        let param = match tensor.strip_prefix("opt.") {
+            Some(slot) => self.step.state.iter().find(|s| s.name == slot).map(|s| s.param),
+            None => g.params.iter().position(|p| p.name == tensor),
+        };
+        param.map_or_else(Vec::new, |i| g.params[i].shape.iter().map(|n| *n as usize).collect())
+    }
+
+    /// Checks the values the backend carried through the epoch and commits them to the host
+    /// copies only when all are finite. Otherwise the epoch (from the host copies, which are
+    /// still its starting values) is replayed on the reference interpreter to find the step and
+    /// the node where the non-finite value started.
+    fn commit_carried(&mut self, e: u64, t0: u64, order: &[usize], batch: usize) -> Result<(), TrainError> {
+        if !self.carrying {
+            return Ok(());
+        }
+        let (params, state) = self.carried();
+        let lookup = |name: &str| -> Option<&[f64]> {
+            if let Some(i) = self.step.graph.params.iter().position(|p| name == format!("new.{}", p.name)) {
+                return Some(params[i].as_slice());
+            }
+            self.step.state.iter().position(|s| s.output == name).map(|k| state[k].as_slice())
+        };
+        if let Some((_, tensor, k, value)) = self.first_non_finite_value(lookup) {
+            let element = crate::driver::element_index(&self.shape_of(&tensor), k);
+            let found = self.replay(e, t0, order, batch)?;
+            return Err(found.unwrap_or(TrainError::NonFiniteUpdate {
+                epoch: e,
+                step: None,
+                tensor,
+                element,
+                value,
+                origin: "not found again by the reference interpreter".to_string(),
+            }));
+        }
+        self.params = params;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Runs the steps of epoch `e` again on the reference interpreter (in the backend's
+    /// precision), from the host copies, until one writes a non-finite value: the error naming
+    /// it, its element and the node where it started.
+    fn replay(&self, e: u64, t0: u64, order: &[usize], batch: usize) -> Result<Option<TrainError>, TrainError> {
+        let n = rows(&self.train);
+        let (mut params, mut state) = (self.params.clone(), self.state.clone());
+        let g = &self.step.graph;
+        for (k, chunk) in order.chunks(batch).enumerate() {
+            let feed = select(&self.train, chunk);
+            let scale = n as f64 / chunk.len() as f64;
+            let t = t0 + k as u64 + 1;
+            let inputs: Vec<Vec<f64>> = g
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, info)| match info.name.as_str() {
+                    "batch_scale" => vec![scale],
+                    "step" => vec![t as f64],
+                    _ => match self.step.state.iter().position(|s| s.input == i) {
+                        Some(k) => state[k].clone(),
+                        None => vec![0.0; info.shape.iter().product::<u64>() as usize],
+                    },
+                })
+                .collect();
+            let found = match self.backend() {
+                BackendKind::Interp => self.bad_update(e, t, &interp::run_all_with::<f64>(g, &feed, &params, &inputs)?),
+                _ => self.bad_update(e, t, &interp::run_all_with::<f32>(g, &feed, &params, &inputs)?),
+            };
+            let (next_params, next_state) = match found {
+                Err(err) => return Ok(Some(err)),
+                Ok(next) => next,
+            };
+            if next_params.iter().chain(&next_state).all(Vec::is_empty) {
+                return Ok(None); // the loss was not finite: not an update's fault
+            }
+            params = next_params;
+            state = next_state;
+        }
+        Ok(None)
+    }
+
+    /// The values one step (all its node values) writes, or the error naming its first
+    /// non-finite parameter or state value. Empty vectors when the loss is not finite.
+    #[allow(clippy::type_complexity)]
+    fn bad_update<T: crate::interp::Real>(
+        &self,
+        e: u64,
+        t: u64,
+        values: &interp::Values<T>,
+    ) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>), TrainError> {
+        let g = &self.step.graph;
+        let get = |name: &str| -> Option<Vec<f64>> {
+            g.output(name).and_then(|n| values.get(n)).map(|t| t.data.iter().map(|x| x.to_f64()).collect())
+        };
+        if !get(&g.outputs[0].name).is_some_and(|l| l.iter().all(|x| x.is_finite())) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut params = Vec::new();
+        for (i, p) in g.params.iter().enumerate() {
+            params.push(get(&format!("new.{}", p.name)).unwrap_or_else(|| self.params[i].clone()));
+        }
+        let mut state = Vec::new();
+        for (k, s) in self.step.state.iter().enumerate() {
+            state.push(get(&s.output).unwrap_or_else(|| self.state[k].clone()));
+        }
+        let lookup = |name: &str| -> Option<&[f64]> {
+            if let Some(i) = g.params.iter().position(|p| name == format!("new.{}", p.name)) {
+                return Some(params[i].as_slice());
+            }
+            self.step.state.iter().position(|s| s.output == name).map(|k| state[k].as_slice())
+        };
+        if let Some((output, tensor, k, value)) = self.first_non_finite_value(lookup) {
+            let origin = g
+                .output(&output)
+                .and_then(|n| values.first_non_finite_behind(g, n))
+                .map_or_else(|| "unknown".to_string(), |id| (self.describe)(id, g));
+            let mut origin = origin;
+            // A node without a source line belongs to the update rule (or the derivatives).
+            let param = g
+                .params
+                .iter()
+                .position(|p| format!("new.{}", p.name) == output)
+                .or_else(|| self.step.state.iter().find(|s| s.output == output).map(|s| s.param));
+            if let (false, Some(i)) = (origin.contains(" from "), param) {
+                let rule = &self.step.rules[i];
+                let hyper: Vec<String> = rule.hyper.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+                origin.push_str(&format!(
+                    ", in the update of `{}` by {}({})",
+                    g.params[i].name,
+                    rule.kind.name(),
+                    hyper.join(", ")
+                ));
+            }
+            let element = crate::driver::element_index(&self.shape_of(&tensor), k);
+            return Err(TrainError::NonFiniteUpdate { epoch: e, step: Some(t), tensor, element, value, origin });
+        }
+        Ok((params, state))
     }
 
     pub fn backend(&self) -> BackendKind {
@@ -303,6 +486,7 @@ impl<'a> Trainer<'a> {
         let mut hits = Accuracy::default();
         // While the backend carries the state, the host's copy is read only by its first step.
         let mut inputs = self.inputs(1.0);
+        let t0 = self.t;
         for (k, chunk) in order.chunks(batch).enumerate() {
             let feed = select(&self.train, chunk);
             let scale = n as f64 / chunk.len() as f64;
@@ -314,8 +498,9 @@ impl<'a> Trainer<'a> {
             let out = self.runner.run(&feed, &self.params, &inputs)?;
             let loss = out.loss();
             if !loss.is_finite() {
-                // The failed step committed nothing: the carried values are those it started from.
-                self.sync_carried();
+                // The failed step committed nothing: the carried values are those it started
+                // from, unless an earlier step of the epoch wrote a non-finite value.
+                self.commit_carried(e, t0, &order, batch)?;
                 let inputs = self.inputs(scale);
                 let origin = self
                     .runner
@@ -323,24 +508,56 @@ impl<'a> Trainer<'a> {
                     .map_or_else(|| "unknown".to_string(), |id| (self.describe)(id, &self.step.graph));
                 return Err(TrainError::NonFinite { epoch: e, step: self.t + 1, origin });
             }
+            if !self.carrying {
+                // The host holds every new value: check them before any is committed.
+                let bad = self.first_non_finite_value(|name| out.get(name).map(|t| t.data.as_slice()));
+                if bad.is_some() {
+                    let values = match self.backend() {
+                        BackendKind::Interp => self.bad_update(
+                            e,
+                            self.t + 1,
+                            &interp::run_all_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?,
+                        ),
+                        _ => self.bad_update(
+                            e,
+                            self.t + 1,
+                            &interp::run_all_with::<f32>(&self.step.graph, &feed, &self.params, &inputs)?,
+                        ),
+                    };
+                    values?;
+                    let (_, tensor, k, value) = bad.unwrap_or_default();
+                    let element = crate::driver::element_index(&self.shape_of(&tensor), k);
+                    return Err(TrainError::NonFiniteUpdate {
+                        epoch: e,
+                        step: Some(self.t + 1),
+                        tensor,
+                        element,
+                        value,
+                        origin: "not found again by the reference interpreter".to_string(),
+                    });
+                }
+            }
             let nll = out.get("nll").map_or(f64::NAN, |t| t.data[0]);
             nll_sum += nll;
             seen += chunk.len();
             hits.add(&self.step.graph, &feed, |name| out.get(name).map(|t| t.data.clone()));
-            for (i, p) in self.step.graph.params.iter().enumerate() {
-                if let Some(v) = out.get(&format!("new.{}", p.name)) {
-                    self.params[i].clone_from(&v.data);
+            if !self.carrying {
+                for (i, p) in self.step.graph.params.iter().enumerate() {
+                    if let Some(v) = out.get(&format!("new.{}", p.name)) {
+                        self.params[i].clone_from(&v.data);
+                    }
                 }
-            }
-            for (k, s) in self.step.state.iter().enumerate() {
-                if let Some(v) = out.get(&s.output) {
-                    self.state[k].clone_from(&v.data);
+                for (k, s) in self.step.state.iter().enumerate() {
+                    if let Some(v) = out.get(&s.output) {
+                        self.state[k].clone_from(&v.data);
+                    }
                 }
             }
             self.t += 1;
             progress(k as u64 + 1, steps, nll_sum / seen as f64);
         }
-        self.sync_carried();
+        // Nothing non-finite reaches the host copies (and so the checkpoint).
+        self.commit_carried(e, t0, &order, batch)?;
         self.epoch = e;
         let (valid_nll, valid_accuracy) = self.validate()?;
         Ok(EpochMetrics {
@@ -430,6 +647,7 @@ impl Trainer<'_> {
         let expected: Vec<&str> =
             g.params.iter().map(|p| p.name.as_str()).chain(state.iter().map(String::as_str)).collect();
         let mut problems = Vec::new();
+        let mut non_finite = Vec::new();
         let mut values = Vec::new();
         for (k, name) in expected.iter().enumerate() {
             let shape: Vec<usize> = if k < g.params.len() {
@@ -438,7 +656,11 @@ impl Trainer<'_> {
                 g.params[self.step.state[k - g.params.len()].param].shape.iter().map(|n| *n as usize).collect()
             };
             match circ_runtime::safetensors::find(tensors, name) {
-                Some(t) if t.shape == shape => values.push(t.values.clone()),
+                Some(t) if t.shape == shape => match crate::driver::first_non_finite_element(&t.values) {
+                    Some((i, v)) => non_finite
+                        .push(format!("`{name}` is {v} at element {}", crate::driver::element_index(&shape, i))),
+                    None => values.push(t.values.clone()),
+                },
                 Some(t) => problems.push(format!("`{name}` has shape {:?}, expected {shape:?}", t.shape)),
                 None => problems.push(format!("no tensor `{name}`")),
             }
@@ -448,6 +670,9 @@ impl Trainer<'_> {
                 "{file} does not fit this model and its optimizers: {} (was it written for another model or other update rules?)",
                 problems.join("; ")
             ));
+        }
+        if !non_finite.is_empty() {
+            return Err(format!("{file} holds values that are not finite: {}", non_finite.join("; ")));
         }
         let state_values = values.split_off(g.params.len());
         self.params = values;
