@@ -89,6 +89,8 @@
 //! `cargo test --release --test executors -- --ignored --nocapture` times one training step of
 //! `examples/mlp_digits.circ` at batch 64, executor vs interpreter.
 
+#[path = "common/opencl.rs"]
+mod opencl;
 #[path = "common/random_graph.rs"]
 mod random_graph;
 
@@ -102,6 +104,7 @@ use circ::interp::{self, HostTensor};
 use circ::ir::graph::{DataInfo, Likelihood, Node, Output, Scale, Term};
 use circ::ir::op::{BinaryOp, UnaryOp};
 use circ::ir::{Graph, NodeId, Op};
+use opencl::opencl_available;
 use random_graph::{random_graph, Rng};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -847,21 +850,6 @@ fn random_graphs_run_as_the_interpreter() {
         println!("  {c}");
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-}
-
-/// Whether an OpenCL device is there to test on. Without one the OpenCL tests pass with a printed
-/// reason, except under `CI=true`, where a missing platform fails them.
-fn opencl_available(test: &str) -> bool {
-    match circ_runtime::opencl::devices() {
-        Ok(d) if !d.is_empty() => true,
-        Ok(_) | Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{test}: CI=true and no OpenCL device: {:?}", circ_runtime::opencl::devices().err())
-        }
-        other => {
-            println!("{test}: skipped, no OpenCL device ({:?})", other.err().map(|e| e.to_string()));
-            false
-        }
-    }
 }
 
 /// Random graphs on OpenCL: fewer than on the CPU, since PoCL compiles each program with LLVM

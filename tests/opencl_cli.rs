@@ -3,6 +3,10 @@
 //! the CPU backend's predictions. Tests that need a device skip with a printed reason when there
 //! is none, except under `CI=true` (where PoCL is installed), where they fail.
 
+#[path = "common/opencl.rs"]
+mod opencl;
+
+use opencl::opencl_available;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,18 +32,6 @@ fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("circ-opencl-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-fn device_available(test: &str) -> bool {
-    match circ_runtime::opencl::devices() {
-        Ok(d) if !d.is_empty() => true,
-        other => {
-            let why = other.err().map_or_else(|| "no device".to_string(), |e| e.to_string());
-            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{test}: CI=true and no OpenCL device: {why}");
-            println!("{test}: skipped: {why}");
-            false
-        }
-    }
 }
 
 /// The generated OpenCL C of the small examples, kernel by kernel: a change to a renderer shows
@@ -92,7 +84,7 @@ fn no_platform_is_one_clear_error() {
 
 #[test]
 fn devices_lists_the_device() {
-    if !device_available("devices_lists_the_device") {
+    if !opencl_available("devices_lists_the_device") {
         return;
     }
     let (code, out, err) = circ(&["devices"]);
@@ -108,7 +100,7 @@ fn devices_lists_the_device() {
 /// checkpoint (to f32 accuracy).
 #[test]
 fn train_and_run_on_opencl_match_the_cpu_backend() {
-    if !device_available("train_and_run_on_opencl_match_the_cpu_backend") {
+    if !opencl_available("train_and_run_on_opencl_match_the_cpu_backend") {
         return;
     }
     let ckpt = temp("ridge.safetensors");
@@ -155,7 +147,7 @@ fn train_and_run_on_opencl_match_the_cpu_backend() {
 #[test]
 fn eval_and_grad_on_every_backend() {
     let mut backends = vec!["cpu"];
-    if device_available("eval_and_grad_on_every_backend") {
+    if opencl_available("eval_and_grad_on_every_backend") {
         backends.push("opencl");
     }
     let loss = |backend: &str| -> f64 {

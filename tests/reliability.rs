@@ -832,7 +832,7 @@ fn run_streams_row_by_row_predictions_and_keeps_row_mixing_models_whole() {
     assert!(!independent(&centred));
     let (tensors, _) = circ_runtime::safetensors::read(&ckpt).unwrap();
     let w = circ_runtime::safetensors::find(&tensors, "w").unwrap().values.clone();
-    let mean_b: f64 = (0..10_000).map(|i| ((i % 7) as f64 / 3.0)).sum::<f64>() / 10_000.0;
+    let mean_b: f64 = (0..10_000).map(|i| (i % 7) as f64 / 3.0).sum::<f64>() / 10_000.0;
     let expected = w[0] * (0.0 - 4999.5) + w[1] * (0.0 - mean_b);
     let out = run(&centred, &big);
     let row0: f64 = out.lines().nth(1).unwrap().split(',').next().unwrap().parse().unwrap();

@@ -11,6 +11,7 @@
 //! Architecture Invariant: a backend reads shapes from the nodes and never re-derives them, and
 //! never rewrites the graph it compiles.
 
+pub mod carry;
 pub mod cpu;
 pub mod opencl;
 pub mod runner;

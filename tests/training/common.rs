@@ -257,16 +257,6 @@ pub fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line contains `{needle}`")) + 1
 }
 
-/// Whether an OpenCL device is there to train on. Without one the OpenCL tests pass with a
-/// printed reason, except under `CI=true`, where a missing platform fails them.
-pub fn opencl_available(test: &str) -> bool {
-    match circ_runtime::opencl::devices() {
-        Ok(d) if !d.is_empty() => true,
-        other => {
-            let why = other.err().map_or_else(|| "no device".to_string(), |e| e.to_string());
-            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{test}: CI=true and no OpenCL device: {why}");
-            println!("{test}: skipped: {why}");
-            false
-        }
-    }
-}
+#[path = "../common/opencl.rs"]
+mod opencl;
+pub use opencl::opencl_available;

@@ -14,6 +14,7 @@
 
 use super::source::{BUILD_OPTIONS, PRELUDE};
 use super::{elementwise, matmul, special, Extent, Rendered};
+use crate::backend::carry::Carried;
 use crate::backend::cpu::BackendError;
 use crate::check::types::Dim;
 use crate::interp::{ops, HostTensor, InterpError, Tensor};
@@ -61,12 +62,6 @@ pub struct ClStats {
     pub from_cache: bool,
     /// Milliseconds to build or load the program.
     pub build_ms: u64,
-}
-
-struct Carried {
-    name: String,
-    output: NodeId,
-    leaf: NodeId,
 }
 
 struct Layout {
@@ -175,9 +170,6 @@ impl ClExecutor {
             }));
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Some(p) = std::env::var_os("CIRC_DUMP_OPENCL") {
-            let _ = std::fs::write(p, &source);
-        }
         let exe = driver.build(&source, BUILD_OPTIONS, &refs).map_err(|e| BackendError::Device(e.to_string()))?;
         let stats = ClStats {
             kernels: partition.kernels.len(),
@@ -219,24 +211,7 @@ impl ClExecutor {
     /// As [`crate::backend::cpu::executor::Executor::carry`]: each named output becomes its
     /// leaf's value after every run whose loss is finite, kept on the device.
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
-        let g = &self.graph;
-        let mut carried = Vec::new();
-        for (name, leaf) in links {
-            let output = g
-                .outputs
-                .iter()
-                .find(|o| o.name == *name)
-                .ok_or_else(|| BackendError::Run(format!("no output `{name}` to carry")))?
-                .node;
-            let ok = g.node_ids().contains(leaf)
-                && matches!(g.node(*leaf).op, Op::Param(_) | Op::Input(_))
-                && g.node(*leaf).shape == g.node(output).shape;
-            if !ok {
-                return Err(BackendError::Run(format!("`{name}` cannot be carried into {leaf}")));
-            }
-            carried.push(Carried { name: name.to_string(), output, leaf: *leaf });
-        }
-        self.carried = carried;
+        self.carried = crate::backend::carry::check(&self.graph, links)?;
         self.carried_live = false;
         self.layouts.clear();
         self.last_layout = None;
@@ -244,16 +219,7 @@ impl ClExecutor {
     }
 
     fn updates(&self) -> Vec<(NodeId, NodeId)> {
-        let p = &self.partition;
-        let kernel_of = p.kernel_of();
-        let Some(loss) = self.graph.outputs.first().and_then(|o| kernel_of.get(&p.base(o.node))) else {
-            return Vec::new();
-        };
-        self.carried
-            .iter()
-            .filter(|c| kernel_of.get(&c.output).is_some_and(|k| k > loss))
-            .map(|c| (c.leaf, c.output))
-            .collect()
+        crate::backend::carry::updates(&self.graph, &self.partition, &self.carried)
     }
 
     /// The carried leaves' values after the latest run, read back from the device (empty
@@ -293,12 +259,7 @@ impl ClExecutor {
                 )));
             }
         }
-        let dim = |d: Dim| match d {
-            Dim::Known(n) => n,
-            Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0) as u64,
-            Dim::Any => 0,
-        };
-        let plan = kernel::plan_with_updates(g, &self.partition, dim, &self.updates());
+        let plan = kernel::plan_with_updates(g, &self.partition, |d| size_of(d, sizes) as u64, &self.updates());
         let kernel_of = self.partition.kernel_of();
         let in_place_from = plan.in_place().filter_map(|(_, o)| kernel_of.get(&o).copied()).min();
         Ok(Layout { plan, shapes, in_place_from })
@@ -324,16 +285,9 @@ impl ClExecutor {
             None
         };
         let words = (self.layouts[&sizes].plan.arena_bytes / ELEMENT_BYTES) as usize;
+        // The arena grows only for a new layout, whose carried values `moved` holds.
         if self.arena.as_ref().is_none_or(|a| a.len() < words) {
-            let kept = match (&moved, self.carried_live) {
-                (None, true) => Some(self.carried_values()?),
-                _ => None,
-            };
             self.arena = Some(self.driver.arena(words)?);
-            if let Some(k) = kept {
-                // Same layout, a bigger arena (never happens today: kept for safety).
-                self.write_carried(&sizes, &k)?;
-            }
         }
         if let Some(values) = moved {
             self.write_carried(&sizes, &values)?;
@@ -377,16 +331,7 @@ impl ClExecutor {
             driver.read(arena, at(o.node)?, &mut v)?;
             Ok(v.iter().all(|x| x.is_finite()))
         };
-        let dim = |d: Dim| -> usize {
-            match d {
-                Dim::Known(n) => n as usize,
-                Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
-                Dim::Any => 0,
-            }
-        };
-        let extent = |e: &Extent| -> usize { e.0.iter().map(|d| dim(*d)).product() };
         let mut stopped = false;
-        let mut args = Vec::new();
         for (ki, k) in self.partition.kernels.iter().enumerate() {
             if Some(ki) == layout.in_place_from && !loss_finite(arena)? {
                 stopped = true;
@@ -394,22 +339,8 @@ impl ClExecutor {
             }
             match (&self.rendered[ki], self.launch_of[ki]) {
                 // A slice position past a symbolic size: the host's kernel reports the error.
-                (Some(r), Some(li)) if special::fits(g, k, &|d| dim(d) as u64) => {
-                    args.clear();
-                    for b in &r.buffers {
-                        args.push(Arg::U64(at(self.partition.base(*b))? as u64));
-                    }
-                    for e in &r.extents {
-                        let v = extent(e);
-                        let v = i32::try_from(v)
-                            .map_err(|_| BackendError::Run(format!("a size of {v} does not fit the kernel's int")))?;
-                        args.push(Arg::I32(v));
-                    }
-                    let mut global = Vec::with_capacity(r.launch.global.len());
-                    for (gs, l) in r.launch.global.iter().zip(&r.launch.local) {
-                        let n = (extent(&gs.extent) as u64).div_ceil(gs.div) * gs.mul;
-                        global.push((n as usize).div_ceil(*l) * l);
-                    }
+                (Some(r), Some(li)) if special::fits(g, k, &|d| size_of(d, &sizes) as u64) => {
+                    let (args, global) = launch_args(r, &sizes, &|b| at(self.partition.base(b)))?;
                     driver.launch(&self.exe, li, arena, &args, &global, &r.launch.local)?;
                 }
                 _ => host_kernel(g, &self.partition, k, driver, arena, shapes, &at)?,
@@ -446,35 +377,14 @@ impl ClExecutor {
         let layout = &self.layouts[&sizes];
         let arena = self.arena.as_mut().expect("a run allocated it");
         let plan = &layout.plan;
-        let at = |id: NodeId| -> Result<u64, ClError> {
+        let at = |id: NodeId| -> Result<usize, ClError> {
             let s = plan.slot(id).ok_or_else(|| InterpError::Graph(format!("{id} has no buffer")))?;
-            Ok(plan.slots[s].offset / ELEMENT_BYTES)
+            Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
         };
-        let dim = |d: Dim| -> usize {
-            match d {
-                Dim::Known(n) => n as usize,
-                Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
-                Dim::Any => 0,
-            }
-        };
-        let extent = |e: &Extent| -> usize { e.0.iter().map(|d| dim(*d)).product() };
         let mut launches = Vec::new();
         for (r, li) in self.rendered.iter().zip(&self.launch_of) {
             let (Some(r), Some(li)) = (r, li) else { continue };
-            let mut args = Vec::new();
-            for b in &r.buffers {
-                args.push(Arg::U64(at(self.partition.base(*b))?));
-            }
-            for e in &r.extents {
-                args.push(Arg::I32(extent(e) as i32));
-            }
-            let global: Vec<usize> = r
-                .launch
-                .global
-                .iter()
-                .zip(&r.launch.local)
-                .map(|(gs, l)| (((extent(&gs.extent) as u64).div_ceil(gs.div) * gs.mul) as usize).div_ceil(*l) * l)
-                .collect();
+            let (args, global) = launch_args(r, &sizes, &|b| at(self.partition.base(b)))?;
             launches.push((*li, args, global, r.launch.local.clone()));
         }
         self.driver.finish()?;
@@ -498,6 +408,44 @@ impl ClExecutor {
         }
         Ok(())
     }
+}
+
+/// The size `d` stands for in the binding `sizes` (binding has refused unbound symbols).
+fn size_of(d: Dim, sizes: &[Option<usize>]) -> usize {
+    match d {
+        Dim::Known(n) => n as usize,
+        Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
+        Dim::Any => 0,
+    }
+}
+
+/// The arguments and global sizes of a launch of `r` (calling convention in `opencl/mod.rs`):
+/// each buffer's offset (`offset`), each symbolic extent's value, each global size rounded up
+/// to its local size.
+fn launch_args(
+    r: &Rendered,
+    sizes: &[Option<usize>],
+    offset: &dyn Fn(NodeId) -> Result<usize, ClError>,
+) -> Result<(Vec<Arg>, Vec<usize>), ClError> {
+    let extent = |e: &Extent| -> usize { e.0.iter().map(|d| size_of(*d, sizes)).product() };
+    let mut args = Vec::with_capacity(r.buffers.len() + r.extents.len());
+    for b in &r.buffers {
+        args.push(Arg::U64(offset(*b)? as u64));
+    }
+    for e in &r.extents {
+        let v = extent(e);
+        let v =
+            i32::try_from(v).map_err(|_| BackendError::Run(format!("a size of {v} does not fit the kernel's int")))?;
+        args.push(Arg::I32(v));
+    }
+    let global = r
+        .launch
+        .global
+        .iter()
+        .zip(&r.launch.local)
+        .map(|(gs, l)| (((extent(&gs.extent) as u64).div_ceil(gs.div) * gs.mul) as usize).div_ceil(*l) * l)
+        .collect();
+    Ok((args, global))
 }
 
 /// Runs kernel `k` on the host with the interpreter's `f32` kernels: operands read back from the

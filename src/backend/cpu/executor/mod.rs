@@ -43,6 +43,7 @@ use layout::{bind, dim, layout, Layout};
 
 use super::special::{self, CompiledSpecial, Special};
 use super::{compile, matmul, supports, BackendError, Compiled, Options};
+use crate::backend::carry::Carried;
 use crate::interp::{ops, HostTensor, InterpError, Tensor};
 use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, KernelKind, Partition, ELEMENT_BYTES};
@@ -101,13 +102,6 @@ impl ExecOutputs {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor<f32>)> + '_ {
         self.entries.iter().map(|(n, t)| (n.as_str(), t))
     }
-}
-
-/// An output carried into a leaf between runs.
-struct Carried {
-    name: String,
-    output: NodeId,
-    leaf: NodeId,
 }
 
 /// How one kernel of the partition runs.
@@ -298,24 +292,7 @@ impl Executor {
     /// the host's values. Carried outputs are not returned by [`Executor::run`];
     /// [`Executor::carried_values`] reads the leaves.
     pub fn carry(&mut self, links: &[(&str, NodeId)]) -> Result<(), BackendError> {
-        let g = &self.graph;
-        let mut carried = Vec::new();
-        for (name, leaf) in links {
-            let output = g
-                .outputs
-                .iter()
-                .find(|o| o.name == *name)
-                .ok_or_else(|| BackendError::Run(format!("no output `{name}` to carry")))?
-                .node;
-            let ok = g.node_ids().contains(leaf)
-                && matches!(g.node(*leaf).op, Op::Param(_) | Op::Input(_))
-                && g.node(*leaf).shape == g.node(output).shape;
-            if !ok {
-                return Err(BackendError::Run(format!("`{name}` cannot be carried into {leaf}")));
-            }
-            carried.push(Carried { name: name.to_string(), output, leaf: *leaf });
-        }
-        self.carried = carried;
+        self.carried = crate::backend::carry::check(&self.graph, links)?;
         self.carried_live = false;
         // The plans change: carried outputs may now overwrite their leaves.
         self.layouts.clear();
@@ -323,19 +300,8 @@ impl Executor {
         Ok(())
     }
 
-    /// The carried outputs that may overwrite their leaves, as `(leaf, output)`: those a kernel
-    /// after the loss's writes, so that a non-finite loss is seen before any leaf changes.
     fn updates(&self) -> Vec<(NodeId, NodeId)> {
-        let p = &self.partition;
-        let kernel_of = p.kernel_of();
-        let Some(loss) = self.graph.outputs.first().and_then(|o| kernel_of.get(&p.base(o.node))) else {
-            return Vec::new();
-        };
-        self.carried
-            .iter()
-            .filter(|c| kernel_of.get(&c.output).is_some_and(|k| k > loss))
-            .map(|c| (c.leaf, c.output))
-            .collect()
+        crate::backend::carry::updates(&self.graph, &self.partition, &self.carried)
     }
 
     /// How many carried outputs the latest run wrote over their leaves (no copy after the run).
