@@ -5,15 +5,16 @@
 //! - `sgemm N`: `C = A·B`, square, f32, the rendered product kernel alone (launched back to back,
 //!   no host transfers), GFLOP/s;
 //! - one SGD training step of the MLPs 784-256-256-10 (batch 128) and 4096-4096-4096-10 (batch
-//!   1024) as `circ train` runs it: the batch written, every kernel, the loss read back, the
-//!   parameters kept on the device;
+//!   1024) as `circ train` runs it: the data set and the parameters kept on the device, the
+//!   batch's row numbers written, every kernel, the loss and the metrics read back;
 //! - the same step with `newton()` (gradient and bprop2 curvature) over the SGD step;
 //! - the time to build each step's program with an empty cache, and from the cache.
 //!
 //! `cargo bench --bench opencl -- [--quick] [--device N]`: `--quick` uses small sizes (a CPU
 //! device such as PoCL).
 
-use circ::backend::opencl::executor::ClExecutor;
+use circ::backend::opencl::executor::{ClExecutor, ClOptions};
+use circ::backend::opencl::matmul;
 use circ::check::types::{Dim, Elem};
 use circ::interp::HostTensor;
 use circ::ir::graph::{DataInfo, Output};
@@ -38,25 +39,46 @@ fn main() {
     let cache = std::env::temp_dir().join(format!("circ-bench-cache-{}", std::process::id()));
     std::env::set_var("CIRC_CACHE_DIR", &cache);
     let mut rows: Vec<(String, String)> = Vec::new();
+    let mut rows_checked: Vec<String> = Vec::new();
 
     let sizes: &[usize] = if quick { &[256, 512] } else { &[1024, 2048, 4096, 8192] };
     for &n in sizes {
         let g = product_graph(n);
-        let mut exec = ClExecutor::new(&g, device).unwrap_or_else(|e| fail(&e.to_string()));
-        if rows.is_empty() {
-            rows.push(("device".into(), exec.device_name().to_string()));
-        }
         let a: Vec<f64> = (0..n * n).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
         let b: Vec<f64> = (0..n * n).map(|i| ((i * 104729) % 1000) as f64 / 1000.0).collect();
-        let data = [HostTensor::new(vec![n, n], a), HostTensor::new(vec![n, n], b)];
-        exec.run(&data, &[], &[]).unwrap_or_else(|e| fail(&format!("{e:?}")));
-        let repeats = if n >= 4096 { 5 } else { 20 };
-        let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            best = best.min(exec.time_kernels(repeats).unwrap_or_else(|e| fail(&format!("{e:?}"))));
+        // The automatic choice at every size; the two tile geometries forced at the second
+        // largest (what the choice is made between).
+        let mut variants = vec![("", ClOptions::default())];
+        if n == sizes[sizes.len().saturating_sub(2)] {
+            variants.push((", 64×64 tiles", ClOptions { geometry: Some(matmul::NARROW), ..ClOptions::default() }));
+            variants.push((", 128×128 tiles", ClOptions { geometry: Some(matmul::WIDE), ..ClOptions::default() }));
         }
-        let gflops = 2.0 * (n as f64).powi(3) / best / 1e9;
-        rows.push((format!("sgemm {n} (GFLOP/s)"), format!("{gflops:.0}")));
+        for (what, options) in variants {
+            let mut exec = ClExecutor::with_options(&g, device, options).unwrap_or_else(|e| fail(&e.to_string()));
+            if rows.is_empty() {
+                rows.push(("device".into(), exec.device_name().to_string()));
+            }
+            let data = [HostTensor::new(vec![n, n], a.clone()), HostTensor::new(vec![n, n], b.clone())];
+            let out = exec.run(&data, &[], &[]).unwrap_or_else(|e| fail(&format!("{e:?}")));
+            // The result checked against f64 dot products at scattered entries.
+            let c = &out[0].1.data;
+            let mut worst = 0.0f64;
+            for s in 0..64usize {
+                let (i, j) = ((s * 2654435761) % n, (s * 40503 + 7) % n);
+                let exact: f64 = (0..n).map(|k| a[i * n + k] * b[k * n + j]).sum();
+                worst = worst.max((c[i * n + j] as f64 - exact).abs() / exact.abs().max(1e-30));
+            }
+            if worst > 1e-3 {
+                fail(&format!("sgemm {n}{what}: relative error {worst:.1e} against f64 (wrong result)"));
+            }
+            let repeats = if n >= 4096 { 5 } else { 20 };
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                best = best.min(exec.time_kernels(repeats).unwrap_or_else(|e| fail(&format!("{e:?}"))));
+            }
+            let gflops = 2.0 * (n as f64).powi(3) / best / 1e9;
+            rows.push((format!("sgemm {n}{what} (GFLOP/s; rel. error {worst:.0e})"), format!("{gflops:.0}")));
+        }
     }
 
     let mlps: &[(&str, &[usize], usize)] = if quick {
@@ -76,7 +98,12 @@ fn main() {
             let warm = Instant::now();
             drop(ClExecutor::new(g, device).unwrap_or_else(|e| fail(&e.to_string())));
             let warm = warm.elapsed();
-            let (data, params, inputs) = feed(g, *batch);
+            // The data set (8 batches) kept on the device, as `circ train` keeps it; each step
+            // gathers its batch from it.
+            let (data, params, inputs) = feed(g, 8 * batch);
+            if !exec.keep_data(&data, &params).unwrap_or_else(|e| fail(&format!("{e:?}"))) {
+                fail("the data set does not fit the device");
+            }
             let links = carried(&step);
             let refs: Vec<(&str, NodeId)> = links.iter().map(|(n, l)| (n.as_str(), *l)).collect();
             exec.carry(&refs).unwrap_or_else(|e| fail(&e.to_string()));
@@ -87,8 +114,22 @@ fn main() {
                     exec.carry(&refs).unwrap_or_else(|e| fail(&e.to_string()));
                 }
                 let t = Instant::now();
-                let out = exec.run(&data, &params, &inputs).unwrap_or_else(|e| fail(&format!("{e:?}")));
+                let first = (times.len() % 8) * batch;
+                let rows: Vec<usize> = (first..first + batch).rev().collect();
+                let out = exec.run_rows(&rows, &params, &inputs).unwrap_or_else(|e| fail(&format!("{e:?}")));
                 times.push(t.elapsed().as_secs_f64());
+                if times.len() == 1 && widths[0] < 1024 {
+                    // The first step's loss checked against the reference interpreter in f64.
+                    let batch_data = circ::train::run::select(&data, &rows);
+                    let exact = circ::interp::run_with::<f64>(g, &batch_data, &params, &inputs)
+                        .unwrap_or_else(|e| fail(&format!("{e:?}")));
+                    let (want, got) = (exact.loss(), out[0].1.data[0] as f64);
+                    let error = (got - want).abs() / want.abs().max(1e-30);
+                    if error > 1e-3 {
+                        fail(&format!("{id} {rule}: loss {got} on the device, {want} in f64 (wrong result)"));
+                    }
+                    rows_checked.push(format!("{id} {rule}: loss rel. error {error:.0e} against f64"));
+                }
                 std::hint::black_box(out);
             }
             times.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -104,6 +145,9 @@ fn main() {
         rows.push((format!("{id} bprop2 step / gradient step"), format!("{:.2}", per_rule[1] / per_rule[0])));
     }
     let _ = std::fs::remove_dir_all(&cache);
+    for c in &rows_checked {
+        eprintln!("checked: {c}");
+    }
     println!("| measurement | circ (OpenCL) |");
     println!("|---|--:|");
     for (k, v) in rows {

@@ -97,7 +97,8 @@ mod random_graph;
 use circ::autodiff::bprop2::{self, Variant};
 use circ::backend::cpu::executor::{Executor, Stats};
 use circ::backend::cpu::Options;
-use circ::backend::opencl::executor::ClExecutor;
+use circ::backend::opencl::executor::{ClExecutor, ClOptions};
+use circ::backend::opencl::matmul::{self, Style};
 use circ::check::checked::{DataSource, Prior};
 use circ::check::types::{Dim, Elem};
 use circ::interp::{self, HostTensor};
@@ -433,8 +434,8 @@ type Feed<'a> = (&'a [HostTensor], &'a [Vec<f64>], &'a [Vec<f64>]);
 #[derive(Clone, Copy)]
 enum Backend<'a> {
     Cpu(&'a Options),
-    /// OpenCL device 0 (PoCL in CI).
-    OpenCl,
+    /// OpenCL device 0 (PoCL in CI), rendered as the options say.
+    OpenCl(ClOptions),
 }
 
 /// A run's outputs by name.
@@ -452,8 +453,8 @@ fn run_twice(label: &str, g: &Graph, (data, params, inputs): Feed, backend: Back
             let (a, b) = (one(), one());
             (a, b, Some(exec.stats()))
         }
-        Backend::OpenCl => {
-            let mut exec = ClExecutor::new(g, None).unwrap_or_else(|e| panic!("{label}: {e}"));
+        Backend::OpenCl(options) => {
+            let mut exec = ClExecutor::with_options(g, None, options).unwrap_or_else(|e| panic!("{label}: {e}"));
             let mut one = || -> Named {
                 let out = exec.run(data, params, inputs).unwrap_or_else(|e| panic!("{label}: {e:?}"));
                 out.into_iter().collect()
@@ -869,7 +870,7 @@ fn every_example_runs_on_opencl_as_the_interpreter() {
         {
             let label = format!("{name}: {stage} (opencl)");
             let (data, params, inputs) = feed(&g, N, 0x5eed ^ g.len() as u64);
-            let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl, NEAR_ZERO);
+            let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl(ClOptions::default()), NEAR_ZERO);
             println!(
                 "{name:>15} {stage:<20} {:>6} elements, worst rel. error {:.2e}, {} near zero, {} within the f32 reference's own error, \
                  {} within {:.1} units of their magnitude; worst {:.1} units",
@@ -902,7 +903,7 @@ fn random_graphs_run_on_opencl_as_the_interpreter() {
             graphs += 1;
             let label = format!("seed {seed}, {stage} (opencl)");
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                compare_with(&label, &g, (&data, &params, &[]), Backend::OpenCl, NEAR_ZERO)
+                compare_with(&label, &g, (&data, &params, &[]), Backend::OpenCl(ClOptions::default()), NEAR_ZERO)
             }));
             match run {
                 Ok((r, _)) => {
@@ -918,4 +919,82 @@ fn random_graphs_run_on_opencl_as_the_interpreter() {
         start.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The products as a GPU runs them (tiles in local memory, barriers), on PoCL: the training step
+/// and full bprop2 graph of the examples with products (products of transposed views, batched
+/// and fused epilogues), and random graphs, with the narrow and the wide tiles. PoCL runs
+/// barriers slowly (about 10 s for the digits step), so a few examples only.
+#[test]
+fn tiled_products_run_on_opencl_as_the_interpreter() {
+    if !opencl_available("tiled_products_run_on_opencl_as_the_interpreter") {
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut worst = 0.0f64;
+    for geometry in [matmul::NARROW, matmul::WIDE] {
+        let options = ClOptions { style: Some(Style::Tiled), geometry: Some(geometry) };
+        let tiles = geometry.tile;
+        for (name, text) in examples().into_iter().filter(|(n, _)| ["mlp_digits", "ridge", "multiplicative"].contains(&n.as_str())) {
+            for (stage, g) in stages(&format!("examples/{name}.circ"), &text)
+                .into_iter()
+                .filter(|(s, _)| s.ends_with("step") || s.ends_with("bprop2 full"))
+            {
+                let label = format!("{name}: {stage} (opencl, tiled {tiles})");
+                let (data, params, inputs) = feed(&g, N, 0x5eed ^ g.len() as u64);
+                let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl(options), NEAR_ZERO);
+                worst = worst.max(r.worst);
+            }
+        }
+        for seed in 0..3 {
+            let (stages, params) = random_stages(seed);
+            for (stage, g, data) in stages {
+                let exact = interp::run_with::<f64>(&g, &data, &params, &[])
+                    .unwrap_or_else(|e| panic!("seed {seed}, {stage}: {e}"));
+                if g.outputs.iter().any(|o| exact.get(&o.name).unwrap().data.iter().any(|v| !v.is_finite())) {
+                    continue;
+                }
+                let label = format!("seed {seed}, {stage} (opencl, tiled {tiles})");
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    compare_with(&label, &g, (&data, &params, &[]), Backend::OpenCl(options), NEAR_ZERO)
+                }));
+                match run {
+                    Ok((r, _)) => worst = worst.max(r.worst),
+                    Err(e) => failures.push(format!("{}\n{}", panic_text(&*e), circ::ir::print::text(&g, None))),
+                }
+            }
+        }
+    }
+    println!("tiled products on OpenCL: worst rel. error {worst:.2e}");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Rows of data kept on the device give what the same rows written from the host give, bit for
+/// bit, through batches of other sizes (a smaller layout, then a larger one that moves the kept
+/// data).
+#[test]
+fn kept_rows_run_as_batches_written_from_the_host_on_opencl() {
+    if !opencl_available("kept_rows_run_as_batches_written_from_the_host_on_opencl") {
+        return;
+    }
+    let (name, text) = examples().into_iter().find(|(n, _)| n == "mlp_digits").expect("the digits example");
+    let (_, g) = stages(&format!("examples/{name}.circ"), &text)
+        .into_iter()
+        .find(|(s, _)| s.ends_with("step"))
+        .expect("a step graph");
+    let rows_total = 40;
+    let (data, params, inputs) = feed(&g, rows_total, 0x6b65);
+    let mut kept = ClExecutor::new(&g, None).unwrap();
+    assert!(kept.keep_data(&data, &params).unwrap(), "40 rows fit any device");
+    for rows in [vec![3, 1, 4, 1, 5, 9, 2, 6], vec![39, 0, 7], (0..rows_total).rev().collect::<Vec<_>>()] {
+        let batch = circ::train::run::select(&data, &rows);
+        let mut host = ClExecutor::new(&g, None).unwrap();
+        let want: Named = host.run(&batch, &params, &inputs).unwrap().into_iter().collect();
+        let got: Named = kept.run_rows(&rows, &params, &inputs).unwrap().into_iter().collect();
+        assert_eq!(want.len(), got.len());
+        for (k, v) in &want {
+            assert_eq!(v.data, got[k].data, "{k} on rows {rows:?}");
+        }
+    }
+    assert!(kept.run_rows(&[rows_total], &params, &inputs).is_err(), "a row past the kept data is refused");
 }

@@ -118,16 +118,33 @@ impl Runner {
                     .collect();
                 Ok(Outputs::from_entries(entries))
             }
-            Runner::OpenCl(exec) => {
-                let out = exec.run(data, params, inputs)?;
-                let entries = out
-                    .into_iter()
-                    .map(|(name, t)| {
-                        (name, Tensor { shape: t.shape, data: t.data.iter().map(|x| *x as f64).collect() })
-                    })
-                    .collect();
-                Ok(Outputs::from_entries(entries))
+            Runner::OpenCl(exec) => Ok(widen(exec.run(data, params, inputs)?)),
+        }
+    }
+
+    /// Keeps every row of `data` on the backend where that saves writing each batch from the
+    /// host (an OpenCL device, when the data fits); returns whether it does.
+    pub fn keep_data(&mut self, data: &[HostTensor], params: &[Vec<f64>]) -> Result<bool, RunError> {
+        match self {
+            Runner::OpenCl(exec) => Ok(exec.keep_data(data, params)?),
+            Runner::Interp(_) | Runner::Cpu(_) => Ok(false),
+        }
+    }
+
+    /// [`Runner::run`] on rows `rows` (in that order) of `data`, the data given to
+    /// [`Runner::keep_data`] if it kept it.
+    pub fn run_rows(
+        &mut self,
+        data: &[HostTensor],
+        rows: &[usize],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Outputs<f64>, RunError> {
+        match self {
+            Runner::OpenCl(exec) if exec.keeps_data() => {
+Ok(widen(exec.run_rows(rows, params, inputs)?))
             }
+            _ => self.run(&interp::bind::select(data, rows), params, inputs),
         }
     }
 
@@ -178,4 +195,13 @@ impl Runner {
             }
         })
     }
+}
+
+/// A device's `f32` outputs as the host's `f64` ones.
+fn widen(out: Vec<(String, Tensor<f32>)>) -> Outputs<f64> {
+    Outputs::from_entries(
+        out.into_iter()
+            .map(|(name, t)| (name, Tensor { shape: t.shape, data: t.data.iter().map(|x| *x as f64).collect() }))
+            .collect(),
+    )
 }

@@ -21,11 +21,39 @@ impl HostTensor {
     }
 }
 
+/// The given rows of every data tensor, in the given order.
+pub fn select(data: &[HostTensor], rows: &[usize]) -> Vec<HostTensor> {
+    data.iter()
+        .map(|d| {
+            let width: usize = d.shape[1..].iter().product();
+            let mut values = Vec::with_capacity(rows.len() * width);
+            for &r in rows {
+                values.extend_from_slice(&d.values[r * width..(r + 1) * width]);
+            }
+            let mut shape = d.shape.clone();
+            shape[0] = rows.len();
+            HostTensor { shape, values }
+        })
+        .collect()
+}
+
 /// The size of every symbol (indexed by `SymId`), `None` where no datum mentions it.
 pub type Sizes = Vec<Option<usize>>;
 
 /// Checks the inputs against the graph and binds the symbolic sizes.
 pub fn bind(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Sizes, InterpError> {
+    let parts: Vec<(&[usize], Option<&[f64]>)> = data.iter().map(|d| (&d.shape[..], Some(&d.values[..]))).collect();
+    bind_parts(g, &parts, params)
+}
+
+/// As [`bind`] for data of these shapes whose values were checked before (rows of data kept on
+/// a device).
+pub fn bind_shapes(g: &Graph, shapes: &[Vec<usize>], params: &[Vec<f64>]) -> Result<Sizes, InterpError> {
+    let parts: Vec<(&[usize], Option<&[f64]>)> = shapes.iter().map(|s| (&s[..], None)).collect();
+    bind_parts(g, &parts, params)
+}
+
+fn bind_parts(g: &Graph, data: &[(&[usize], Option<&[f64]>)], params: &[Vec<f64>]) -> Result<Sizes, InterpError> {
     if data.len() != g.data.len() {
         let expected = g.data.iter().map(|d| d.name.clone()).collect();
         return Err(InterpError::DataCount { expected, got: data.len() });
@@ -36,19 +64,19 @@ pub fn bind(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Sizes
     }
     // Each symbol's size and the datum that fixed it.
     let mut bound: Vec<Option<(usize, &str)>> = vec![None; g.syms.len()];
-    for (info, d) in g.data.iter().zip(data) {
+    for (info, &(shape, values)) in g.data.iter().zip(data) {
         let name = info.name.as_str();
-        if d.values.len() != count(&d.shape) {
-            return Err(InterpError::DataValues { name: name.into(), shape: d.shape.clone(), got: d.values.len() });
+        if let Some(values) = values.filter(|v| v.len() != count(shape)) {
+            return Err(InterpError::DataValues { name: name.into(), shape: shape.to_vec(), got: values.len() });
         }
-        let fits = d.shape.len() == info.shape.len()
-            && info.shape.iter().zip(&d.shape).all(|(want, got)| !matches!(want, Dim::Known(n) if *n != *got as u64));
+        let fits = shape.len() == info.shape.len()
+            && info.shape.iter().zip(shape).all(|(want, got)| !matches!(want, Dim::Known(n) if *n != *got as u64));
         if !fits {
             let dims: Vec<String> = info.shape.iter().map(|x| ShowDim(*x, g).to_string()).collect();
             let expected = format!("[{}]", dims.join(", "));
-            return Err(InterpError::DataShape { name: name.into(), expected, got: d.shape.clone() });
+            return Err(InterpError::DataShape { name: name.into(), expected, got: shape.to_vec() });
         }
-        for (want, got) in info.shape.iter().zip(&d.shape) {
+        for (want, got) in info.shape.iter().zip(shape) {
             let Dim::Sym(s) = want else { continue };
             let slot = s.0 as usize;
             if slot >= bound.len() {
@@ -66,10 +94,10 @@ pub fn bind(g: &Graph, data: &[HostTensor], params: &[Vec<f64>]) -> Result<Sizes
                 Some(_) => {}
             }
         }
-        if info.elem == Elem::Int {
-            if let Some(at) = d.values.iter().position(|v| !v.is_finite() || v.fract() != 0.0) {
-                let index = unflatten(at, &d.shape);
-                return Err(InterpError::NotInteger { name: name.into(), index, value: d.values[at] });
+        if let (Elem::Int, Some(values)) = (info.elem, values) {
+            if let Some(at) = values.iter().position(|v| !v.is_finite() || v.fract() != 0.0) {
+                let index = unflatten(at, shape);
+                return Err(InterpError::NotInteger { name: name.into(), index, value: values[at] });
             }
         }
     }

@@ -127,21 +127,7 @@ pub fn rows(data: &[HostTensor]) -> usize {
     data.first().map_or(0, |d| d.shape.first().copied().unwrap_or(0))
 }
 
-/// The given rows of every data tensor, in the given order.
-pub fn select(data: &[HostTensor], rows: &[usize]) -> Vec<HostTensor> {
-    data.iter()
-        .map(|d| {
-            let width: usize = d.shape[1..].iter().product();
-            let mut values = Vec::with_capacity(rows.len() * width);
-            for &r in rows {
-                values.extend_from_slice(&d.values[r * width..(r + 1) * width]);
-            }
-            let mut shape = d.shape.clone();
-            shape[0] = rows.len();
-            HostTensor { shape, values }
-        })
-        .collect()
-}
+pub use crate::interp::bind::select;
 
 /// A seeded permutation of `0..n` (Fisher–Yates).
 pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
@@ -237,7 +223,37 @@ impl<'a> Trainer<'a> {
         self.runner = Runner::new(kind, &self.step.graph)?;
         self.eval_runner = Runner::new(kind, &self.eval)?;
         self.carrying = self.start_carrying()?;
+        // Data the device keeps is written once, not every step; data it refuses (bad values)
+        // is reported by the first run, which writes it from the host.
+        self.runner.keep_data(&self.train, &self.params).unwrap_or(false);
+        self.eval_runner.keep_data(&self.valid, &self.params).unwrap_or(false);
         Ok(())
+    }
+
+    /// Rows `rows` of the training data the accuracy reads (the observed data of categorical and
+    /// Bernoulli terms); the other tensors empty.
+    fn observed(&self, rows: &[usize]) -> Vec<HostTensor> {
+        let read: Vec<usize> = self
+            .step
+            .graph
+            .terms
+            .iter()
+            .filter_map(|t| match t {
+                Term::Likelihood { data, dist: Likelihood::Categorical | Likelihood::Bernoulli, .. } => Some(*data),
+                _ => None,
+            })
+            .collect();
+        self.train
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if read.contains(&i) {
+                    select(std::slice::from_ref(d), rows).remove(0)
+                } else {
+                    HostTensor::new(vec![0], Vec::new())
+                }
+            })
+            .collect()
     }
 
     /// Parameters and optimizer state stay on the backend between steps where it can keep them:
@@ -488,16 +504,16 @@ impl<'a> Trainer<'a> {
         let mut inputs = self.inputs(1.0);
         let t0 = self.t;
         for (k, chunk) in order.chunks(batch).enumerate() {
-            let feed = select(&self.train, chunk);
             let scale = n as f64 / chunk.len() as f64;
             if self.carrying {
                 self.set_counters(&mut inputs, scale);
             } else {
                 inputs = self.inputs(scale);
             }
-            let out = self.runner.run(&feed, &self.params, &inputs)?;
+            let out = self.runner.run_rows(&self.train, chunk, &self.params, &inputs)?;
             let loss = out.loss();
             if !loss.is_finite() {
+                let feed = select(&self.train, chunk);
                 // The failed step committed nothing: the carried values are those it started
                 // from, unless an earlier step of the epoch wrote a non-finite value.
                 self.commit_carried(e, t0, &order, batch)?;
@@ -512,6 +528,7 @@ impl<'a> Trainer<'a> {
                 // The host holds every new value: check them before any is committed.
                 let bad = self.first_non_finite_value(|name| out.get(name).map(|t| t.data.as_slice()));
                 if bad.is_some() {
+                    let feed = select(&self.train, chunk);
                     let values = match self.backend() {
                         BackendKind::Interp => self.bad_update(
                             e,
@@ -540,7 +557,7 @@ impl<'a> Trainer<'a> {
             let nll = out.get("nll").map_or(f64::NAN, |t| t.data[0]);
             nll_sum += nll;
             seen += chunk.len();
-            hits.add(&self.step.graph, &feed, |name| out.get(name).map(|t| t.data.clone()));
+            hits.add(&self.step.graph, &self.observed(chunk), |name| out.get(name).map(|t| t.data.clone()));
             if !self.carrying {
                 for (i, p) in self.step.graph.params.iter().enumerate() {
                     if let Some(v) = out.get(&format!("new.{}", p.name)) {
@@ -579,7 +596,8 @@ impl<'a> Trainer<'a> {
         }
         let inputs: Vec<Vec<f64>> =
             self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();
-        let out = self.eval_runner.run(&self.valid, &self.params, &inputs)?;
+        let all: Vec<usize> = (0..n).collect();
+        let out = self.eval_runner.run_rows(&self.valid, &all, &self.params, &inputs)?;
         let nll = out.get("nll").map(|t| t.data[0] / n as f64);
         let mut hits = Accuracy::default();
         hits.add(&self.eval, &self.valid, |name| out.get(name).map(|t| t.data.clone()));

@@ -12,7 +12,7 @@
 //! - A kernel no renderer handles runs on the host with the interpreter's `f32` kernels: its
 //!   operands are read back, its outputs written again (counted in [`ClStats::host`]).
 
-use super::source::{BUILD_OPTIONS, PRELUDE};
+use super::source::{BUILD_OPTIONS, GATHER, GATHER_LOCAL, PRELUDE};
 use super::{elementwise, matmul, special, Extent, Rendered};
 use crate::backend::carry::Carried;
 use crate::backend::cpu::BackendError;
@@ -71,22 +71,51 @@ struct Layout {
 }
 
 /// Every kernel of `g`'s partition rendered, in partition order (`None`: runs on the host), and
-/// the whole program's source.
+/// the whole program's source; products with [`matmul::NARROW`] tiles.
 pub fn render_program(g: &Graph, p: &Partition, style: matmul::Style) -> (Vec<Option<Rendered>>, String) {
+    let program = render_with(g, p, style, matmul::NARROW, None);
+    (program.kernels, program.source)
+}
+
+/// A rendered program: each kernel of the partition (`None`: on the host) and, for products,
+/// the variant with other tiles chosen per launch.
+pub struct Program {
+    pub kernels: Vec<Option<Rendered>>,
+    pub wide: Vec<Option<Rendered>>,
+    pub source: String,
+}
+
+/// Renders every kernel, products with `geometry` (and with `wide` too where given: a second
+/// function per product, `…_wide`).
+pub fn render_with(
+    g: &Graph,
+    p: &Partition,
+    style: matmul::Style,
+    geometry: matmul::Geometry,
+    wide: Option<matmul::Geometry>,
+) -> Program {
     let transposed: HashSet<NodeId> = p.views.iter().filter(|v| v.transposed).map(|v| v.node).collect();
-    let mut out = Vec::with_capacity(p.kernels.len());
+    let mut kernels = Vec::with_capacity(p.kernels.len());
+    let mut wides = Vec::with_capacity(p.kernels.len());
     let mut source = String::from(PRELUDE);
     for (i, k) in p.kernels.iter().enumerate() {
         let name = format!("k{i}_{}", k.kind.name());
         let comment = heading(g, k);
-        let r = render_kernel(g, k, &transposed, style, &name, &comment);
-        if let Some(r) = &r {
+        let r = render_kernel(g, k, &transposed, style, geometry, &name, &comment);
+        let w = match (wide, k.kind, &r) {
+            (Some(wg), KernelKind::MatMul, Some(_)) => {
+                matmul::render(g, k, &transposed, style, wg, &format!("{name}_wide"), &comment).ok()
+            }
+            _ => None,
+        };
+        for r in [&r, &w].into_iter().flatten() {
             source.push('\n');
             source.push_str(&r.source);
         }
-        out.push(r);
+        kernels.push(r);
+        wides.push(w);
     }
-    (out, source)
+    Program { kernels, wide: wides, source }
 }
 
 /// The nodes a kernel computes, and their source labels: the comment heading it.
@@ -108,6 +137,7 @@ fn render_kernel(
     k: &Kernel,
     transposed: &HashSet<NodeId>,
     style: matmul::Style,
+    geometry: matmul::Geometry,
     name: &str,
     comment: &str,
 ) -> Option<Rendered> {
@@ -132,17 +162,49 @@ fn render_kernel(
             };
             elementwise::render(g, &grp, style == matmul::Style::Direct, name, comment).ok()
         }
-        KernelKind::MatMul => matmul::render(g, k, transposed, style, name, comment).ok(),
+        KernelKind::MatMul => matmul::render(g, k, transposed, style, geometry, name, comment).ok(),
         KernelKind::Reduce | KernelKind::Copy | KernelKind::Select | KernelKind::OneHot => special::render(g, k, name),
+    }
+}
+
+/// How a graph is rendered for its device; the default suits the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClOptions {
+    /// `None`: [`matmul::Style::Direct`] on CPU devices, [`matmul::Style::Tiled`] on others.
+    pub style: Option<matmul::Style>,
+    /// Every product with these tiles; `None`: [`matmul::NARROW`], and on GPUs
+    /// [`matmul::WIDE`] for launches with enough tiles to fill the device.
+    pub geometry: Option<matmul::Geometry>,
+}
+
+/// The program's kernels, by their index in the partition.
+struct Launches {
+    rendered: Vec<Option<Rendered>>,
+    /// For each kernel of the partition, its index in the program (`None`: on the host).
+    launch_of: Vec<Option<usize>>,
+    /// Each product's wide-tile variant and its index in the program.
+    wide: Vec<Option<(Rendered, usize)>>,
+    /// Work-groups a launch needs before the wide variant runs.
+    wide_from_groups: u64,
+}
+
+impl Launches {
+    /// Kernel `ki` as it runs with `sizes` (and its index in the program): a product's wide
+    /// variant when it has enough work-groups to fill the device; `None` on the host.
+    fn pick(&self, ki: usize, sizes: &[Option<usize>]) -> Option<(&Rendered, usize)> {
+        if let Some((w, li)) = &self.wide[ki] {
+            if groups(w, sizes) >= self.wide_from_groups {
+                return Some((w, *li));
+            }
+        }
+        Some((self.rendered[ki].as_ref()?, self.launch_of[ki]?))
     }
 }
 
 pub struct ClExecutor {
     graph: Graph,
     partition: Partition,
-    rendered: Vec<Option<Rendered>>,
-    /// For each kernel of the partition, its index in the program (`None`: on the host).
-    launch_of: Vec<Option<usize>>,
+    launches: Launches,
     source: String,
     driver: Driver,
     exe: Executable,
@@ -151,38 +213,91 @@ pub struct ClExecutor {
     last_layout: Option<Vec<Option<usize>>>,
     carried: Vec<Carried>,
     carried_live: bool,
+    /// Data kept on the device ([`ClExecutor::keep_data`]).
+    kept: Option<Kept>,
+    /// The gather kernel's index in the program.
+    gather: usize,
     stats: ClStats,
+}
+
+/// Every row of every data tensor, kept in the arena after the plan's buffers; a run names the
+/// rows of its batch, and the gather kernel copies them into the data's buffers.
+struct Kept {
+    /// Each data tensor's values and its row's width (elements).
+    tensors: Vec<(Vec<f32>, usize)>,
+    /// Each data tensor's shape after its first (row) axis.
+    tails: Vec<Vec<usize>>,
+    rows: usize,
+    /// Where the kept data starts in the arena, once written: after every buffer of the layouts
+    /// since.
+    at: Option<usize>,
+}
+
+impl Kept {
+    /// Arena elements: the data, then one slot per row for a batch's row numbers.
+    fn words(&self) -> usize {
+        self.tensors.iter().map(|(v, _)| v.len()).sum::<usize>() + self.rows
+    }
+}
+
+/// What a run reads its data from.
+#[derive(Clone, Copy)]
+enum Feed<'a> {
+    Host(&'a [HostTensor]),
+    /// These rows of the data kept on the device.
+    Rows(&'a [usize]),
 }
 
 impl ClExecutor {
     /// Opens device `device`, renders `g` (verified) and builds its program.
     pub fn new(g: &Graph, device: Option<usize>) -> Result<ClExecutor, BackendError> {
+        ClExecutor::with_options(g, device, ClOptions::default())
+    }
+
+    /// As [`ClExecutor::new`], rendered as `options` say (tests and benchmarks compare them).
+    pub fn with_options(g: &Graph, device: Option<usize>, options: ClOptions) -> Result<ClExecutor, BackendError> {
         let driver = Driver::open(device).map_err(|e| BackendError::Device(e.to_string()))?;
         let partition = kernel::partition(g);
-        let style = if driver.info().kind == "CPU" { matmul::Style::Direct } else { matmul::Style::Tiled };
-        let (rendered, source) = render_program(g, &partition, style);
+        let cpu = driver.info().kind == "CPU";
+        let style = options.style.unwrap_or(if cpu { matmul::Style::Direct } else { matmul::Style::Tiled });
+        let wide = (options.geometry.is_none() && style == matmul::Style::Tiled).then_some(matmul::WIDE);
+        let program = render_with(g, &partition, style, options.geometry.unwrap_or(matmul::NARROW), wide);
+        let (rendered, source) = (program.kernels, program.source);
         let mut launch_of = Vec::with_capacity(rendered.len());
+        let mut wide = Vec::with_capacity(rendered.len());
         let mut names = Vec::new();
-        for r in &rendered {
+        for (r, w) in rendered.iter().zip(program.wide) {
             launch_of.push(r.as_ref().map(|r| {
                 names.push(r.name.clone());
                 names.len() - 1
             }));
+            wide.push(w.map(|w| {
+                names.push(w.name.clone());
+                (w, names.len() - 1)
+            }));
         }
+        let gather = names.len();
+        names.push("circ_gather".into());
+        let source = format!("{source}\n{GATHER}");
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let exe = driver.build(&source, BUILD_OPTIONS, &refs).map_err(|e| BackendError::Device(e.to_string()))?;
+        let count = rendered.iter().flatten().count();
         let stats = ClStats {
             kernels: partition.kernels.len(),
-            rendered: names.len(),
-            host: partition.kernels.len() - names.len(),
+            rendered: count,
+            host: partition.kernels.len() - count,
             from_cache: exe.from_cache,
             build_ms: exe.build_time.as_millis() as u64,
         };
         Ok(ClExecutor {
             graph: g.clone(),
             partition,
-            rendered,
-            launch_of,
+            launches: Launches {
+                rendered,
+                launch_of,
+                wide,
+                wide_from_groups: driver.info().compute_units as u64 * matmul::WIDE_MIN_GROUPS_PER_UNIT,
+            },
             source,
             driver,
             exe,
@@ -191,6 +306,8 @@ impl ClExecutor {
             last_layout: None,
             carried: Vec::new(),
             carried_live: false,
+            kept: None,
+            gather,
             stats,
         })
     }
@@ -272,22 +389,99 @@ impl ClExecutor {
         params: &[Vec<f64>],
         inputs: &[Vec<f64>],
     ) -> Result<Vec<(String, Tensor<f32>)>, ClError> {
-        let sizes = crate::interp::bind::bind(&self.graph, data, params)?;
+        self.run_feed(Feed::Host(data), params, inputs)
+    }
+
+    /// Keeps every row of `data` on the device (checked as a run checks its data), for
+    /// [`ClExecutor::run_rows`]: a training step then writes only its batch's row numbers.
+    /// `false` (nothing kept) when the data would take more than half of the device's largest
+    /// buffer.
+    pub fn keep_data(&mut self, data: &[HostTensor], params: &[Vec<f64>]) -> Result<bool, ClError> {
+        crate::interp::bind::bind(&self.graph, data, params)?;
+        let rows = data.first().map_or(0, |d| d.shape.first().copied().unwrap_or(0));
+        let mut tensors = Vec::with_capacity(data.len());
+        let mut tails = Vec::with_capacity(data.len());
+        for d in data {
+            if d.shape.first() != Some(&rows) {
+                return Err(BackendError::Run("kept data must have one row axis in common".into()).into());
+            }
+            let width: usize = d.shape[1..].iter().product();
+            tensors.push((d.values.iter().map(|x| *x as f32).collect::<Vec<f32>>(), width));
+            tails.push(d.shape[1..].to_vec());
+        }
+        let kept = Kept { tensors, tails, rows, at: None };
+        let bytes = kept.words() as u64 * ELEMENT_BYTES;
+        if bytes > self.driver.info().max_alloc / 2 {
+            self.kept = None;
+            return Ok(false);
+        }
+        self.kept = Some(kept);
+        Ok(true)
+    }
+
+    /// Whether [`ClExecutor::keep_data`] kept data.
+    pub fn keeps_data(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// Runs the graph on rows `rows` (in that order) of the data kept by
+    /// [`ClExecutor::keep_data`].
+    pub fn run_rows(
+        &mut self,
+        rows: &[usize],
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Vec<(String, Tensor<f32>)>, ClError> {
+        self.run_feed(Feed::Rows(rows), params, inputs)
+    }
+
+    fn run_feed(
+        &mut self,
+        feed: Feed,
+        params: &[Vec<f64>],
+        inputs: &[Vec<f64>],
+    ) -> Result<Vec<(String, Tensor<f32>)>, ClError> {
+        let sizes = match feed {
+            Feed::Host(data) => crate::interp::bind::bind(&self.graph, data, params)?,
+            Feed::Rows(rows) => {
+                let kept = self.kept.as_ref().ok_or_else(|| BackendError::Run("no data is kept on the device".into()))?;
+                if let Some(r) = rows.iter().find(|r| **r >= kept.rows) {
+                    return Err(BackendError::Run(format!("row {r} of {} kept rows", kept.rows)).into());
+                }
+                let shapes: Vec<Vec<usize>> =
+                    kept.tails.iter().map(|t| std::iter::once(rows.len()).chain(t.iter().copied()).collect()).collect();
+                crate::interp::bind::bind_shapes(&self.graph, &shapes, params)?
+            }
+        };
         crate::interp::bind::check_inputs(&self.graph, inputs)?;
         if !self.layouts.contains_key(&sizes) {
             let l = self.layout(&sizes)?;
             self.layouts.insert(sizes.clone(), l);
         }
-        // Carried values survive a change of layout (another batch size) through the host.
-        let moved = if self.carried_live && self.last_layout.as_ref() != Some(&sizes) {
+        let words = (self.layouts[&sizes].plan.arena_bytes / ELEMENT_BYTES) as usize;
+        let kept_words = self.kept.as_ref().map_or(0, Kept::words);
+        // The kept data sits after every layout's buffers: a larger layout moves it.
+        let kept_fits = self.kept.as_ref().is_none_or(|k| k.at.is_some_and(|at| at >= words));
+        let grow = !kept_fits || self.arena.as_ref().is_none_or(|a| a.len() < words + kept_words);
+        // Carried values survive a change of layout (another batch size) or of arena through
+        // the host.
+        let moved = if self.carried_live && (grow || self.last_layout.as_ref() != Some(&sizes)) {
             Some(self.carried_values()?)
         } else {
             None
         };
-        let words = (self.layouts[&sizes].plan.arena_bytes / ELEMENT_BYTES) as usize;
-        // The arena grows only for a new layout, whose carried values `moved` holds.
-        if self.arena.as_ref().is_none_or(|a| a.len() < words) {
-            self.arena = Some(self.driver.arena(words)?);
+        if grow {
+            self.arena = None;
+            let mut arena = self.driver.arena(words + kept_words)?;
+            if let Some(kept) = self.kept.as_mut() {
+                let mut at = words;
+                for (values, _) in &kept.tensors {
+                    self.driver.write(&mut arena, at, values)?;
+                    at += values.len();
+                }
+                kept.at = Some(words);
+            }
+            self.arena = Some(arena);
         }
         if let Some(values) = moved {
             self.write_carried(&sizes, &values)?;
@@ -310,12 +504,13 @@ impl ClExecutor {
                 continue;
             }
             let src: Vec<f64>;
-            let values: &[f64] = match g.node(id).op {
-                Op::Data(i) => &data[i].values,
-                Op::Param(i) => &params[i],
-                Op::Input(i) => &inputs[i],
-                Op::Const(c) => {
-                    src = vec![c];
+            let values: &[f64] = match (&g.node(id).op, feed) {
+                (Op::Data(i), Feed::Host(data)) => &data[*i].values,
+                (Op::Data(_), Feed::Rows(_)) => continue,
+                (Op::Param(i), _) => &params[*i],
+                (Op::Input(i), _) => &inputs[*i],
+                (Op::Const(c), _) => {
+                    src = vec![*c];
                     &src
                 }
                 _ => continue,
@@ -324,6 +519,31 @@ impl ClExecutor {
             staging.clear();
             staging.extend(values.iter().map(|x| *x as f32));
             driver.write(arena, at(id)?, &staging)?;
+        }
+        if let (Feed::Rows(rows), Some(kept)) = (feed, self.kept.as_ref()) {
+            let base = kept.at.expect("written with the arena");
+            let rows_at = base + kept.tensors.iter().map(|(v, _)| v.len()).sum::<usize>();
+            staging.clear();
+            staging.extend(rows.iter().map(|r| f32::from_bits(*r as u32)));
+            driver.write(arena, rows_at, &staging)?;
+            let mut src = base;
+            for (i, (values, width)) in kept.tensors.iter().enumerate() {
+                let leaf = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Data(i));
+                if let Some(dst) = leaf.filter(|n| plan.slot(*n).is_some()) {
+                    let count = i32::try_from(rows.len() * width)
+                        .map_err(|_| BackendError::Run(format!("a batch of {} elements", rows.len() * width)))?;
+                    let args = [
+                        Arg::U64(at(dst)? as u64),
+                        Arg::U64(src as u64),
+                        Arg::U64(rows_at as u64),
+                        Arg::I32(*width as i32),
+                        Arg::I32(count),
+                    ];
+                    let global = (count as usize).div_ceil(GATHER_LOCAL) * GATHER_LOCAL;
+                    driver.launch(&self.exe, self.gather, arena, &args, &[global], &[GATHER_LOCAL])?;
+                }
+                src += values.len();
+            }
         }
         let loss_finite = |arena: &Arena| -> Result<bool, ClError> {
             let Some(o) = g.outputs.first() else { return Ok(true) };
@@ -337,9 +557,9 @@ impl ClExecutor {
                 stopped = true;
                 break;
             }
-            match (&self.rendered[ki], self.launch_of[ki]) {
+            match self.launches.pick(ki, &sizes) {
                 // A slice position past a symbolic size: the host's kernel reports the error.
-                (Some(r), Some(li)) if special::fits(g, k, &|d| size_of(d, &sizes) as u64) => {
+                Some((r, li)) if special::fits(g, k, &|d| size_of(d, &sizes) as u64) => {
                     let (args, global) = launch_args(r, &sizes, &|b| at(self.partition.base(b)))?;
                     driver.launch(&self.exe, li, arena, &args, &global, &r.launch.local)?;
                 }
@@ -382,10 +602,10 @@ impl ClExecutor {
             Ok((plan.slots[s].offset / ELEMENT_BYTES) as usize)
         };
         let mut launches = Vec::new();
-        for (r, li) in self.rendered.iter().zip(&self.launch_of) {
-            let (Some(r), Some(li)) = (r, li) else { continue };
+        for ki in 0..self.launches.rendered.len() {
+            let Some((r, li)) = self.launches.pick(ki, &sizes) else { continue };
             let (args, global) = launch_args(r, &sizes, &|b| at(self.partition.base(b)))?;
-            launches.push((*li, args, global, r.launch.local.clone()));
+            launches.push((li, args, global, r.launch.local.clone()));
         }
         self.driver.finish()?;
         let start = std::time::Instant::now();
@@ -417,6 +637,19 @@ fn size_of(d: Dim, sizes: &[Option<usize>]) -> usize {
         Dim::Sym(s) => sizes.get(s.0 as usize).copied().flatten().unwrap_or(0),
         Dim::Any => 0,
     }
+}
+
+/// Work-groups of a launch of `r` with `sizes`.
+fn groups(r: &Rendered, sizes: &[Option<usize>]) -> u64 {
+    r.launch
+        .global
+        .iter()
+        .zip(&r.launch.local)
+        .map(|(gs, l)| {
+            let e: u64 = gs.extent.0.iter().map(|d| size_of(*d, sizes) as u64).product();
+            (e.div_ceil(gs.div) * gs.mul).div_ceil(*l as u64)
+        })
+        .product()
 }
 
 /// The arguments and global sizes of a launch of `r` (calling convention in `opencl/mod.rs`):

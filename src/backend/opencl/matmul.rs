@@ -1,7 +1,7 @@
 //! Matrix products as OpenCL C: numpy `matmul` (1-D operands promoted, batch axes broadcast),
-//! one work-group of 16×16 work-items per 64×64 tile of the result, each work-item holding a
-//! 4×4 block of accumulators in registers; tiles of both operands staged through local memory 16
-//! deep along the inner axis. The product's elementwise epilogue (`kernel::partition` rule 3)
+//! one work-group of 16×16 work-items per tile of the result ([`Geometry`]: 64×64 with 4×4
+//! accumulators per work-item, or 128×128 with 8×8 where a product is large enough to fill the
+//! device), tiles of both operands staged through local memory 16 deep along the inner axis. The product's elementwise epilogue (`kernel::partition` rule 3)
 //! runs on each finished element before anything is written. A *transposed* operand (a
 //! `kernel::View` its buffer holds with the last two axes swapped) is read with swapped strides.
 //!
@@ -29,13 +29,32 @@ pub enum Style {
     Direct,
 }
 
-/// Rows and columns of the result one work-group computes.
-pub const TILE: usize = 64;
-/// Depth of the operand tiles in local memory.
-pub const DEPTH: usize = 16;
-/// Rows (and columns) of accumulators per work-item.
-pub const BLOCK: usize = 4;
-const SIDE: usize = TILE / BLOCK;
+/// The shape of a product kernel's work: one work-group of `side × side` work-items computes a
+/// `tile × tile` block of the result, each work-item a `block × block` block of it in registers,
+/// rows `ty + side·i` and columns `tx + side·j` (so neighbouring work-items store neighbouring
+/// columns); the operands pass through local memory `depth` deep along the inner axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    pub tile: usize,
+    pub block: usize,
+    pub depth: usize,
+}
+
+impl Geometry {
+    /// Work-items along each side of a work-group.
+    pub const fn side(self) -> usize {
+        self.tile / self.block
+    }
+}
+
+/// 64×64 tiles, 4×4 per work-item: every product (and every product on a CPU device).
+pub const NARROW: Geometry = Geometry { tile: 64, block: 4, depth: 16 };
+/// 128×128 tiles, 8×8 per work-item: four times the arithmetic per operand read, for products
+/// with enough tiles to fill a GPU (chosen per launch, [`WIDE_MIN_GROUPS_PER_UNIT`]).
+pub const WIDE: Geometry = Geometry { tile: 128, block: 8, depth: 16 };
+/// A product runs with [`WIDE`] tiles when it has at least this many of them per compute unit:
+/// fewer would leave units idle that the narrow tiles keep busy.
+pub const WIDE_MIN_GROUPS_PER_UNIT: u64 = 1;
 
 /// Renders the product kernel `k` (`k.nodes[0]` the product, the rest its epilogue);
 /// `transposed` holds the views whose buffers hold their value's transpose.
@@ -44,9 +63,12 @@ pub fn render(
     k: &Kernel,
     transposed: &HashSet<NodeId>,
     style: Style,
+    geometry: Geometry,
     name: &str,
     comment: &str,
 ) -> Result<Rendered, String> {
+    let Geometry { tile, block, depth } = geometry;
+    let side = geometry.side();
     let m = k.nodes[0];
     let xs = g.operands(m);
     let (a, b) = (xs[0], xs[1]);
@@ -82,7 +104,7 @@ pub fn render(
 
     let mut s = String::new();
     let _ = writeln!(s, "    int tx = get_local_id(0), ty = get_local_id(1);");
-    let _ = writeln!(s, "    int col0 = get_group_id(0) * {TILE}, row0 = get_group_id(1) * {TILE};");
+    let _ = writeln!(s, "    int col0 = get_group_id(0) * {tile}, row0 = get_group_id(1) * {tile};");
     let _ = writeln!(s, "    int t = get_group_id(2);");
     // Batch coordinates, and each operand's matrix offset (broadcast axes stay at 0).
     let batch_axes: Vec<usize> = (0..rank).collect();
@@ -109,52 +131,71 @@ pub fn render(
     if style == Style::Direct {
         // A work-item's block: rows ty + 16·i, columns tx + 16·j of the tile, as in the tiled
         // kernel, so the epilogue below is shared.
-        let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
+        let _ = writeln!(s, "    float acc[{block}][{block}];");
         let _ =
-            writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
-        let _ = writeln!(s, "    int rows[{BLOCK}], cols[{BLOCK}];");
-        let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) {{ int r = row0 + ty + {SIDE} * i; rows[i] = r < {em} ? r : {em} - 1; }}");
-        let _ = writeln!(s, "    for (int j = 0; j < {BLOCK}; j++) {{ int c = col0 + tx + {SIDE} * j; cols[j] = c < {en} ? c : {en} - 1; }}");
+            writeln!(s, "    for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] = 0.0f;");
+        let _ = writeln!(s, "    int rows[{block}], cols[{block}];");
+        let _ = writeln!(s, "    for (int i = 0; i < {block}; i++) {{ int r = row0 + ty + {side} * i; rows[i] = r < {em} ? r : {em} - 1; }}");
+        let _ = writeln!(s, "    for (int j = 0; j < {block}; j++) {{ int c = col0 + tx + {side} * j; cols[j] = c < {en} ? c : {en} - 1; }}");
         let _ = writeln!(s, "    for (int kk = 0; kk < {ek}; kk++) {{");
-        let _ = writeln!(s, "        float ar[{BLOCK}], br[{BLOCK}];");
-        let _ = writeln!(s, "        for (int i = 0; i < {BLOCK}; i++) ar[i] = A[rows[i] * {a_rs} + kk * {a_cs}];");
-        let _ = writeln!(s, "        for (int j = 0; j < {BLOCK}; j++) br[j] = B[kk * {b_rs} + cols[j] * {b_cs}];");
+        let _ = writeln!(s, "        float ar[{block}], br[{block}];");
+        let _ = writeln!(s, "        for (int i = 0; i < {block}; i++) ar[i] = A[rows[i] * {a_rs} + kk * {a_cs}];");
+        let _ = writeln!(s, "        for (int j = 0; j < {block}; j++) br[j] = B[kk * {b_rs} + cols[j] * {b_cs}];");
         let _ = writeln!(
             s,
-            "        for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];"
+            "        for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] += ar[i] * br[j];"
         );
         let _ = writeln!(s, "    }}");
     } else {
-        let _ = writeln!(s, "    __local float As[{DEPTH}][{TILE}];");
-        let _ = writeln!(s, "    __local float Bs[{DEPTH}][{TILE}];");
-        let _ = writeln!(s, "    float acc[{BLOCK}][{BLOCK}];");
-        let _ =
-            writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] = 0.0f;");
-        let _ = writeln!(s, "    int me = ty * {SIDE} + tx;");
-        let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {DEPTH}) {{");
-        let loads = TILE * DEPTH / (SIDE * SIDE);
+        // Rows padded by one element: a work-group's stores down a column of a tile fall in
+        // different local-memory banks.
+        let _ = writeln!(s, "    __local float As[{depth}][{tile} + 1];");
+        let _ = writeln!(s, "    __local float Bs[{depth}][{tile} + 1];");
+        let _ = writeln!(s, "    float acc[{block}][{block}];");
+        let _ = writeln!(s, "    #pragma unroll");
+        let _ = writeln!(s, "    for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] = 0.0f;");
+        let _ = writeln!(s, "    int me = ty * {side} + tx;");
+        let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {depth}) {{");
+        let loads = tile * depth / (side * side);
+        // Neighbouring work-items load neighbouring elements of memory: along the inner axis of
+        // a row-major `A`, along the rows of a transposed one (and likewise for `B`).
+        let a_split = if transposed.contains(&a) {
+            format!("int kk = e / {tile}, r = e % {tile};")
+        } else {
+            format!("int r = e / {depth}, kk = e % {depth};")
+        };
+        let b_split = if transposed.contains(&b) {
+            format!("int c = e / {depth}, kb = e % {depth};")
+        } else {
+            format!("int kb = e / {tile}, c = e % {tile};")
+        };
+        let _ = writeln!(s, "        #pragma unroll");
         let _ = writeln!(s, "        for (int l = 0; l < {loads}; l++) {{");
-        let _ = writeln!(s, "            int e = me + l * {};", SIDE * SIDE);
-        let _ = writeln!(s, "            int r = e / {DEPTH}, kk = e % {DEPTH};");
+        let _ = writeln!(s, "            int e = me + l * {};", side * side);
+        let _ = writeln!(s, "            {a_split}");
         let _ = writeln!(s, "            int gr = row0 + r, gk = k0 + kk;");
         let _ = writeln!(s, "            As[kk][r] = (gr < {em} && gk < {ek}) ? A[gr * {a_rs} + gk * {a_cs}] : 0.0f;");
-        let _ = writeln!(s, "            int kb = e / {TILE}, c = e % {TILE};");
+        let _ = writeln!(s, "            {b_split}");
         let _ = writeln!(s, "            int gk2 = k0 + kb, gc = col0 + c;");
         let _ =
             writeln!(s, "            Bs[kb][c] = (gk2 < {ek} && gc < {en}) ? B[gk2 * {b_rs} + gc * {b_cs}] : 0.0f;");
         let _ = writeln!(s, "        }}");
         let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
-        let _ = writeln!(s, "        for (int kk = 0; kk < {DEPTH}; kk++) {{");
-        let _ = writeln!(s, "            float ar[{BLOCK}], br[{BLOCK}];");
-        let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) ar[i] = As[kk][ty + {SIDE} * i];");
-        let _ = writeln!(s, "            for (int j = 0; j < {BLOCK}; j++) br[j] = Bs[kk][tx + {SIDE} * j];");
-        let _ = writeln!(s, "            for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) acc[i][j] += ar[i] * br[j];");
+        let _ = writeln!(s, "        #pragma unroll");
+        let _ = writeln!(s, "        for (int kk = 0; kk < {depth}; kk++) {{");
+        let _ = writeln!(s, "            float ar[{block}], br[{block}];");
+        let _ = writeln!(s, "            #pragma unroll");
+        let _ = writeln!(s, "            for (int i = 0; i < {block}; i++) ar[i] = As[kk][ty + {side} * i];");
+        let _ = writeln!(s, "            #pragma unroll");
+        let _ = writeln!(s, "            for (int j = 0; j < {block}; j++) br[j] = Bs[kk][tx + {side} * j];");
+        let _ = writeln!(s, "            #pragma unroll");
+        let _ = writeln!(s, "            for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] += ar[i] * br[j];");
         let _ = writeln!(s, "        }}");
         let _ = writeln!(s, "        barrier(CLK_LOCAL_MEM_FENCE);");
         let _ = writeln!(s, "    }}");
     }
-    let _ = writeln!(s, "    for (int i = 0; i < {BLOCK}; i++) for (int j = 0; j < {BLOCK}; j++) {{");
-    let _ = writeln!(s, "        int row = row0 + ty + {SIDE} * i, col = col0 + tx + {SIDE} * j;");
+    let _ = writeln!(s, "    for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) {{");
+    let _ = writeln!(s, "        int row = row0 + ty + {side} * i, col = col0 + tx + {side} * j;");
     let _ = writeln!(s, "        if (row >= {em} || col >= {en}) continue;");
     let idx = format!("(t * {} + row * {en} + col)", product(&[em.clone(), en.clone()]));
     let _ = writeln!(s, "        int idx = {idx};");
@@ -226,14 +267,14 @@ pub fn render(
         }
     }
     let _ = writeln!(s, "    }}");
-    let side = SIDE as u64;
+    let side_items = side as u64;
     let launch = Launch {
         global: vec![
-            GlobalSize { extent: Extent(vec![dn]), div: TILE as u64, mul: side },
-            GlobalSize { extent: Extent(vec![dm]), div: TILE as u64, mul: side },
+            GlobalSize { extent: Extent(vec![dn]), div: tile as u64, mul: side_items },
+            GlobalSize { extent: Extent(vec![dm]), div: tile as u64, mul: side_items },
             GlobalSize::items(Extent(batch)),
         ],
-        local: vec![SIDE, SIDE, 1],
+        local: vec![side, side, 1],
     };
     Ok(args.finish(name, comment, &s, launch))
 }

@@ -26,6 +26,22 @@ inline float circ_softplus(float x) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))
 inline float circ_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
 ";
 
+/// The kernel that gathers a batch from rows kept on the device (`ClExecutor::keep_data`): element
+/// `i` of the batch is column `i % width` of row `as_int(arena[rows_at + i / width])` of the data
+/// at `src` (row numbers are stored as `int` bits in the arena).
+pub const GATHER: &str = "\
+__kernel void circ_gather(__global float* arena, ulong dst, ulong src, ulong rows_at, int width, int count) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int r = i / width, c = i - r * width;
+    int row = as_int(arena[rows_at + r]);
+    arena[dst + i] = arena[src + (ulong)row * width + c];
+}
+";
+
+/// Work-items per work-group of [`GATHER`].
+pub const GATHER_LOCAL: usize = 64;
+
 /// Builds one kernel: its buffers and symbolic extents become arguments in first-use order.
 #[derive(Debug, Default)]
 pub struct KernelArgs {
