@@ -61,11 +61,11 @@ enum Command {
         /// With --bprop2: the Gauss-Newton variant (never negative) instead of the full diagonal.
         #[arg(long, requires = "bprop2")]
         gauss_newton: bool,
-        /// Print the arithmetic and memory of the forward, gradient and bprop2 graphs.
-        #[arg(long)]
+        /// Print the arithmetic and memory of the forward, gradient and bprop2 graphs (as text).
+        #[arg(long, conflicts_with_all = ["dot", "passes", "grad", "bprop2"])]
         stats: bool,
         /// With --stats: the number every symbolic size (such as N) stands for.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, requires = "stats")]
         n: u64,
         /// Seed of the parameters' initial draws (recorded in the graph).
         #[arg(long, default_value_t = 0)]

@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub valid: Option<PathBuf>,
     /// Fraction of --data held out for validation (overrides the model's `valid`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "valid")]
     pub valid_fraction: Option<f64>,
     /// Number of epochs (overrides the model's `epochs`).
     #[arg(long)]
@@ -93,7 +93,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         _ => match circ::driver::parse_update_rule(&text) {
             Ok(r) => r,
             Err(e) => {
-                err(&format!("{e}error: --optimizer `{text}` is not an update rule\n"));
+                err(&e);
                 return ExitCode::from(2);
             }
         },

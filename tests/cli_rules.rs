@@ -1,0 +1,85 @@
+//! The rules every `circ` command follows (issue 17): flags that make no sense together are
+//! refused, output paths are checked before the work, `--optimizer` errors point into the flag,
+//! and one exit-code rule (0 ok, 1 the input is wrong, 2 usage or I/O).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn circ(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_circ")).args(args).arg("--color=never").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("circ-rules-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A linear model that trains in a blink, and its data.
+fn linear(d: &Path) -> (PathBuf, PathBuf) {
+    let model = d.join("lin.circ");
+    std::fs::write(
+        &model,
+        "model lin {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2] ~ normal(0, 1)\n y ~ normal(x @ w, 1)\n train { epochs = 2 }\n}\n",
+    )
+    .unwrap();
+    let mut text = String::from("a,b,y\n");
+    for r in 0..8 {
+        text.push_str(&format!("{},{},{}\n", r as f64 * 0.5, 1.0 - r as f64 * 0.25, r as f64 * 0.1));
+    }
+    let csv = d.join("lin.csv");
+    std::fs::write(&csv, text).unwrap();
+    (model, csv)
+}
+
+#[test]
+fn flags_that_mean_nothing_together_are_refused() {
+    let d = dir("flags");
+    let (model, csv) = linear(&d);
+    let cases: &[(&[&str], &str)] = &[
+        (&["train", s(&model), "--data", s(&csv), "--valid", s(&csv), "--valid-fraction", "0.2"], "--valid"),
+        (&["graph", s(&model), "--n", "5"], "--stats"),
+        (&["graph", s(&model), "--stats", "--dot"], "cannot be used with '--dot'"),
+        (&["graph", s(&model), "--stats", "--grad"], "cannot be used with '--grad'"),
+        (&["graph", s(&model), "--stats", "--passes"], "cannot be used with '--passes'"),
+    ];
+    for (args, expected) in cases {
+        let (code, out, err) = circ(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} printed {out}");
+    }
+    // What they may be combined with still works.
+    let (code, out, err) = circ(&["graph", s(&model), "--stats", "--n", "5"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("symbolic sizes = 5"), "{out}");
+}
+
+/// A bad `--optimizer` gets one diagnostic, located in the flag's own text.
+#[test]
+fn optimizer_errors_point_into_the_flag() {
+    let d = dir("optimizer");
+    let (model, csv) = linear(&d);
+    for (rule, at, message) in [
+        ("adam(lr=)", "--optimizer:1:9", "unexpected `)`"),
+        ("adam(lr=1", "--optimizer:1:10", "unexpected end of --optimizer"),
+        ("adam(lr = -1)", "--optimizer:1:11", "must be a positive number"),
+        ("adamm", "--optimizer:1:1", "unknown update rule `adamm`"),
+    ] {
+        let (code, _, err) = circ(&["train", s(&model), "--data", s(&csv), "--optimizer", rule]);
+        assert_eq!(code, 2, "{rule}: {err}");
+        assert!(err.contains(at) && err.contains(message), "{rule}: {err}");
+        assert_eq!(err.matches("Error:").count(), 1, "{rule}: more than one error:\n{err}");
+        assert!(!err.contains("train {") && !err.contains("model optimizer"), "{rule}: the wrapper shows:\n{err}");
+    }
+}
