@@ -507,7 +507,8 @@ fn grad(
     inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
     inputs.extend(params.map(|p| ("--params", p.as_path())));
     inputs.extend(hvp.map(|p| ("--hvp", p.as_path())));
-    if let Err(code) = cli::distinct(&inputs, &[("--out", out_path)]) {
+    let outputs = [("--out", out_path)];
+    if let Err(code) = cli::distinct(&inputs, &outputs).and_then(|()| cli::writable(&outputs)) {
         return code;
     }
     let p = match prepare(file, data, params, seed, color) {

@@ -83,3 +83,31 @@ fn optimizer_errors_point_into_the_flag() {
         assert!(!err.contains("train {") && !err.contains("model optimizer"), "{rule}: the wrapper shows:\n{err}");
     }
 }
+
+/// An output that cannot be written is refused before the work: no epoch runs, nothing is read
+/// beyond the flags.
+#[test]
+fn bad_output_paths_fail_before_the_work() {
+    let d = dir("outputs");
+    let (model, csv) = linear(&d);
+    let missing = d.join("no-such-dir/x.out");
+    let (m, c, x) = (s(&model), s(&csv), s(&missing));
+    for flag in ["--plot", "--out", "--metrics"] {
+        let (code, out, err) = circ(&["train", m, "--data", c, flag, x]);
+        assert_eq!(code, 2, "{flag}: {out}{err}");
+        assert!(err.contains(&format!("error: {flag}: cannot create a file in ")), "{flag}: {err}");
+        assert!(!err.contains("epoch") && out.is_empty(), "{flag}: the training ran:\n{err}");
+    }
+    // A directory is no file to write.
+    let (code, _, err) = circ(&["train", m, "--data", c, "--plot", s(&d)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--plot: cannot write") && err.contains("it is a directory"), "{err}");
+    // Predictions and derivatives: refused before the parameters are even read.
+    let (code, _, err) = circ(&["run", m, "--params", "/no/such.safetensors", "--data", c, "--out", x]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out: cannot create a file in "), "{err}");
+    let (code, _, err) = circ(&["grad", m, "--data", c, "--out", x]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out: cannot create a file in "), "{err}");
+    assert!(!missing.parent().unwrap().exists());
+}

@@ -72,6 +72,18 @@ pub fn distinct(
     })
 }
 
+/// Refuses (exit status 2) an output that cannot be written, before any work is done: a missing
+/// directory found after an hour of training would lose the run.
+pub fn writable(outputs: &[(&str, &std::path::Path)]) -> Result<(), std::process::ExitCode> {
+    for (what, path) in outputs {
+        if let Err(e) = circ_runtime::output::check_writable(path) {
+            err(&format!("error: {what}: {e}\n"));
+            return Err(std::process::ExitCode::from(2));
+        }
+    }
+    Ok(())
+}
+
 /// A computed value as printed: the shortest digits that read back as the same value in the
 /// precision it was computed in (f32 on `f32` backends: `0.1`, not `0.10000000149011612`), and
 /// zero without a sign (`0`, never `-0`).

@@ -20,7 +20,7 @@ pub fn run(
         let npy = super::npy_files(data);
         let mut inputs = vec![("the model", file), ("--params", params), ("--data", data)];
         inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
-        if let Err(code) = super::distinct(&inputs, &[("--out", o)]) {
+        if let Err(code) = super::distinct(&inputs, &[("--out", o)]).and_then(|()| super::writable(&[("--out", o)])) {
             return code;
         }
     }

@@ -128,7 +128,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         .into_iter()
         .filter_map(|(w, p)| p.as_deref().map(|p| (w, p)))
         .collect();
-    if let Err(code) = super::distinct(&inputs, &outputs) {
+    if let Err(code) = super::distinct(&inputs, &outputs).and_then(|()| super::writable(&outputs)) {
         return code;
     }
     // Two trainings writing one checkpoint would interleave their epochs: the second one stops.
