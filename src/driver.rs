@@ -309,9 +309,9 @@ pub fn hessian(
 /// Parameter values from a safetensors file, matched to the graph's parameters by name. Every
 /// parameter must be present with its shape; extra tensors are an error too (a typo would
 /// otherwise silently leave a parameter at its initial value).
-pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, String> {
-    let (tensors, _) = circ_runtime::safetensors::read(path).map_err(|e| e.to_string())?;
-    tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())
+pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, crate::error::Error> {
+    let (tensors, _) = circ_runtime::safetensors::read(path)?;
+    Ok(tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())?)
 }
 
 /// Refuses parameter values that are not finite, or with `f32` set, that do not fit in an `f32`:

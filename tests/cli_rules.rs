@@ -111,3 +111,56 @@ fn bad_output_paths_fail_before_the_work() {
     assert!(err.contains("--out: cannot create a file in "), "{err}");
     assert!(!missing.parent().unwrap().exists());
 }
+
+/// One exit-code rule for every command: 1 when the input is wrong (a bad value in a data file,
+/// a model with errors, a file that is not a checkpoint), 2 when a file cannot be read at all.
+#[test]
+fn every_command_exits_by_one_rule() {
+    let d = dir("exit");
+    let (model, csv) = linear(&d);
+    let bad_csv = d.join("bad.csv");
+    std::fs::write(&bad_csv, "a,b,y\n1,2,3\n1,x,3\n").unwrap();
+    let bad_model = d.join("bad.circ");
+    std::fs::write(&bad_model, "model m {\n data y: [N]\n y ~ normal(q, 1)\n}\n").unwrap();
+    let not_a_checkpoint = d.join("junk.safetensors");
+    std::fs::write(&not_a_checkpoint, "this is no checkpoint at all").unwrap();
+    let ckpt = d.join("p.safetensors");
+    let (code, _, err) = circ(&["train", s(&model), "--data", s(&csv), "--out", s(&ckpt), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let (m, good, bad, none) = (s(&model), s(&csv), s(&bad_csv), "/no/such/data.csv");
+    let g = d.join("g.safetensors");
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["check", s(&bad_model)], 1),
+        (vec!["check", "/no/such/model.circ"], 2),
+        (vec!["graph", s(&bad_model)], 1),
+        (vec!["graph", "/no/such/model.circ"], 2),
+        (vec!["emit", s(&bad_model)], 1),
+        (vec!["emit", "/no/such/model.circ"], 2),
+        (vec!["eval", m, "--data", bad], 1),
+        (vec!["eval", m, "--data", none], 2),
+        (vec!["eval", m, "--data", good, "--params", s(&not_a_checkpoint)], 1),
+        (vec!["eval", m, "--data", good, "--params", "/no/such.safetensors"], 2),
+        (vec!["grad", m, "--data", bad, "--out", s(&g)], 1),
+        (vec!["grad", m, "--data", none, "--out", s(&g)], 2),
+        (vec!["hessian", m, "--data", bad], 1),
+        (vec!["hessian", m, "--data", none], 2),
+        (vec!["hessian", m, "--data", good, "--params", s(&not_a_checkpoint)], 1),
+        (vec!["train", m, "--data", bad], 1),
+        (vec!["train", m, "--data", none], 2),
+        (vec!["train", m, "--data", good, "--valid", none], 2),
+        (vec!["run", m, "--params", s(&ckpt), "--data", bad], 1),
+        (vec!["run", m, "--params", s(&ckpt), "--data", none], 2),
+        (vec!["run", m, "--params", s(&not_a_checkpoint), "--data", good], 1),
+        (vec!["run", m, "--params", "/no/such.safetensors", "--data", good], 2),
+        (vec!["train", m, "--data", good, "--epochs", "zero"], 2),
+    ];
+    for (args, expected) in &cases {
+        let (code, _, err) = circ(args);
+        assert_eq!(code, *expected, "{args:?}:\n{err}");
+        assert!(err.to_lowercase().contains("error"), "{args:?} says nothing:\n{err}");
+    }
+    // The rule is in `circ --help`.
+    let (code, out, _) = circ(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit status") && out.contains("1  the input is wrong") && out.contains("2  usage or I/O"));
+}

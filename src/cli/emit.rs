@@ -3,7 +3,7 @@
 //! kernels, reductions, product epilogues; logsumexp, copies, one-hot, kmax) show their Cranelift
 //! IR (or machine code with `--asm`), products say how they run, kernels not generated yet say so.
 
-use super::{err, out};
+use super::{err, out, Kind};
 use circ::backend::cpu::executor::{Executor, Rendering};
 use circ::backend::cpu::{self, Options};
 use circ::ir::{Graph, NodeId};
@@ -108,7 +108,7 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
             Ok(e) => e,
             Err(e) => {
                 err(&format!("error: model {}: {e}\n", model.name));
-                return ExitCode::from(1);
+                return super::exit(Kind::Input);
             }
         };
         let p = exec.partition();
@@ -170,7 +170,7 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                         Ok(t) => s.push_str(&t),
                         Err(e) => {
                             err(&format!("error: kernel {k}: {e}\n"));
-                            return ExitCode::from(1);
+                            return super::exit(Kind::Input);
                         }
                     }
                     continue;
@@ -190,7 +190,7 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                 Ok(t) => s.push_str(&t),
                 Err(e) => {
                     err(&format!("error: kernel {k}: {e}\n"));
-                    return ExitCode::from(1);
+                    return super::exit(Kind::Input);
                 }
             }
         }
