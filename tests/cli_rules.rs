@@ -164,3 +164,31 @@ fn every_command_exits_by_one_rule() {
     assert_eq!(code, 0);
     assert!(out.contains("Exit status") && out.contains("1  the input is wrong") && out.contains("2  usage or I/O"));
 }
+
+fn root(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+}
+
+/// `circ emit`: optimizer state named as the checkpoint names it, updates located at their
+/// parameter, `--asm` under the same comments, and `graph`'s location format.
+#[test]
+fn emit_names_state_and_locates_updates() {
+    let model = root("examples/mlp_digits.circ");
+    let (code, ir, err) = circ(&["emit", &model]);
+    assert_eq!(code, 0, "{err}");
+    assert!(ir.contains(" opt.adam.m.l1.w [64, 128]") && ir.contains(" opt.adam.v.l2.b [10]"), "state unnamed");
+    assert!(!ir.contains("input#"), "an input shown by number");
+    // The update of l2.b (declared in nn.circ at `param b`) points there.
+    let update = ir.lines().find(|l| l.contains("= sub(%10,")).expect("the update of l2.b");
+    assert!(update.contains("from nn.circ:8:11: `param b: [o] ~ normal(0, 1) init normal(0, 0.01)`"), "{update}");
+    let (code, asm, err) = circ(&["emit", "--asm", &model]);
+    assert_eq!(code, 0, "{err}");
+    for comment in
+        ["; elementwise group over [N, 128]", ";   bufs[6] = %100 opt.adam.m.l1.w [64, 128]", "from nn.circ:9:12"]
+    {
+        assert!(asm.contains(comment), "--asm lost `{comment}`");
+    }
+    // One location format: the file's name, line and column, in graph and emit alike.
+    let (_, graph, _) = circ(&["graph", &model]);
+    assert!(graph.contains("# nn.circ:9:12") && ir.contains("from nn.circ:9:12: `return x @ w + b`"), "{graph}");
+}
