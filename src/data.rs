@@ -4,6 +4,7 @@
 
 use crate::check::checked::DataSource;
 use crate::check::types::{Dim, Elem};
+use crate::error::Error;
 use crate::interp::HostTensor;
 use crate::ir::Graph;
 use circ_runtime::csv::Table;
@@ -92,17 +93,17 @@ fn value_problem(
 }
 
 /// [`load`] for a run in `f32` (when `f32` is set): values beyond its range are refused.
-pub fn load_as(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, String> {
+pub fn load_as(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, Error> {
     let data = if path.is_dir() || path.extension().is_some_and(|e| e == "npy") {
         load(g, path)?
     } else {
-        let table = read_csv_for(g, path).map_err(|e| e.to_string())?;
-        return bind_table_as(g, &table, f32);
+        let table = read_csv_for(g, path)?;
+        return Ok(bind_table_as(g, &table, f32)?);
     };
     if f32 {
         for (d, t) in g.data.iter().zip(&data) {
             if let Some(problem) = f32_problem(&d.name, t) {
-                return Err(format!("{}: {problem}", path.display()));
+                return Err(format!("{}: {problem}", path.display()).into());
             }
         }
     }
@@ -119,7 +120,7 @@ pub fn is_npy(path: &std::path::Path) -> bool {
 /// prediction graph `g` still reads come from a directory of `<name>.npy` files or, when it reads
 /// one datum, from one `.npy` file; the others (observed data the predictions no longer read) may
 /// be absent and are fed as zeros, as [`crate::driver::bind_for_prediction`] does for CSV.
-pub fn load_npy_for_prediction(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, String> {
+pub fn load_npy_for_prediction(g: &Graph, path: &std::path::Path, f32: bool) -> Result<Vec<HostTensor>, Error> {
     let ids = g.node_ids();
     let read: Vec<usize> =
         (0..g.data.len()).filter(|&i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
@@ -138,7 +139,8 @@ pub fn load_npy_for_prediction(g: &Graph, path: &std::path::Path, f32: bool) -> 
                     path.display(),
                     read.len(),
                     read.iter().map(|&i| g.data[i].name.as_str()).collect::<Vec<_>>().join(", ")
-                ))
+                )
+                .into())
             }
         }
     }
@@ -148,7 +150,7 @@ pub fn load_npy_for_prediction(g: &Graph, path: &std::path::Path, f32: bool) -> 
     if f32 {
         for (d, t) in &present {
             if let Some(problem) = f32_problem(&d.name, t) {
-                return Err(format!("{}: {problem}", path.display()));
+                return Err(format!("{}: {problem}", path.display()).into());
             }
         }
     }
@@ -178,8 +180,8 @@ fn f32_problem(name: &str, t: &HostTensor) -> Option<String> {
 
 /// One datum from a `.npy` file: its shape must fit the declaration, its values the datum's
 /// type (labels in range, bernoulli observations 0 or 1).
-fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::Path) -> Result<HostTensor, String> {
-    let a = circ_runtime::npy::read_npy(file).map_err(|e| e.to_string())?;
+fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::Path) -> Result<HostTensor, Error> {
+    let a = circ_runtime::npy::read_npy(file)?;
     let fits = a.shape.len() == d.shape.len()
         && a.shape.iter().zip(&d.shape).all(|(n, want)| !matches!(want, Dim::Known(k) if *k as usize != *n));
     if !fits {
@@ -190,13 +192,14 @@ fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::P
             d.name,
             want.join(", "),
             a.shape
-        ));
+        )
+        .into());
     }
     if let Some(i) = g.data.iter().position(|x| x.name == d.name) {
         let (range, bernoulli) = (label_range(g, i), observed_by_bernoulli(g, i));
         if let Some(problem) = a.values.iter().find_map(|v| value_problem(*v, &d.name, d.elem, range, bernoulli, false))
         {
-            return Err(format!("{}: {problem}", file.display()));
+            return Err(format!("{}: {problem}", file.display()).into());
         }
     }
     Ok(HostTensor { shape: a.shape, values: a.values })
@@ -204,14 +207,14 @@ fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::P
 
 /// Data for a graph from a path: a CSV file; a directory holding one `<name>.npy` per data
 /// declaration; or a single `.npy` file when the model declares one datum.
-pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String> {
-    let npy = |d: &crate::ir::graph::DataInfo, file: &std::path::Path| -> Result<HostTensor, String> {
+pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, Error> {
+    let npy = |d: &crate::ir::graph::DataInfo, file: &std::path::Path| -> Result<HostTensor, Error> {
         read_npy_datum(g, d, file)
     };
     if path.is_dir() {
         let tensors: Vec<HostTensor> =
             g.data.iter().map(|d| npy(d, &path.join(format!("{}.npy", d.name)))).collect::<Result<_, _>>()?;
-        return same_sizes(g, &tensors).map(|()| tensors).map_err(|e| format!("{}: {e}", path.display()));
+        return same_sizes(g, &tensors).map(|()| tensors).map_err(|e| format!("{}: {e}", path.display()).into());
     }
     if path.extension().is_some_and(|e| e == "npy") {
         return match g.data.as_slice() {
@@ -221,11 +224,12 @@ pub fn load(g: &Graph, path: &std::path::Path) -> Result<Vec<HostTensor>, String
                 path.display(),
                 g.data.len(),
                 g.data.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
-            )),
+            )
+            .into()),
         };
     }
-    let table = read_csv_for(g, path).map_err(|e| e.to_string())?;
-    bind_table(g, &table)
+    let table = read_csv_for(g, path)?;
+    Ok(bind_table(g, &table)?)
 }
 
 /// Refuses data whose arrays give one symbolic size (such as the rows `N`) two values.

@@ -309,9 +309,9 @@ pub fn hessian(
 /// Parameter values from a safetensors file, matched to the graph's parameters by name. Every
 /// parameter must be present with its shape; extra tensors are an error too (a typo would
 /// otherwise silently leave a parameter at its initial value).
-pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, String> {
-    let (tensors, _) = circ_runtime::safetensors::read(path).map_err(|e| e.to_string())?;
-    tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())
+pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, crate::error::Error> {
+    let (tensors, _) = circ_runtime::safetensors::read(path)?;
+    Ok(tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())?)
 }
 
 /// Refuses parameter values that are not finite, or with `f32` set, that do not fit in an `f32`:
@@ -442,10 +442,11 @@ pub fn element_index(shape: &[usize], mut flat: usize) -> String {
 /// The text is one update rule and nothing else: `adam, epochs = 1` is refused, not read as a
 /// rule and a setting.
 pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule, String> {
-    let src = format!("model optimizer {{\n    train {{ optimizer = {text} }}\n}}\n");
+    const PREFIX: &str = "model optimizer {\n    train { optimizer = ";
+    let src = format!("{PREFIX}{text} }}\n}}\n");
     let checked = check_source("--optimizer", &src);
     if checked.has_errors() {
-        return Err(checked.render(false));
+        return Err(flag_diagnostic(&checked.diagnostics, PREFIX.len(), text));
     }
     let only_a_rule = checked.models.len() == 1
         && checked.models.iter().all(|m| {
@@ -463,6 +464,30 @@ pub fn parse_update_rule(text: &str) -> Result<crate::check::checked::UpdateRule
             "error: `{text}` is more than one update rule: the optimizer flag takes one rule, such as `adam(lr = 1e-3)`\n  help: other settings have flags of their own: --epochs, --batch, --valid-fraction, --seed\n"
         )),
     }
+}
+
+/// The first error about `text`, which sits at byte `offset` of a wrapper model, rendered with
+/// the flag's text as its source (`--optimizer:1:9`): the wrapper is never shown, and the errors
+/// that follow the first one (the parser recovering inside the wrapper) are dropped.
+fn flag_diagnostic(diagnostics: &[Diagnostic], offset: usize, text: &str) -> String {
+    use crate::source::{FileId, SourceMap, Span};
+    let Some(first) = diagnostics.iter().filter(|d| d.is_error()).min_by_key(|d| d.primary_span()) else {
+        return String::new();
+    };
+    let mut sources = SourceMap::new();
+    let file = sources.add("--optimizer", None, text);
+    let mut d = first.clone();
+    if first.primary_span().is_some_and(|s| s.start as usize >= offset + text.len()) {
+        d.message = "unexpected end of --optimizer".to_string();
+    }
+    // A span past the flag's text (an unclosed bracket found at the wrapper's `}`) points at its end.
+    let clamp = |at: u32| (at as usize).saturating_sub(offset).min(text.len());
+    d.labels.retain(|l| l.span.file == FileId(0));
+    for l in &mut d.labels {
+        l.span = Span::new(file, clamp(l.span.start), clamp(l.span.end));
+    }
+    d.notes.push(format!("`{text}` is not an update rule: --optimizer takes one, such as `adam(lr = 1e-3)`"));
+    d.render(&sources, false)
 }
 
 /// The `train` settings given as flags, checked by the same code as a model's `train` block

@@ -10,6 +10,7 @@ pub mod check;
 pub mod data;
 pub mod diagnostic;
 pub mod driver;
+pub mod error;
 pub mod front;
 pub mod interp;
 pub mod ir;

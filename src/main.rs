@@ -2,7 +2,7 @@
 
 mod cli;
 
-use cli::{err, out};
+use cli::{err, out, Kind};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "circ", version, about = "Compiler and runtime for .circ neural circuits with Bayesian priors")]
+#[command(
+    name = "circ",
+    version,
+    about = "Compiler and runtime for .circ neural circuits with Bayesian priors",
+    after_help = "Exit status, the same for every command:\n  0  done\n  1  the input is wrong: a .circ file with errors, data or parameter values the model refuses,\n     a model too large for this machine's memory, a training run that is not finite\n  2  usage or I/O: bad flags, a file that cannot be read or written, no OpenCL device"
+)]
 struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -61,11 +66,11 @@ enum Command {
         /// With --bprop2: the Gauss-Newton variant (never negative) instead of the full diagonal.
         #[arg(long, requires = "bprop2")]
         gauss_newton: bool,
-        /// Print the arithmetic and memory of the forward, gradient and bprop2 graphs.
-        #[arg(long)]
+        /// Print the arithmetic and memory of the forward, gradient and bprop2 graphs (as text).
+        #[arg(long, conflicts_with_all = ["dot", "passes", "grad", "bprop2"])]
         stats: bool,
         /// With --stats: the number every symbolic size (such as N) stands for.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, requires = "stats")]
         n: u64,
         /// Seed of the parameters' initial draws (recorded in the graph).
         #[arg(long, default_value_t = 0)]
@@ -279,9 +284,9 @@ fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {
         }
     }
     if unreadable {
-        ExitCode::from(2)
+        cli::exit(Kind::Usage)
     } else if errors {
-        ExitCode::from(1)
+        cli::exit(Kind::Input)
     } else {
         ExitCode::SUCCESS
     }
@@ -297,13 +302,13 @@ fn curvature(gauss_newton: bool) -> circ::driver::Derivatives {
 pub(crate) fn load(file: &Path, color: bool) -> Result<circ::driver::Checked, ExitCode> {
     let checked = circ::driver::check_file(file).map_err(|e| {
         err(&(format!("error: cannot read {}: {e}", file.display()) + "\n"));
-        ExitCode::from(2)
+        cli::exit(Kind::Usage)
     })?;
     if !checked.diagnostics.is_empty() {
         err(&checked.render(color));
     }
     if checked.has_errors() {
-        return Err(ExitCode::from(1));
+        return Err(cli::exit(Kind::Input));
     }
     Ok(checked)
 }
@@ -376,13 +381,15 @@ fn eval(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut failed = false;
+    // The worst failure over the models decides the exit status.
+    let mut failed: Option<Kind> = None;
+    let mut fail = |kind: Kind| failed = failed.max(Some(kind));
     for (model, g) in checked.models.iter().zip(circ::driver::lower(&checked, seed)) {
         let inputs = match circ::data::load_as(&g, data, f32) {
             Ok(d) => d,
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));
-                failed = true;
+                fail(e.kind);
                 continue;
             }
         };
@@ -392,13 +399,13 @@ fn eval(
             Init::Zero => params.iter_mut().for_each(|p| p.iter_mut().for_each(|x| *x = 0.0)),
             Init::File(path) => {
                 let read = circ::driver::params_from_file(&g, path).and_then(|v| {
-                    circ::driver::check_param_values(&g, &v, &path.display().to_string(), f32).map(|()| v)
+                    Ok(circ::driver::check_param_values(&g, &v, &path.display().to_string(), f32).map(|()| v)?)
                 });
                 match read {
                     Ok(v) => params = v,
                     Err(e) => {
                         err(&format!("error: model `{}`: {e}\n", model.name));
-                        failed = true;
+                        fail(e.kind);
                         continue;
                     }
                 }
@@ -410,7 +417,7 @@ fn eval(
             match circ::driver::evaluate_on(&g, &checked.program.sources, &inputs, &params, backend) {
                 Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
                     err(&format!("error: {m}\n"));
-                    return ExitCode::from(2);
+                    return cli::exit(Kind::Usage);
                 }
                 other => other.map_err(|e| e.to_string()),
             }
@@ -433,15 +440,11 @@ fn eval(
             }
             Err(e) => {
                 err(&format!("error: model `{}`: {e}\n", model.name));
-                failed = true;
+                fail(Kind::Input);
             }
         }
     }
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    failed.map_or(ExitCode::SUCCESS, cli::exit)
 }
 
 /// A model ready to run: its graph, data and parameter values, or the exit code after an error.
@@ -457,13 +460,10 @@ fn prepare(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
     let mut graphs = circ::driver::lower(&checked, seed);
     if graphs.len() != 1 {
         err(&format!("error: {} must define exactly one model, it defines {}\n", file.display(), graphs.len()));
-        return Err(ExitCode::from(2));
+        return Err(cli::exit(Kind::Input));
     }
     let graph = graphs.remove(0);
-    let data = circ::data::load(&graph, data).map_err(|e| {
-        err(&format!("error: {e}\n"));
-        ExitCode::from(1)
-    })?;
+    let data = circ::data::load(&graph, data).map_err(|e| cli::fail(&e))?;
     // Before the parameters and the interpreter's values are allocated: does the run fit? (The
     // forward graph on the interpreter; derivatives need about twice as much again.)
     let fits = {
@@ -478,13 +478,10 @@ fn prepare(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
     };
     if let Err(e) = fits {
         err(&format!("error: {e}\n"));
-        return Err(ExitCode::from(1));
+        return Err(cli::exit(Kind::Input));
     }
     let params = match params {
-        Some(p) => circ::driver::params_from_file(&graph, p).map_err(|e| {
-            err(&format!("error: {e}\n"));
-            ExitCode::from(1)
-        })?,
+        Some(p) => circ::driver::params_from_file(&graph, p).map_err(|e| cli::fail(&e))?,
         None => circ::ir::init::initial_values(&graph),
     };
     Ok(Prepared { checked, graph, data, params })
@@ -507,7 +504,8 @@ fn grad(
     inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
     inputs.extend(params.map(|p| ("--params", p.as_path())));
     inputs.extend(hvp.map(|p| ("--hvp", p.as_path())));
-    if let Err(code) = cli::distinct(&inputs, &[("--out", out_path)]) {
+    let outputs = [("--out", out_path)];
+    if let Err(code) = cli::distinct(&inputs, &outputs).and_then(|()| cli::writable(&outputs)) {
         return code;
     }
     let p = match prepare(file, data, params, seed, color) {
@@ -517,15 +515,12 @@ fn grad(
     let direction = match hvp {
         None => Vec::new(),
         Some(v) => {
-            let read = circ_runtime::safetensors::read(v).map_err(|e| e.to_string()).and_then(|(t, _)| {
-                circ::driver::tensors_for(&p.graph, &t, |n| n.to_string(), &v.display().to_string())
+            let read = circ_runtime::safetensors::read(v).map_err(cli::Error::from).and_then(|(t, _)| {
+                Ok(circ::driver::tensors_for(&p.graph, &t, |n| n.to_string(), &v.display().to_string())?)
             });
             match read {
                 Ok(d) => d,
-                Err(e) => {
-                    err(&format!("error: {e}\n"));
-                    return ExitCode::from(1);
-                }
+                Err(e) => return cli::fail(&e),
             }
         }
     };
@@ -535,11 +530,11 @@ fn grad(
             Ok(t) => t,
             Err(circ::backend::RunError::Backend(circ::backend::cpu::BackendError::Device(m))) => {
                 err(&format!("error: {m}\n"));
-                return ExitCode::from(2);
+                return cli::exit(Kind::Usage);
             }
             Err(e) => {
                 err(&format!("error: {e}\n"));
-                return ExitCode::from(1);
+                return cli::exit(Kind::Input);
             }
         };
     let kind = match what {
@@ -559,7 +554,7 @@ fn grad(
             }
             _ => err(&format!("error: {e}\n")),
         }
-        return ExitCode::from(2);
+        return cli::exit(Kind::Usage);
     }
     let n: usize = tensors.iter().map(|t| t.values.len()).sum();
     let done = format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display());
@@ -584,7 +579,7 @@ fn hessian(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
         err(&format!(
             "error: the model has {n} parameter values; `circ hessian` prints at most {MAX_HESSIAN}\n  help: use `circ grad --hvp V.safetensors` for products with the Hessian\n"
         ));
-        return ExitCode::from(1);
+        return cli::exit(Kind::Input);
     }
     match circ::driver::hessian(&p.graph, &p.data, &p.params) {
         Ok((names, cols)) => {
@@ -606,7 +601,7 @@ fn hessian(file: &Path, data: &Path, params: Option<&PathBuf>, seed: u64, color:
         }
         Err(e) => {
             err(&format!("error: {e}\n"));
-            ExitCode::from(1)
+            cli::exit(Kind::Input)
         }
     }
 }

@@ -102,5 +102,6 @@ fn npy_directories_feed_the_same_data_as_csv() {
     // A label file with fractions is refused with the file named.
     write_npy(&dir.join("y.npy"), &[3], &[0.0, 2.5, 1.0]);
     let e = circ::data::load(g, &dir).unwrap_err();
-    assert!(e.ends_with("y.npy: `y` holds integer labels, found 2.5"), "{e}");
+    assert!(e.message.ends_with("y.npy: `y` holds integer labels, found 2.5"), "{e}");
+    assert_eq!(e.kind, circ::error::Kind::Input, "a bad value is an input error");
 }

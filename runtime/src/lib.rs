@@ -6,7 +6,6 @@
 
 pub mod cpu;
 pub mod csv;
-mod half;
 pub mod input;
 pub mod npy;
 pub mod opencl;

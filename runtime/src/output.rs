@@ -112,6 +112,30 @@ where
     }
 }
 
+/// Checks, before any work, that [`write_with`] could write `path`: its directory exists and a
+/// file can be created there (one is created and removed). Standard output, devices and FIFOs
+/// pass: they are written into, not replaced.
+pub fn check_writable(path: &Path) -> Result<(), OutputError> {
+    let err = |action, p: &Path, source| OutputError { action, path: p.to_path_buf(), source };
+    if is_stdout(path) {
+        return Ok(());
+    }
+    let target = resolve(path).map_err(|e| err("resolve", path, e))?;
+    match fs::metadata(&target) {
+        Ok(m) if m.is_dir() => return Err(err("write", path, io::Error::other("it is a directory"))),
+        Ok(m) if !m.is_file() => return Ok(()),
+        _ => {}
+    }
+    let (dir, name) = split(&target).map_err(|e| err("write", path, e))?;
+    let prefix = temp_prefix(&name);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX).rand_bytes(TEMP_RANDOM);
+    fs::metadata(&dir).map_err(|e| err("create a file in", &dir, e))?;
+    // Dropped at once: the probe is removed. tempfile's error names the probe, not the output:
+    // its kind alone reads better beside the directory.
+    builder.tempfile_in(&dir).map(drop).map_err(|e| err("create a file in", &dir, io::Error::from(e.kind())))
+}
+
 /// The directory and file name of `target`.
 fn split(target: &Path) -> io::Result<(PathBuf, OsString)> {
     let name = target
@@ -347,6 +371,18 @@ mod tests {
         let mut v: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn writable_outputs_are_checked_without_a_trace() {
+        let d = dir("writable");
+        check_writable(&d.join("new.txt")).unwrap();
+        check_writable(Path::new("-")).unwrap();
+        assert_eq!(names(&d), Vec::<String>::new(), "the probe is removed");
+        let e = check_writable(&d.join("no/such/dir/a.txt")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot create a file in ") && e.to_string().contains("no/such/dir"), "{e}");
+        let e = check_writable(&d).unwrap_err();
+        assert!(e.to_string().contains("it is a directory"), "{e}");
     }
 
     #[test]

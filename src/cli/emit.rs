@@ -3,7 +3,7 @@
 //! kernels, reductions, product epilogues; logsumexp, copies, one-hot, kmax) show their Cranelift
 //! IR (or machine code with `--asm`), products say how they run, kernels not generated yet say so.
 
-use super::{err, out};
+use super::{err, out, Kind};
 use circ::backend::cpu::executor::{Executor, Rendering};
 use circ::backend::cpu::{self, Options};
 use circ::ir::{Graph, NodeId};
@@ -108,7 +108,7 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
             Ok(e) => e,
             Err(e) => {
                 err(&format!("error: model {}: {e}\n", model.name));
-                return ExitCode::from(1);
+                return super::exit(Kind::Input);
             }
         };
         let p = exec.partition();
@@ -161,16 +161,13 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                     }
                 }
                 Rendering::Generated { node, .. } => {
-                    let text = if asm {
-                        cpu::special::asm_text(&g, node, &opts)
-                    } else {
-                        cpu::special::clif_text(&g, node, Some(&checked.program.sources), &opts)
-                    };
+                    let clif = cpu::special::clif_text(&g, node, Some(&checked.program.sources), &opts);
+                    let text = if asm { with_heading(clif, cpu::special::asm_text(&g, node, &opts)) } else { clif };
                     match text {
                         Ok(t) => s.push_str(&t),
                         Err(e) => {
                             err(&format!("error: kernel {k}: {e}\n"));
-                            return ExitCode::from(1);
+                            return super::exit(Kind::Input);
                         }
                     }
                     continue;
@@ -181,16 +178,13 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
                     continue;
                 }
             };
-            let text = if asm {
-                cpu::asm_text(&g, group, &opts)
-            } else {
-                cpu::clif_text(&g, group, Some(&checked.program.sources), &opts)
-            };
+            let clif = cpu::clif_text(&g, group, Some(&checked.program.sources), &opts);
+            let text = if asm { with_heading(clif, cpu::asm_text(&g, group, &opts)) } else { clif };
             match text {
                 Ok(t) => s.push_str(&t),
                 Err(e) => {
                     err(&format!("error: kernel {k}: {e}\n"));
-                    return ExitCode::from(1);
+                    return super::exit(Kind::Input);
                 }
             }
         }
@@ -199,11 +193,21 @@ pub fn emit(file: &Path, which: Which, asm: bool, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The machine code `asm` under the comment heading of the IR text `clif` (its buffers, nodes
+/// and source lines), which the machine code alone does not say.
+fn with_heading(
+    clif: Result<String, cpu::BackendError>,
+    asm: Result<String, cpu::BackendError>,
+) -> Result<String, cpu::BackendError> {
+    let heading: String = clif?.lines().take_while(|l| l.starts_with(';')).map(|l| format!("{l}\n")).collect();
+    Ok(heading + &asm?)
+}
+
 /// The source lines a kernel computes, one comment line each.
 fn sources(s: &mut String, kern: &Kernel, map: &SourceMap) {
     let mut seen = Vec::new();
     for span in &kern.spans {
-        let loc = map.location(*span).to_string();
+        let loc = circ::ir::print::location(map, *span);
         if !seen.contains(&loc) {
             let _ = writeln!(s, ";   from {loc}");
             seen.push(loc);

@@ -4,6 +4,20 @@ pub mod emit;
 pub mod predict;
 pub mod train;
 
+pub use circ::error::{Error, Kind};
+
+/// The exit status of a command that failed this way: every failure goes through here, and
+/// the numbers live in [`Kind::code`] (the rule is in `circ --help`).
+pub fn exit(kind: Kind) -> std::process::ExitCode {
+    std::process::ExitCode::from(kind.code())
+}
+
+/// Prints `error: <e>` and gives the exit status of its kind.
+pub fn fail(e: &Error) -> std::process::ExitCode {
+    err(&format!("error: {e}\n"));
+    exit(e.kind)
+}
+
 /// The first error writing to standard output, reported by [`finish`].
 static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
 
@@ -34,7 +48,7 @@ pub fn finish(code: std::process::ExitCode) -> std::process::ExitCode {
         Some(e) => {
             err(&format!("error: cannot write to standard output: {e}\n"));
             if code == std::process::ExitCode::SUCCESS {
-                std::process::ExitCode::from(2)
+                exit(Kind::Usage)
             } else {
                 code
             }
@@ -51,7 +65,7 @@ pub fn output_failed(e: circ_runtime::output::OutputError) -> std::process::Exit
     } else {
         err(&format!("error: {e}\n"));
     }
-    std::process::ExitCode::from(2)
+    exit(Kind::Usage)
 }
 
 /// The `.npy` files of a data directory (inputs too); nothing for a file.
@@ -68,8 +82,20 @@ pub fn distinct(
 ) -> Result<(), std::process::ExitCode> {
     circ_runtime::output::check_distinct(inputs, outputs).map_err(|e| {
         err(&format!("error: {e}\n"));
-        std::process::ExitCode::from(2)
+        exit(Kind::Usage)
     })
+}
+
+/// Refuses (exit status 2) an output that cannot be written, before any work is done: a missing
+/// directory found after an hour of training would lose the run.
+pub fn writable(outputs: &[(&str, &std::path::Path)]) -> Result<(), std::process::ExitCode> {
+    for (what, path) in outputs {
+        if let Err(e) = circ_runtime::output::check_writable(path) {
+            err(&format!("error: {what}: {e}\n"));
+            return Err(exit(Kind::Usage));
+        }
+    }
+    Ok(())
 }
 
 /// A computed value as printed: the shortest digits that read back as the same value in the
@@ -142,7 +168,7 @@ pub fn devices() -> std::process::ExitCode {
         }
         Err(e) => {
             err(&format!("error: {e}\n"));
-            std::process::ExitCode::from(2)
+            exit(Kind::Usage)
         }
     }
 }

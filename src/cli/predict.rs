@@ -2,7 +2,7 @@
 //! the mean and the variance (σ², or 2b²); categorical gives the most likely class and every
 //! class probability; bernoulli the probability of 1.
 
-use super::err;
+use super::{err, Kind};
 use circ::ir::graph::{Likelihood, Scale, Term};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ pub fn run(
         let npy = super::npy_files(data);
         let mut inputs = vec![("the model", file), ("--params", params), ("--data", data)];
         inputs.extend(npy.iter().map(|p| ("--data", p.as_path())));
-        if let Err(code) = super::distinct(&inputs, &[("--out", o)]) {
+        if let Err(code) = super::distinct(&inputs, &[("--out", o)]).and_then(|()| super::writable(&[("--out", o)])) {
             return code;
         }
     }
@@ -30,22 +30,19 @@ pub fn run(
     };
     if checked.models.len() != 1 {
         err(&format!("error: {} must define exactly one model, it defines {}\n", file.display(), checked.models.len()));
-        return ExitCode::from(2);
+        return super::exit(Kind::Input);
     }
     let mut g = circ::ir::lower::lower(&checked.models[0], 0);
     // Keep only what the predictions need: the loss (and the observed data it reads) go.
     g.outputs.retain(|o| o.name != "loss");
     if g.outputs.is_empty() {
         err("error: the model predicts nothing: it has no observations\n");
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     circ::passes::dce::run(&mut g);
     let values = match circ::driver::params_from_file(&g, params) {
         Ok(v) => v,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     // Every backend but the reference interpreter computes in f32.
     let f32 = !matches!(backend, circ::backend::BackendKind::Interp);
@@ -56,26 +53,20 @@ pub fn run(
     } else {
         match circ::data::read_csv_for_prediction(&g, data) {
             Ok(t) => Some(t),
-            Err(e) => {
-                err(&format!("error: {e}\n"));
-                return ExitCode::from(2);
-            }
+            Err(e) => return super::fail(&e.into()),
         }
     };
     if let Err(e) = circ::driver::check_param_values(&g, &values, &params.display().to_string(), f32) {
         err(&format!("error: {e}\n"));
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     let feed = match &table {
-        Some(table) => circ::driver::bind_for_prediction(&g, table, f32),
+        Some(table) => circ::driver::bind_for_prediction(&g, table, f32).map_err(super::Error::from),
         None => circ::data::load_npy_for_prediction(&g, data, f32),
     };
     let feed = match feed {
         Ok(f) => f,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     // Rows are run and written a block at a time when each prediction row depends only on its
     // own data row (no op mixes rows): memory stays bounded by the block, not the file.
@@ -98,18 +89,18 @@ pub fn run(
     };
     if let Err(e) = fits {
         err(&format!("error: {e}\n"));
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     let mut runner = match circ::backend::Runner::new(backend, &g) {
         Ok(r) => r,
         Err(circ::backend::cpu::BackendError::Device(m)) => {
             // No OpenCL device (or its compiler refused the program): nothing about the model.
             err(&format!("error: {m}\n"));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
         Err(e) => {
             err(&format!("error: the {} backend cannot run this model: {e}\n", backend.name()));
-            return ExitCode::from(1);
+            return super::exit(Kind::Input);
         }
     };
     let to = out_path.map_or(Path::new("-"), |p| p.as_path());
@@ -153,7 +144,7 @@ pub fn run(
     });
     if let Some(e) = failed {
         err(&format!("error: {e}\n"));
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     if let Err(e) = written {
         return super::output_failed(e);

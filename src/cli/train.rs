@@ -1,7 +1,7 @@
 //! `circ train`: settings from the model, overridden by flags; a progress bar; metrics per epoch;
 //! checkpoints after every epoch.
 
-use super::{err, out, Backend};
+use super::{err, out, Backend, Kind};
 use circ::train::run::{Settings, TrainError, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub valid: Option<PathBuf>,
     /// Fraction of --data held out for validation (overrides the model's `valid`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "valid")]
     pub valid_fraction: Option<f64>,
     /// Number of epochs (overrides the model's `epochs`).
     #[arg(long)]
@@ -83,7 +83,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             a.file.display(),
             checked.models.len()
         ));
-        return ExitCode::from(2);
+        return super::exit(Kind::Input);
     }
     let model = &checked.models[0];
     let t = &model.train;
@@ -93,8 +93,8 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         _ => match circ::driver::parse_update_rule(&text) {
             Ok(r) => r,
             Err(e) => {
-                err(&format!("{e}error: --optimizer `{text}` is not an update rule\n"));
-                return ExitCode::from(2);
+                err(&e);
+                return super::exit(Kind::Usage);
             }
         },
     };
@@ -102,7 +102,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         err(&format!(
             "{e}error: the training flags are not valid (--epochs, --batch, --valid-fraction and --seed are checked as a model's `train` block is)\n"
         ));
-        return ExitCode::from(2);
+        return super::exit(Kind::Usage);
     }
     let settings = Settings {
         epochs: a.epochs.or(t.epochs).unwrap_or(10),
@@ -118,7 +118,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         err(
             "error: --out names the checkpoint file, which `--resume` reads back; it cannot be `-` (standard output)\n",
         );
-        return ExitCode::from(2);
+        return super::exit(Kind::Usage);
     }
     let npy = super::npy_files(&a.data);
     let mut inputs = vec![("the model", a.file.as_path()), ("--data", a.data.as_path())];
@@ -128,7 +128,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         .into_iter()
         .filter_map(|(w, p)| p.as_deref().map(|p| (w, p)))
         .collect();
-    if let Err(code) = super::distinct(&inputs, &outputs) {
+    if let Err(code) = super::distinct(&inputs, &outputs).and_then(|()| super::writable(&outputs)) {
         return code;
     }
     // Two trainings writing one checkpoint would interleave their epochs: the second one stops.
@@ -140,11 +140,11 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             err(&format!(
                 "error: another `circ train` is writing {out}; wait for it to finish or choose another --out\n"
             ));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
         Some(Err(e)) => {
             err(&format!("error: {e}\n"));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
     };
 
@@ -153,10 +153,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let read = |p: &PathBuf| circ::data::load_as(&step.graph, p, f32);
     let all = match read(&a.data) {
         Ok(d) => d,
-        Err(e) => {
-            err(&format!("error: {e}\n"));
-            return ExitCode::from(1);
-        }
+        Err(e) => return super::fail(&e),
     };
     // What a checkpoint records of the data and settings, so that `--resume` can say what changed.
     let data_hash = fingerprint(&all);
@@ -165,10 +162,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let (train, valid) = match &a.valid {
         Some(v) => match read(v) {
             Ok(d) => (all, d),
-            Err(e) => {
-                err(&format!("error: {e}\n"));
-                return ExitCode::from(1);
-            }
+            Err(e) => return super::fail(&e),
         },
         None => {
             let (tr, va) = circ::train::run::split(circ::train::run::rows(&all), settings.valid, settings.seed);
@@ -177,12 +171,12 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     };
     if circ::train::run::rows(&train) == 0 {
         err("error: no rows left to train on\n");
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     // Before the parameters and the backend's buffers are allocated: does the run fit?
     if let Err(e) = budget(&step, &eval, all_bytes, &train, &valid, &settings, a.backend.kind(a.device), &checked) {
         err(&format!("error: {e}\n"));
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     let params = circ::ir::init::initial_values(&step.graph);
     let sources = &checked.program.sources;
@@ -192,28 +186,25 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         if let circ::backend::cpu::BackendError::Device(m) = &e {
             // No device, or a program the device's compiler refused: nothing about the model.
             err(&format!("error: {m}\n"));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
         err(&format!(
             "error: the {} backend cannot run this model: {e}\n  note: `--backend interp` runs every model\n",
             a.backend.kind(a.device).name()
         ));
-        return ExitCode::from(1);
+        return super::exit(Kind::Input);
     }
     if a.resume {
         let Some(path) = &a.out else {
             err("error: --resume continues from the checkpoint named by --out\n");
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         };
         let restored = circ_runtime::safetensors::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|(t, m)| trainer.restore(&path.display().to_string(), &t, &m).map(|()| m));
+            .map_err(super::Error::from)
+            .and_then(|(t, m)| Ok(trainer.restore(&path.display().to_string(), &t, &m).map(|()| m)?));
         let meta = match restored {
             Ok(m) => m,
-            Err(e) => {
-                err(&format!("error: {e}\n"));
-                return ExitCode::from(1);
-            }
+            Err(e) => return super::fail(&e),
         };
         if trainer.epoch >= settings.epochs {
             err(&format!(
@@ -223,7 +214,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
                 plural(settings.epochs, "epoch"),
                 trainer.epoch + 1
             ));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
         let now = run_meta(&a, &settings, &data_hash);
         let changes = changed(&meta, &now);
@@ -237,7 +228,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             Ok(f) => Some(f),
             Err(e) => {
                 err(&format!("error: cannot write {}: {e}\n", p.display()));
-                return ExitCode::from(2);
+                return super::exit(Kind::Usage);
             }
         },
     };
@@ -281,7 +272,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
                 if matches!(e, TrainError::NonFinite { .. } | TrainError::NonFiniteUpdate { .. }) {
                     err("  note: the last checkpoint, if any, holds the parameters before this epoch\n");
                 }
-                return ExitCode::from(1);
+                return super::exit(Kind::Input);
             }
         };
         let mut line = format!("epoch {:>4}  train nll {:.6}", m.epoch, m.train_nll);
@@ -317,7 +308,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
-                return ExitCode::from(2);
+                return super::exit(Kind::Usage);
             }
         }
         history.push(m);
@@ -326,7 +317,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     if let Some(plot) = &a.plot {
         if let Err(e) = circ::train::plot::loss_curves(plot, &model.name, &history) {
             err(&format!("error: cannot draw {}: {e}\n", plot.display()));
-            return ExitCode::from(2);
+            return super::exit(Kind::Usage);
         }
     }
     if let Some(last) = history.last() {

@@ -14,7 +14,32 @@ fn ty_of(g: &Graph, id: NodeId) -> String {
     ShowTy(&Ty { elem: n.elem, dims: n.shape.clone() }, g).to_string()
 }
 
-/// The graph as text. With `sources`, each node shows the `file:line` it came from.
+/// Where a node came from, in the one format `circ graph` and `circ emit` print:
+/// `file:line:col` with the file's name alone (a path would differ from machine to machine).
+pub fn location(sources: &SourceMap, span: crate::source::Span) -> String {
+    let loc = sources.location(span);
+    let file = loc.file.rsplit('/').next().unwrap_or(loc.file);
+    format!("{file}:{}:{}", loc.line, loc.col)
+}
+
+/// [`location`] and the source line itself: `file:line:col: `text``.
+pub fn location_and_line(sources: &SourceMap, span: crate::source::Span) -> String {
+    let (line, _) = sources.line_col(span);
+    let text = sources.file(span.file).text.lines().nth(line - 1).unwrap_or("").trim();
+    format!("{}: `{text}`", location(sources, span))
+}
+
+/// A node as people read it: a leaf with a name by that name (a parameter's or datum's, an
+/// optimizer state tensor's as the checkpoint stores it: `opt.adam.m.l1.w`), else its op.
+pub fn node_name(g: &Graph, id: NodeId) -> String {
+    let n = g.node(id);
+    match (&n.op, &n.label) {
+        (Op::Param(_) | Op::Data(_) | Op::Input(_), Some(label)) => label.clone(),
+        _ => n.op.name(),
+    }
+}
+
+/// The graph as text. With `sources`, each node shows the `file:line:col` it came from.
 pub fn text(g: &Graph, sources: Option<&SourceMap>) -> String {
     let mut out = String::new();
     for (i, d) in g.data.iter().enumerate() {
@@ -41,9 +66,7 @@ pub fn text(g: &Graph, sources: Option<&SourceMap>) -> String {
                 note.push_str(l);
             }
             if let (Some(src), Some(span)) = (sources, n.span) {
-                let loc = src.location(span);
-                let file = loc.file.rsplit('/').next().unwrap_or(loc.file);
-                let _ = write!(note, "{}{file}:{}", if note.is_empty() { "" } else { "  " }, loc.line);
+                let _ = write!(note, "{}{}", if note.is_empty() { "" } else { "  " }, location(src, span));
             }
             (lhs, ty_of(g, id), note)
         })

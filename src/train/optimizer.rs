@@ -92,6 +92,8 @@ pub fn update(g: &mut Graph, rule: &UpdateRule, u: &UpdateInputs, slots: &mut Ve
         let input = g.inputs.len();
         g.inputs.push(InputInfo { name: name.clone(), shape: p.shape.clone() });
         let node = g.push(Op::Input(input), &[], None, None);
+        // Named as the checkpoint stores it, for `circ graph` and `circ emit`.
+        g.node_mut(node).label = Some(format!("opt.{name}"));
         let output = format!("state.{name}");
         slots.push(StateSlot { name, param: u.param, input, output: output.clone(), init });
         (node, output)

@@ -43,7 +43,14 @@ pub fn build(model: &CheckedModel, seed: u64, default: &UpdateRule) -> StepGraph
         let grad = g.output(&format!("grad.{name}")).expect("every parameter has a gradient output");
         let curv = g.output(&format!("curv.{name}"));
         let u = optimizer::UpdateInputs { param: i, w, grad, curv, scale, step };
+        let before: std::collections::HashSet<NodeId> = g.node_ids().into_iter().collect();
         let new = optimizer::update(&mut g, rule, &u, &mut state);
+        // The update's nodes have no source of their own: they point at the parameter they update.
+        let span = g.node(w).span;
+        for n in g.node_ids().into_iter().filter(|n| !before.contains(n)) {
+            let node = g.node_mut(n);
+            node.span = node.span.or(span);
+        }
         g.outputs.push(Output { name: format!("new.{name}"), node: new });
     }
     // The gradient and curvature live on inside the updates; as outputs they are not needed.
@@ -62,8 +69,11 @@ fn input_node(g: &mut Graph, name: &str) -> NodeId {
             g.inputs.len() - 1
         }
     };
-    match g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Input(index)) {
+    let n = match g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Input(index)) {
         Some(n) => n,
         None => g.push(Op::Input(index), &[], None, None),
-    }
+    };
+    // Named for `circ graph` and `circ emit` (lowering may have made the node without a name).
+    g.node_mut(n).label = Some(name.to_string());
+    n
 }

@@ -315,7 +315,7 @@ impl DType {
                 }
                 // `b` now holds the value little-endian in its first `size` bytes.
                 match (self.kind, self.size) {
-                    (Kind::Float, 2) => crate::half::f16_to_f64(u16::from_le_bytes([b[0], b[1]])),
+                    (Kind::Float, 2) => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
                     (Kind::Float, 4) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
                     (Kind::Float, _) => f64::from_le_bytes(b),
                     (Kind::Int, 1) => b[0] as i8 as f64,

@@ -563,8 +563,8 @@ impl ReadDType {
             .map(|b| match self {
                 ReadDType::F64 => f64::from_le_bytes(b.try_into().unwrap()),
                 ReadDType::F32 => f32::from_le_bytes(b.try_into().unwrap()) as f64,
-                ReadDType::F16 => crate::half::f16_to_f64(u16::from_le_bytes(b.try_into().unwrap())),
-                ReadDType::BF16 => f32::from_bits((u16::from_le_bytes(b.try_into().unwrap()) as u32) << 16) as f64,
+                ReadDType::F16 => half::f16::from_le_bytes(b.try_into().unwrap()).to_f64(),
+                ReadDType::BF16 => half::bf16::from_le_bytes(b.try_into().unwrap()).to_f64(),
                 ReadDType::I64 => i64::from_le_bytes(b.try_into().unwrap()) as f64,
                 ReadDType::I32 => i32::from_le_bytes(b.try_into().unwrap()) as f64,
             })

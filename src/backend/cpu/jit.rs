@@ -283,7 +283,7 @@ pub fn clif_text(
     for (i, n) in grp.inputs.iter().enumerate() {
         let node = g.node(*n);
         let how = if matches!(node.op, crate::ir::Op::Const(_)) { " (immediate, not read)" } else { "" };
-        let _ = writeln!(out, ";   bufs[{i}] = {n} {} {}{how}", node.op.name(), shape(&node.shape));
+        let _ = writeln!(out, ";   bufs[{i}] = {n} {} {}{how}", crate::ir::print::node_name(g, *n), shape(&node.shape));
     }
     for (o, n) in grp.outputs.iter().enumerate() {
         let _ = writeln!(out, ";   bufs[{}] <- {n} {}", grp.inputs.len() + o, shape(&g.node(*n).shape));
@@ -292,11 +292,7 @@ pub fn clif_text(
         let node = g.node(*n);
         let args: Vec<String> = g.operands(*n).iter().map(ToString::to_string).collect();
         let from = match (node.span, sources) {
-            (Some(span), Some(src)) => {
-                let loc = src.location(span);
-                let line = src.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
-                format!("  from {loc}: `{line}`")
-            }
+            (Some(span), Some(src)) => format!("  from {}", crate::ir::print::location_and_line(src, span)),
             _ => String::new(),
         };
         let _ = writeln!(out, "; {n} = {}({}){from}", node.op.name(), args.join(", "));

@@ -457,18 +457,15 @@ pub fn clif_text(g: &Graph, node: NodeId, sources: Option<&SourceMap>, opts: &Op
     let _ = writeln!(out, "; {}: {}", n.op.name(), summary(&special.op));
     let operands = g.operands(node);
     for (i, x) in operands.iter().enumerate() {
-        let _ = writeln!(out, ";   bufs[{i}] = {x} {} {}", g.node(*x).op.name(), shape(&g.node(*x).shape));
+        let _ =
+            writeln!(out, ";   bufs[{i}] = {x} {} {}", crate::ir::print::node_name(g, *x), shape(&g.node(*x).shape));
     }
     let _ = writeln!(out, ";   bufs[{}] <- {node} {}", operands.len(), shape(&n.shape));
     let all: Vec<String> = special.shapes.iter().map(|s| shape(s)).collect();
     let _ = writeln!(out, ";   dims = the sizes of {}", all.join(", "));
     let args: Vec<String> = operands.iter().map(ToString::to_string).collect();
     let from = match (n.span, sources) {
-        (Some(span), Some(src)) => {
-            let loc = src.location(span);
-            let line = src.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
-            format!("  from {loc}: `{line}`")
-        }
+        (Some(span), Some(src)) => format!("  from {}", crate::ir::print::location_and_line(src, span)),
         _ => String::new(),
     };
     let _ = writeln!(out, "; {node} = {}({}){from}", n.op.name(), args.join(", "));
