@@ -2,6 +2,7 @@
 
 use super::checked::*;
 use super::types::{dims_agree, Dim, Elem, ShowTy, SymId, SymNames, Ty};
+use super::index::{DefKind, Index, Target};
 use super::CheckOutput;
 use crate::diagnostic::Diagnostic;
 use crate::front::ast::{self, ElemType, Expr, ExprKind, Item, Stmt, StmtKind};
@@ -151,6 +152,8 @@ pub struct Checker<'p> {
     /// The statement being elaborated sits directly in a `repeat` block.
     pub(super) in_repeat_body: bool,
     errors_seen: usize,
+    /// Names' definitions and uses, kept only for editors (see `index.rs`).
+    pub(super) index: Option<Index>,
 }
 
 impl<'p> Checker<'p> {
@@ -164,10 +167,26 @@ impl<'p> Checker<'p> {
             generic: false,
             in_repeat_body: false,
             errors_seen: 0,
+            index: None,
         }
     }
 
-    pub fn run(mut self) -> CheckOutput {
+    /// A checker that also keeps an [`Index`] of names for editors.
+    pub fn with_index(prog: &'p Program) -> Checker<'p> {
+        Checker { index: Some(Index::default()), ..Checker::new(prog) }
+    }
+
+    pub fn run(self) -> CheckOutput {
+        self.run_indexed().0
+    }
+
+    /// Checks everything; returns the index too when one was kept.
+    pub fn run_indexed(mut self) -> (CheckOutput, Option<Index>) {
+        let models = self.check_all();
+        (CheckOutput { models, diagnostics: self.diags }, self.index)
+    }
+
+    fn check_all(&mut self) -> Vec<CheckedModel> {
         self.check_item_names();
         for (mi, module) in self.prog.modules.iter().enumerate() {
             for (ii, item) in module.ast.items.iter().enumerate() {
@@ -188,7 +207,7 @@ impl<'p> Checker<'p> {
                 }
             }
         }
-        CheckOutput { models, diagnostics: self.diags }
+        models
     }
 
     /// Errors met so far, counting those not shown again because they were reported before.
@@ -316,7 +335,71 @@ impl<'p> Checker<'p> {
                 return;
             }
         }
+        if self.index.is_some() {
+            self.index_def(scope, name, &value, kind);
+        }
         scope.vars.insert(name.name.clone(), Binding { value, span: name.span, kind });
+    }
+
+    /// Records a use of a name and what it resolved to (when an index is kept).
+    pub(super) fn index_ref(&mut self, at: Span, target: Target) {
+        if let Some(index) = &mut self.index {
+            index.reference(at, target);
+        }
+    }
+
+    /// Records what a new binding holds, as the hover of an editor shows it: its full name
+    /// (with the instance prefix), its type, and for a parameter its prior, start and update.
+    fn index_def(&mut self, scope: &Scope, name: &ast::Ident, value: &Value, kind: BindKind) {
+        let full = format!("{}{}", scope.prefix, name.name);
+        let def_kind = match kind {
+            BindKind::Data => DefKind::Data,
+            BindKind::Param => DefKind::Param,
+            BindKind::Let => DefKind::Let,
+            BindKind::Static => DefKind::Static,
+            BindKind::Input => DefKind::Input,
+            BindKind::Instance => DefKind::Instance,
+        };
+        let word = def_kind.keyword();
+        let fact = match value {
+            Value::Tensor(node) => {
+                let shown = self.show(self.ty(*node));
+                match self.b.nodes[node.0 as usize].op {
+                    // Checked on its own, a circuit's priors have unknown arguments: shape only.
+                    Op::Param(i) if !self.generic => param_fact(&full, &shown, &self.b.params[i]),
+                    _ => format!("{word} {full}: {shown}"),
+                }
+            }
+            Value::Static(Static::Int(n)) => format!("{word} {full} = {n}"),
+            Value::Static(Static::Float(f)) => format!("{word} {full} = {}", super::signature::num(*f)),
+            Value::Static(Static::Dim(_)) => format!("{word} {full}: int"),
+            Value::Static(Static::Unknown) => format!("{word} {full}: float"),
+            Value::Instance(inst) => {
+                let c = inst.circuit;
+                let module = if c.module == scope.module {
+                    String::new()
+                } else {
+                    format!("{}.", self.prog.module(c.module).name)
+                };
+                let args: Vec<String> = inst
+                    .statics
+                    .iter()
+                    .map(|s| match s {
+                        Static::Int(n) => n.to_string(),
+                        Static::Float(f) => super::signature::num(*f),
+                        Static::Dim(d) => super::types::ShowDim(*d, &self.b).to_string(),
+                        Static::Unknown => "?".to_string(),
+                    })
+                    .collect();
+                format!("{word} {full} = {module}{}({})", self.circuit(c).name.name, args.join(", "))
+            }
+            Value::Circuit(c) => format!("{word} {full} = circuit {}", self.circuit(*c).name.name),
+            Value::Module(m) => format!("{word} {full} = module {}", self.prog.module(*m).name),
+            Value::Poison => return,
+        };
+        if let Some(index) = &mut self.index {
+            index.define(name.span, def_kind, &name.name, fact);
+        }
     }
 
     pub fn stmts(&mut self, stmts: &'p [Stmt], scope: &mut Scope, in_repeat: bool) {
@@ -707,6 +790,21 @@ impl<'p> Checker<'p> {
         self.reported = saved.1;
         d
     }
+}
+
+/// A parameter as a hover shows it: shape, prior, start and update rule.
+fn param_fact(full: &str, shown: &str, p: &ParamDecl) -> String {
+    use super::signature::{num, prior, update};
+    let start = match (p.init, &p.draw) {
+        (Some(x), _) => format!("= {}", num(x)),
+        (None, Some(d)) => format!("drawn from {}", prior(d)),
+        (None, None) => "drawn from the prior".to_string(),
+    };
+    let rule = match &p.update {
+        Some(u) => update(u),
+        None => "the model's optimizer (`train { optimizer = … }`)".to_string(),
+    };
+    format!("param {full}: {shown}\n  prior  {}\n  start  {start}\n  update {rule}", prior(&p.prior))
 }
 
 /// The optional parts of a `param` declaration.
