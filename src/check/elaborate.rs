@@ -154,6 +154,9 @@ pub struct Checker<'p> {
     errors_seen: usize,
     /// Names' definitions and uses, kept only for editors (see `index.rs`).
     pub(super) index: Option<Index>,
+    /// With an index: the `let` each instance of the model being checked was bound by, by the
+    /// instance's full name, so its parameters can be listed there.
+    instance_defs: HashMap<String, Span>,
 }
 
 impl<'p> Checker<'p> {
@@ -168,6 +171,7 @@ impl<'p> Checker<'p> {
             in_repeat_body: false,
             errors_seen: 0,
             index: None,
+            instance_defs: HashMap::new(),
         }
     }
 
@@ -282,6 +286,7 @@ impl<'p> Checker<'p> {
 
     fn check_model(&mut self, m: &'p ast::Model) -> CheckedModel {
         self.b = Builder::default();
+        self.instance_defs.clear();
         self.generic = false;
         let mut scope = Scope {
             module: ModuleId(0),
@@ -348,6 +353,31 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// Lists a new parameter on the `let` of every instance it belongs to (`net.l1.w` on `net`
+    /// and on `net.l1`).
+    fn index_member(&mut self, full: &str, param: usize) {
+        let p = &self.b.params[param];
+        let mut line = format!("param {full}: {}", self.show(&p.ty));
+        line.push_str(&format!(" ~ {}", super::signature::prior(&p.prior)));
+        match (p.init, &p.draw) {
+            (Some(x), _) => line.push_str(&format!(" = {}", super::signature::num(x))),
+            (None, Some(d)) => line.push_str(&format!(" init {}", super::signature::prior(d))),
+            (None, None) => {}
+        }
+        if let Some(u) = &p.update {
+            line.push_str(&format!(" update {}", super::signature::update(u)));
+        }
+        let owners: Vec<Span> = full
+            .match_indices('.')
+            .filter_map(|(i, _)| self.instance_defs.get(&full[..i]).copied())
+            .collect();
+        if let Some(index) = &mut self.index {
+            for owner in owners {
+                index.member(owner, &line);
+            }
+        }
+    }
+
     /// Records what a new binding holds, as the hover of an editor shows it: its full name
     /// (with the instance prefix), its type, and for a parameter its prior, start and update.
     fn index_def(&mut self, scope: &Scope, name: &ast::Ident, value: &Value, kind: BindKind) {
@@ -375,6 +405,9 @@ impl<'p> Checker<'p> {
             Value::Static(Static::Dim(_)) => format!("{word} {full}: int"),
             Value::Static(Static::Unknown) => format!("{word} {full}: float"),
             Value::Instance(inst) => {
+                if !self.generic {
+                    self.instance_defs.insert(inst.name.clone(), name.span);
+                }
                 let c = inst.circuit;
                 let module = if c.module == scope.module {
                     String::new()
@@ -704,6 +737,9 @@ impl<'p> Checker<'p> {
             span: name.span,
         });
         let node = self.push(Op::Param(index), vec![], t, name.span);
+        if self.index.is_some() && !self.generic {
+            self.index_member(&full, index);
+        }
         self.b.param_nodes.insert(full, node);
         self.bind(scope, name, Value::Tensor(node), BindKind::Param);
     }

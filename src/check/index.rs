@@ -58,7 +58,13 @@ pub struct Def {
     pub facts: Vec<String>,
     /// More distinct facts were met than [`MAX_FACTS`].
     pub truncated: bool,
+    /// For an instance: the parameters it owns, its instances' included, one line each
+    /// (`param l1.w: [64, 128] ~ normal(0, 1) init normal(0, 0.125)`); at most [`MAX_MEMBERS`].
+    pub members: Vec<String>,
 }
+
+/// Most parameters listed per instance.
+pub const MAX_MEMBERS: usize = 32;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Index {
@@ -79,6 +85,7 @@ impl Index {
             name: name.to_string(),
             facts: Vec::new(),
             truncated: false,
+            members: Vec::new(),
         });
         if def.facts.contains(&fact) {
             return;
@@ -87,6 +94,15 @@ impl Index {
             def.facts.push(fact);
         } else {
             def.truncated = true;
+        }
+    }
+
+    /// Lists a parameter under the instance defined at `owner` (already defined).
+    pub(super) fn member(&mut self, owner: Span, line: &str) {
+        if let Some(def) = self.defs.get_mut(&owner) {
+            if def.members.len() < MAX_MEMBERS && !def.members.iter().any(|m| m == line) {
+                def.members.push(line.to_string());
+            }
         }
     }
 

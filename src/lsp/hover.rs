@@ -50,6 +50,9 @@ fn binding(d: &Def) -> String {
     if d.facts.is_empty() {
         s = format!("```circ\n{} {}\n```", d.kind.keyword(), d.name);
     }
+    if !d.members.is_empty() {
+        s.push_str(&format!("\nParameters:\n```circ\n{}\n```", d.members.join("\n")));
+    }
     if d.facts.len() > 1 {
         s.push_str("\nOne line per elaboration: the circuit checked on its own, then each instance.");
     }
