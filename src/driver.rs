@@ -61,7 +61,11 @@ fn finish(program: Program, diagnostics: Vec<Diagnostic>) -> Checked {
     finish_with(program, diagnostics, false).0
 }
 
-fn finish_with(program: Program, mut diagnostics: Vec<Diagnostic>, indexed: bool) -> (Checked, Option<check::index::Index>) {
+fn finish_with(
+    program: Program,
+    mut diagnostics: Vec<Diagnostic>,
+    indexed: bool,
+) -> (Checked, Option<check::index::Index>) {
     // Names and shapes are only checked in files that parsed: errors after a syntax error mislead.
     if diagnostics.iter().any(Diagnostic::is_error) {
         return (Checked { program, diagnostics, models: Vec::new() }, None);

@@ -91,9 +91,11 @@ impl Server {
     fn diagnostics(&mut self, uri: &str) -> Vec<Value> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if let Some(i) = self.pending.iter().position(|m| {
-                m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri
-            }) {
+            if let Some(i) = self
+                .pending
+                .iter()
+                .position(|m| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri)
+            {
                 let msg = self.pending.remove(i);
                 return msg["params"]["diagnostics"].as_array().unwrap().clone();
             }
@@ -306,7 +308,8 @@ fn hover_shows_shapes_priors_signatures_and_docs() {
     let label = hover_text(&server.at("textDocument/hover", &uri, find(MODEL, "label ~", 0, 1)));
     assert!(label.contains("data label: int[N]"), "{label}");
     let t = hover_text(&server.at("textDocument/hover", &uri, find(MODEL, "/ temperature", 0, 4)));
-    for part in ["param temperature: []", "prior  lognormal(0, 1)", "start  = 1", "update sgd(lr = 0.1, momentum = 0)"] {
+    for part in ["param temperature: []", "prior  lognormal(0, 1)", "start  = 1", "update sgd(lr = 0.1, momentum = 0)"]
+    {
         assert!(t.contains(part), "{part} missing from {t}");
     }
 
@@ -539,7 +542,8 @@ fn analysis_never_panics_on_the_fuzz_corpus() {
         let mut variants = vec![text.clone(), text[..cut(chars.len() * 2 / 3)].to_string()];
         // Drop a few characters at places that vary from file to file.
         let drop: Vec<usize> = (1..4).map(|j| (n * 7919 + j * 104_729) % chars.len().max(1)).collect();
-        let dropped: String = chars.iter().enumerate().filter(|(k, _)| !drop.contains(k)).map(|(_, (_, c))| *c).collect();
+        let dropped: String =
+            chars.iter().enumerate().filter(|(k, _)| !drop.contains(k)).map(|(_, (_, c))| *c).collect();
         variants.push(dropped);
         for (v, variant) in variants.iter().enumerate() {
             let uri = circ::lsp::uri::from_path(path).unwrap();

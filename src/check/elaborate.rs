@@ -1,8 +1,8 @@
 //! Statement-level elaboration: scopes, models, circuits and their instances.
 
 use super::checked::*;
-use super::types::{dims_agree, Dim, Elem, ShowTy, SymId, SymNames, Ty};
 use super::index::{DefKind, Index, Target};
+use super::types::{dims_agree, Dim, Elem, ShowTy, SymId, SymNames, Ty};
 use super::CheckOutput;
 use crate::diagnostic::Diagnostic;
 use crate::front::ast::{self, ElemType, Expr, ExprKind, Item, Stmt, StmtKind};
@@ -367,10 +367,8 @@ impl<'p> Checker<'p> {
         if let Some(u) = &p.update {
             line.push_str(&format!(" update {}", super::signature::update(u)));
         }
-        let owners: Vec<Span> = full
-            .match_indices('.')
-            .filter_map(|(i, _)| self.instance_defs.get(&full[..i]).copied())
-            .collect();
+        let owners: Vec<Span> =
+            full.match_indices('.').filter_map(|(i, _)| self.instance_defs.get(&full[..i]).copied()).collect();
         if let Some(index) = &mut self.index {
             for owner in owners {
                 index.member(owner, &line);

@@ -50,7 +50,8 @@ pub fn check_with_index(program: &Program) -> (CheckOutput, index::Index) {
 
 fn on_big_stack<T: Send>(work: impl Fn() -> T + Send + Sync) -> T {
     std::thread::scope(|s| {
-        let worker = std::thread::Builder::new().name("circ-check".into()).stack_size(CHECK_STACK).spawn_scoped(s, &work);
+        let worker =
+            std::thread::Builder::new().name("circ-check".into()).stack_size(CHECK_STACK).spawn_scoped(s, &work);
         match worker {
             Ok(handle) => match handle.join() {
                 Ok(out) => out,

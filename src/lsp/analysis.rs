@@ -9,9 +9,7 @@ use crate::driver::Checked;
 use crate::front::ast::Item;
 use crate::front::loader::{ModuleId, STDLIB};
 use crate::source::{FileId, Span};
-use lsp_types::{
-    DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString, Position, Range, Uri,
-};
+use lsp_types::{DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString, Position, Range, Uri};
 use std::path::{Path, PathBuf};
 
 /// The root file of every analysis is the first file the loader adds.
@@ -216,7 +214,8 @@ impl Analysis {
         if !text.is_char_boundary(offset) {
             return None;
         }
-        let start = text[..offset].char_indices().rev().take_while(|(_, c)| is_word(*c)).last().map_or(offset, |(i, _)| i);
+        let start =
+            text[..offset].char_indices().rev().take_while(|(_, c)| is_word(*c)).last().map_or(offset, |(i, _)| i);
         let end = text[offset..].char_indices().find(|(_, c)| !is_word(*c)).map_or(text.len(), |(i, _)| offset + i);
         (start < end).then(|| (&text[start..end], Span::new(ROOT, start, end)))
     }

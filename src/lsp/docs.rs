@@ -49,8 +49,16 @@ pub const DOCS: &[(&str, &str, &str)] = &[
     ("sgd", "sgd(lr = 0.01, momentum = 0)", "Stochastic gradient descent w ← w − lr·g, with heavy-ball momentum."),
     ("adam", "adam(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8)", "Adam."),
     ("egd", "egd(lr = 0.01)", "Exponentiated gradient w ← w·exp(−lr·g) (EG± for weights of either sign)."),
-    ("newton", "newton(lr = 1, damping = 1e-4)", "Diagonal Newton step −lr·g / (h + damping), h from bprop2 curvature."),
-    ("bayes", "bayes(lr = 1, decay = 0)", "Bayesian learning rate: step lr·g/P with a per-weight precision P from the prior."),
+    (
+        "newton",
+        "newton(lr = 1, damping = 1e-4)",
+        "Diagonal Newton step −lr·g / (h + damping), h from bprop2 curvature.",
+    ),
+    (
+        "bayes",
+        "bayes(lr = 1, decay = 0)",
+        "Bayesian learning rate: step lr·g/P with a per-weight precision P from the prior.",
+    ),
     // `train { … }` settings (§17).
     ("optimizer", "optimizer = RULE", "The update rule of every parameter without its own `update`."),
     ("epochs", "epochs = n", "Passes over the training rows."),

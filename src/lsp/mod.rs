@@ -148,8 +148,10 @@ impl Server {
             DocumentSymbolRequest::METHOD => {
                 match req.extract::<lsp_types::DocumentSymbolParams>(DocumentSymbolRequest::METHOD) {
                     Ok((id, p)) => {
-                        let result =
-                            self.docs.get(&p.text_document.uri).map(|a| DocumentSymbolResponse::Nested(navigate::symbols(a)));
+                        let result = self
+                            .docs
+                            .get(&p.text_document.uri)
+                            .map(|a| DocumentSymbolResponse::Nested(navigate::symbols(a)));
                         Response::new_ok(id, result)
                     }
                     Err(e) => bad(e),
@@ -165,10 +167,12 @@ impl Server {
                 self.ending = Some(if self.shut_down { Ending::Clean } else { Ending::WithoutShutdown });
                 Vec::new()
             }
-            DidOpenTextDocument::METHOD => match n.extract::<lsp_types::DidOpenTextDocumentParams>(DidOpenTextDocument::METHOD) {
-                Ok(p) => self.update(p.text_document.uri, p.text_document.text),
-                Err(_) => Vec::new(),
-            },
+            DidOpenTextDocument::METHOD => {
+                match n.extract::<lsp_types::DidOpenTextDocumentParams>(DidOpenTextDocument::METHOD) {
+                    Ok(p) => self.update(p.text_document.uri, p.text_document.text),
+                    Err(_) => Vec::new(),
+                }
+            }
             DidChangeTextDocument::METHOD => {
                 match n.extract::<lsp_types::DidChangeTextDocumentParams>(DidChangeTextDocument::METHOD) {
                     // Full sync: the last change holds the whole text.

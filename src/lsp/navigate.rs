@@ -23,7 +23,9 @@ pub fn definition(a: &Analysis, pos: Position) -> Option<Location> {
     let root = a.checked.program.modules.first()?;
     for item in &root.ast.items {
         match item {
-            Item::Import(imp) if [Some(&imp.module), imp.alias.as_ref()].into_iter().flatten().any(|i| within(i.span)) => {
+            Item::Import(imp)
+                if [Some(&imp.module), imp.alias.as_ref()].into_iter().flatten().any(|i| within(i.span)) =>
+            {
                 return root.imports.get(&imp.local_name().name).and_then(|&m| a.module_location(m));
             }
             Item::Circuit(c) if within(c.name.span) => return a.location(c.name.span),
@@ -59,17 +61,31 @@ pub fn symbols(a: &Analysis) -> Vec<DocumentSymbol> {
             Item::Circuit(c) => {
                 let mut children = Vec::new();
                 for s in &c.statics {
-                    let detail = a.text(ROOT).get(s.span.range()).and_then(|t| t.split_once(':')).map(|(_, k)| k.trim().to_string());
+                    let detail = a
+                        .text(ROOT)
+                        .get(s.span.range())
+                        .and_then(|t| t.split_once(':'))
+                        .map(|(_, k)| k.trim().to_string());
                     children.push(symbol(&s.name.name, detail, SymbolKind::TYPE_PARAMETER, s.span, s.name.span, None));
                 }
                 for i in &c.inputs {
                     let detail = Some(a.checked.program.sources.text(i.ty.span).to_string());
-                    children.push(symbol(&i.name.name, detail, SymbolKind::VARIABLE, i.name.span.to(i.ty.span), i.name.span, None));
+                    children.push(symbol(
+                        &i.name.name,
+                        detail,
+                        SymbolKind::VARIABLE,
+                        i.name.span.to(i.ty.span),
+                        i.name.span,
+                        None,
+                    ));
                 }
                 statements(a, &c.body, &mut children, &symbol);
                 let detail = a.text(ROOT).get(c.span.start as usize..c.ret.span.end as usize).map(|h| {
                     let h = h.split_whitespace().collect::<Vec<_>>().join(" ");
-                    h.strip_prefix("circuit ").and_then(|h| h.strip_prefix(c.name.name.as_str())).unwrap_or(&h).to_string()
+                    h.strip_prefix("circuit ")
+                        .and_then(|h| h.strip_prefix(c.name.name.as_str()))
+                        .unwrap_or(&h)
+                        .to_string()
                 });
                 out.push(symbol(&c.name.name, detail, SymbolKind::FUNCTION, c.span, c.name.span, Some(children)));
             }
