@@ -5,7 +5,7 @@
 //! stdlib) and mutations of it: no input may make it panic.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -571,4 +571,30 @@ fn analysis_never_panics_on_the_fuzz_corpus() {
     let _ = make_writable(&stdlib);
     let _ = std::fs::remove_dir_all(&stdlib);
     assert!(cases >= 300);
+}
+
+/// The VS Code grammar highlights every keyword of the lexer and every name of the language
+/// the server documents, and its JSON files parse.
+#[test]
+fn vscode_grammar_knows_every_keyword_and_builtin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let vscode = root.join("editors/vscode");
+    for f in ["package.json", "language-configuration.json", "syntaxes/circ.tmLanguage.json"] {
+        let text = std::fs::read_to_string(vscode.join(f)).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let grammar = std::fs::read_to_string(vscode.join("syntaxes/circ.tmLanguage.json")).unwrap();
+    let lexer = std::fs::read_to_string(root.join("src/front/lexer.rs")).unwrap();
+    let keywords: Vec<&str> = lexer
+        .split("#[token(\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|t| t.chars().all(|c| c.is_ascii_alphabetic()))
+        .collect();
+    assert!(keywords.len() >= 14, "{keywords:?}");
+    let names = circ::lsp::docs::DOCS.iter().map(|(n, ..)| *n);
+    for word in keywords.iter().copied().chain(names) {
+        let delimited = ["(", "|"].iter().any(|a| [")", "|"].iter().any(|b| grammar.contains(&format!("{a}{word}{b}"))));
+        assert!(delimited, "`{word}` is not highlighted by {}", vscode.display());
+    }
 }
