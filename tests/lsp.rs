@@ -89,6 +89,11 @@ impl Server {
 
     /// The next `publishDiagnostics` for `uri`: its diagnostics.
     fn diagnostics(&mut self, uri: &str) -> Vec<Value> {
+        self.published(uri)["diagnostics"].as_array().unwrap().clone()
+    }
+
+    /// The next `publishDiagnostics` for `uri`: its parameters.
+    fn published(&mut self, uri: &str) -> Value {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(i) = self
@@ -96,8 +101,7 @@ impl Server {
                 .iter()
                 .position(|m| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri)
             {
-                let msg = self.pending.remove(i);
-                return msg["params"]["diagnostics"].as_array().unwrap().clone();
+                return self.pending.remove(i)["params"].clone();
             }
             assert!(Instant::now() < deadline, "no diagnostics for {uri}");
             let msg = self.recv();
@@ -268,9 +272,23 @@ fn diagnostics_follow_every_change() {
 
     assert_eq!(server.change(&uri, 2, MODEL), Vec::<Value>::new());
 
+    // A change with a range (which a client may send although we ask for whole documents) is
+    // applied to the text the server holds; diagnostics carry the document's version.
+    let (line, col) = find(MODEL, "café))", 0, 0);
+    let edit = json!({ "start": { "line": line, "character": col }, "end": { "line": line, "character": col + 4 } });
+    server.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 3 }, "contentChanges": [{ "range": edit, "text": "x" }] }),
+    );
+    let published = server.published(&uri);
+    assert_eq!(published["version"], 3);
+    assert_eq!(published["diagnostics"][0]["code"], "E0204", "{published}");
+    assert_eq!(range(&published["diagnostics"][0]), ((line as u64, col as u64), (line as u64, col as u64 + 1)));
+    assert_eq!(server.change(&uri, 4, MODEL), Vec::<Value>::new());
+
     // A secondary label becomes related information pointing at the first definition.
     let twice = MODEL.replace("    let l2 =", "    data label: [N]\n    let l2 =");
-    let diags = server.change(&uri, 3, &twice);
+    let diags = server.change(&uri, 5, &twice);
     let d = diags.iter().find(|d| d["code"] == "E0202").unwrap_or_else(|| panic!("{diags:?}"));
     assert_eq!(range(d).0, (find(&twice, "label", 1, 0).0 as u64, 9));
     let related = d["relatedInformation"].as_array().unwrap();
@@ -594,7 +612,8 @@ fn vscode_grammar_knows_every_keyword_and_builtin() {
     assert!(keywords.len() >= 14, "{keywords:?}");
     let names = circ::lsp::docs::DOCS.iter().map(|(n, ..)| *n);
     for word in keywords.iter().copied().chain(names) {
-        let delimited = ["(", "|"].iter().any(|a| [")", "|"].iter().any(|b| grammar.contains(&format!("{a}{word}{b}"))));
+        let delimited =
+            ["(", "|"].iter().any(|a| [")", "|"].iter().any(|b| grammar.contains(&format!("{a}{word}{b}"))));
         assert!(delimited, "`{word}` is not highlighted by {}", vscode.display());
     }
 }

@@ -109,12 +109,11 @@ impl<'p> Checker<'p> {
     fn lookup_name(&mut self, id: &'p ast::Ident, scope: &mut Scope) -> Option<Value> {
         let n = id.name.as_str();
         if let Some(b) = scope.vars.get(n) {
-            let def = b.span;
+            let (def, value) = (b.span, b.value.clone());
             self.index_ref(id.span, Target::Def(def));
-            let b = &scope.vars[n];
-            return match &b.value {
+            return match value {
                 Value::Poison => None,
-                v => Some(v.clone()),
+                v => Some(v),
             };
         }
         if scope.dims.contains_key(n) {

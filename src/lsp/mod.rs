@@ -169,17 +169,17 @@ impl Server {
             }
             DidOpenTextDocument::METHOD => {
                 match n.extract::<lsp_types::DidOpenTextDocumentParams>(DidOpenTextDocument::METHOD) {
-                    Ok(p) => self.update(p.text_document.uri, p.text_document.text),
+                    Ok(p) => self.update(p.text_document.uri, p.text_document.text, p.text_document.version),
                     Err(_) => Vec::new(),
                 }
             }
             DidChangeTextDocument::METHOD => {
                 match n.extract::<lsp_types::DidChangeTextDocumentParams>(DidChangeTextDocument::METHOD) {
-                    // Full sync: the last change holds the whole text.
-                    Ok(p) => match p.content_changes.into_iter().next_back() {
-                        Some(change) => self.update(p.text_document.uri, change.text),
-                        None => Vec::new(),
-                    },
+                    Ok(p) => {
+                        let uri = p.text_document.uri;
+                        let Some(text) = self.apply(&uri, p.content_changes) else { return Vec::new() };
+                        self.update(uri, text, p.text_document.version)
+                    }
                     Err(_) => Vec::new(),
                 }
             }
@@ -188,7 +188,7 @@ impl Server {
                     Ok(p) => {
                         self.docs.remove(&p.text_document.uri);
                         // A closed document keeps no diagnostics in the editor.
-                        vec![publish(p.text_document.uri, Vec::new())]
+                        vec![publish(p.text_document.uri, Vec::new(), None)]
                     }
                     Err(_) => Vec::new(),
                 }
@@ -197,15 +197,35 @@ impl Server {
         }
     }
 
+    /// The text of a document after a change. We ask for whole documents, but a change with a
+    /// range (from a client that sends them anyway) is applied to the text we hold.
+    fn apply(&self, uri: &Uri, changes: Vec<lsp_types::TextDocumentContentChangeEvent>) -> Option<String> {
+        let mut text: Option<String> = self.docs.get(uri).map(|a| a.text(analysis::ROOT).to_string());
+        for change in changes {
+            match (change.range, text.as_mut()) {
+                (None, _) => text = Some(change.text),
+                (Some(r), Some(t)) => {
+                    let lines = analysis::LineIndex::new(t);
+                    let start = lines.offset(t, r.start);
+                    let end = lines.offset(t, r.end).max(start);
+                    t.replace_range(start..end, &change.text);
+                }
+                // An edit of a document never opened: nothing to apply it to.
+                (Some(_), None) => return None,
+            }
+        }
+        text
+    }
+
     /// Checks a document's new text and publishes its diagnostics.
-    fn update(&mut self, uri: Uri, text: String) -> Vec<Message> {
+    fn update(&mut self, uri: Uri, text: String, version: i32) -> Vec<Message> {
         let stdlib = self.stdlib_dir.clone();
         let analysed = catch_unwind(AssertUnwindSafe(|| Analysis::new(uri.clone(), &text, stdlib.as_deref())));
         match analysed {
             Ok(analysis) => {
                 let diags = analysis.diagnostics();
                 self.docs.insert(uri.clone(), analysis);
-                vec![publish(uri, diags)]
+                vec![publish(uri, diags, Some(version))]
             }
             Err(_) => {
                 // A bug in the checker: say so on the document rather than end the session.
@@ -216,13 +236,13 @@ impl Server {
                     message: "circ lsp: internal error while checking this file (please report it)".into(),
                     ..Default::default()
                 };
-                vec![publish(uri, vec![d])]
+                vec![publish(uri, vec![d], Some(version))]
             }
         }
     }
 }
 
-fn publish(uri: Uri, diagnostics: Vec<lsp_types::Diagnostic>) -> Message {
-    let params = PublishDiagnosticsParams { uri, diagnostics, version: None };
+fn publish(uri: Uri, diagnostics: Vec<lsp_types::Diagnostic>, version: Option<i32>) -> Message {
+    let params = PublishDiagnosticsParams { uri, diagnostics, version };
     Message::Notification(Notification::new(PublishDiagnostics::METHOD.to_string(), params))
 }
