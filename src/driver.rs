@@ -3,7 +3,7 @@
 use crate::check::{self, checked::CheckedModel};
 use crate::diagnostic::{render_all, Diagnostic};
 use crate::front::loader::{self, Program};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The result of checking one file: its program (for rendering), diagnostics and models.
 pub struct Checked {
@@ -48,14 +48,36 @@ pub fn check_bytes(name: &str, bytes: Vec<u8>) -> Checked {
     finish(program, diags)
 }
 
-fn finish(program: Program, mut diagnostics: Vec<Diagnostic>) -> Checked {
+/// Checks source text for an editor (`circ lsp`): like [`check_source`], with `path` (if any)
+/// where imports are looked up, and the checker's index of names (empty when the file did not
+/// parse: the checker does not run then).
+pub fn check_for_editor(name: &str, path: Option<PathBuf>, text: &str) -> (Checked, check::index::Index) {
+    let (program, diags) = loader::load_source(name, path, text);
+    let (checked, index) = finish_with(program, diags, true);
+    (checked, index.unwrap_or_default())
+}
+
+fn finish(program: Program, diagnostics: Vec<Diagnostic>) -> Checked {
+    finish_with(program, diagnostics, false).0
+}
+
+fn finish_with(
+    program: Program,
+    mut diagnostics: Vec<Diagnostic>,
+    indexed: bool,
+) -> (Checked, Option<check::index::Index>) {
     // Names and shapes are only checked in files that parsed: errors after a syntax error mislead.
     if diagnostics.iter().any(Diagnostic::is_error) {
-        return Checked { program, diagnostics, models: Vec::new() };
+        return (Checked { program, diagnostics, models: Vec::new() }, None);
     }
-    let out = check::check(&program);
+    let (out, index) = if indexed {
+        let (out, index) = check::check_with_index(&program);
+        (out, Some(index))
+    } else {
+        (check::check(&program), None)
+    };
     diagnostics.extend(out.diagnostics);
-    Checked { program, diagnostics, models: out.models }
+    (Checked { program, diagnostics, models: out.models }, index)
 }
 
 /// Lowers every model of a checked file to the graph IR.

@@ -15,6 +15,7 @@ pub mod front;
 pub mod interp;
 pub mod ir;
 pub mod kernel;
+pub mod lsp;
 pub mod passes;
 pub mod source;
 pub mod train;

@@ -207,6 +207,13 @@ enum Command {
     },
     /// List the OpenCL platforms and devices `--backend opencl --device N` can run on.
     Devices,
+    /// Run the language server for editors, speaking LSP on standard input and output.
+    ///
+    /// Diagnostics as you type, hover with each value's shape (and each parameter's prior and
+    /// update rule), go to definition (into the bundled stdlib too) and document symbols. The
+    /// stdlib is served as read-only files under the cache folder ($CIRC_CACHE_DIR/stdlib, else
+    /// ~/.cache/circ/stdlib). Editor setup: docs/editors.md.
+    Lsp,
 }
 
 fn main() -> ExitCode {
@@ -243,6 +250,7 @@ fn main() -> ExitCode {
             cli::emit::emit(&file, graph, asm, color)
         }
         Command::Devices => cli::devices(),
+        Command::Lsp => lsp(),
         Command::Run { file, params, data, out, backend, device } => {
             cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
         }
@@ -257,6 +265,18 @@ fn main() -> ExitCode {
         }
     };
     cli::finish(code)
+}
+
+/// Exit status 0 after `shutdown` and `exit`, 1 otherwise (as the protocol asks).
+fn lsp() -> ExitCode {
+    match circ::lsp::run() {
+        Ok(circ::lsp::Ending::Clean) => ExitCode::SUCCESS,
+        Ok(circ::lsp::Ending::WithoutShutdown) => ExitCode::FAILURE,
+        Err(e) => {
+            err(&format!("error: circ lsp: {e}\n"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check(files: &[PathBuf], verbose: bool, color: bool) -> ExitCode {

@@ -309,7 +309,7 @@ fn help_lists_each_command_on_one_line() {
     let list: Vec<&str> =
         out.lines().skip_while(|l| *l != "Commands:").skip(1).take_while(|l| !l.trim().is_empty()).collect();
     let names: Vec<&str> = list.iter().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
-    for c in ["check", "graph", "eval", "grad", "hessian", "emit", "train", "run", "devices", "help"] {
+    for c in ["check", "graph", "eval", "grad", "hessian", "emit", "train", "run", "devices", "lsp", "help"] {
         assert!(names.contains(&c), "`{c}` missing from:\n{out}");
     }
     for line in &list {

@@ -437,6 +437,7 @@ impl<'p> Checker<'p> {
             self.report(d);
             return;
         };
+        self.index_ref(target.span, super::index::Target::Def(binding.span));
         let node = match binding.value {
             Value::Tensor(n) => n,
             Value::Poison => return,

@@ -4,6 +4,7 @@
 use super::builtins;
 use super::checked::*;
 use super::elaborate::{find_circuit, Checker, Scope, Static, Value};
+use super::index::Target;
 use super::suggest::closest;
 use super::types::{broadcast, matmul, Dim, Elem, MatMulError, Ty};
 use crate::diagnostic::Diagnostic;
@@ -59,6 +60,7 @@ impl<'p> Checker<'p> {
         match head {
             Value::Module(m) if path.len() == 2 => {
                 if let Some(c) = find_circuit(self.prog, m, &path[1].name) {
+                    self.index_ref(path[1].span, Target::Def(self.circuit(c).name.span));
                     return Some(Value::Circuit(c));
                 }
                 let module = self.prog.module(m);
@@ -107,9 +109,11 @@ impl<'p> Checker<'p> {
     fn lookup_name(&mut self, id: &'p ast::Ident, scope: &mut Scope) -> Option<Value> {
         let n = id.name.as_str();
         if let Some(b) = scope.vars.get(n) {
-            return match &b.value {
+            let (def, value) = (b.span, b.value.clone());
+            self.index_ref(id.span, Target::Def(def));
+            return match value {
                 Value::Poison => None,
-                v => Some(v.clone()),
+                v => Some(v),
             };
         }
         if scope.dims.contains_key(n) {
@@ -121,10 +125,12 @@ impl<'p> Checker<'p> {
             return None;
         }
         if let Some(c) = find_circuit(self.prog, scope.module, n) {
+            self.index_ref(id.span, Target::Def(self.circuit(c).name.span));
             return Some(Value::Circuit(c));
         }
-        if let Some(m) = self.prog.module(scope.module).imports.get(n) {
-            return Some(Value::Module(*m));
+        if let Some(&m) = self.prog.module(scope.module).imports.get(n) {
+            self.index_ref(id.span, Target::Module(m));
+            return Some(Value::Module(m));
         }
         if let Some((_, v)) = builtins::CONSTANTS.iter().find(|(c, _)| *c == n) {
             return Some(Value::Static(if n == "pi" { Static::Float(*v) } else { Static::Int(*v as i64) }));

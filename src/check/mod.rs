@@ -12,6 +12,7 @@ mod circuit;
 mod decl;
 mod elaborate;
 mod expr;
+pub mod index;
 mod ops;
 pub mod signature;
 pub mod suggest;
@@ -38,18 +39,26 @@ impl CheckOutput {
 /// Elaboration recurses through circuit instances and expressions (both bounded), so it runs on
 /// a thread with a stack large enough for the deepest input the limits allow.
 pub fn check(program: &Program) -> CheckOutput {
+    on_big_stack(|| elaborate::Checker::new(program).run())
+}
+
+/// [`check`], keeping for editors where every name is defined and what it holds.
+pub fn check_with_index(program: &Program) -> (CheckOutput, index::Index) {
+    let (out, index) = on_big_stack(|| elaborate::Checker::with_index(program).run_indexed());
+    (out, index.unwrap_or_default())
+}
+
+fn on_big_stack<T: Send>(work: impl Fn() -> T + Send + Sync) -> T {
     std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("circ-check".into())
-            .stack_size(CHECK_STACK)
-            .spawn_scoped(s, || elaborate::Checker::new(program).run());
+        let worker =
+            std::thread::Builder::new().name("circ-check".into()).stack_size(CHECK_STACK).spawn_scoped(s, &work);
         match worker {
             Ok(handle) => match handle.join() {
                 Ok(out) => out,
                 Err(panic) => std::panic::resume_unwind(panic),
             },
             // No thread to be had: check on this one.
-            Err(_) => elaborate::Checker::new(program).run(),
+            Err(_) => work(),
         }
     })
 }
