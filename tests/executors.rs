@@ -870,7 +870,8 @@ fn every_example_runs_on_opencl_as_the_interpreter() {
         {
             let label = format!("{name}: {stage} (opencl)");
             let (data, params, inputs) = feed(&g, N, 0x5eed ^ g.len() as u64);
-            let (r, _) = compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl(ClOptions::default()), NEAR_ZERO);
+            let (r, _) =
+                compare_with(&label, &g, (&data, &params, &inputs), Backend::OpenCl(ClOptions::default()), NEAR_ZERO);
             println!(
                 "{name:>15} {stage:<20} {:>6} elements, worst rel. error {:.2e}, {} near zero, {} within the f32 reference's own error, \
                  {} within {:.1} units of their magnitude; worst {:.1} units",
@@ -935,7 +936,9 @@ fn tiled_products_run_on_opencl_as_the_interpreter() {
     for geometry in [matmul::NARROW, matmul::WIDE] {
         let options = ClOptions { style: Some(Style::Tiled), geometry: Some(geometry) };
         let tiles = geometry.tile;
-        for (name, text) in examples().into_iter().filter(|(n, _)| ["mlp_digits", "ridge", "multiplicative"].contains(&n.as_str())) {
+        for (name, text) in
+            examples().into_iter().filter(|(n, _)| ["mlp_digits", "ridge", "multiplicative"].contains(&n.as_str()))
+        {
             for (stage, g) in stages(&format!("examples/{name}.circ"), &text)
                 .into_iter()
                 .filter(|(s, _)| s.ends_with("step") || s.ends_with("bprop2 full"))

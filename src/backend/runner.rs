@@ -141,9 +141,7 @@ impl Runner {
         inputs: &[Vec<f64>],
     ) -> Result<Outputs<f64>, RunError> {
         match self {
-            Runner::OpenCl(exec) if exec.keeps_data() => {
-Ok(widen(exec.run_rows(rows, params, inputs)?))
-            }
+            Runner::OpenCl(exec) if exec.keeps_data() => Ok(widen(exec.run_rows(rows, params, inputs)?)),
             _ => self.run(&interp::bind::select(data, rows), params, inputs),
         }
     }
@@ -161,21 +159,16 @@ Ok(widen(exec.run_rows(rows, params, inputs)?))
         }
     }
 
-    /// The carried values after the latest run, by output name (empty before any run).
-    pub fn carried_values(&self) -> Vec<(String, Vec<f64>)> {
+    /// The carried values after the latest run, by output name (empty before any run); a
+    /// device that cannot read them back is an error, never stale values.
+    pub fn carried_values(&self) -> Result<Vec<(String, Vec<f64>)>, RunError> {
+        let widen = |v: Vec<(String, Vec<f32>)>| {
+            v.into_iter().map(|(n, v)| (n, v.into_iter().map(f64::from).collect())).collect()
+        };
         match self {
-            Runner::Interp(_) => Vec::new(),
-            Runner::Cpu(exec) => {
-                exec.carried_values().into_iter().map(|(n, v)| (n, v.into_iter().map(f64::from).collect())).collect()
-            }
-            // A device that fails to read back gives no values: the caller's check of their
-            // lengths reports it.
-            Runner::OpenCl(exec) => exec
-                .carried_values()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(n, v)| (n, v.into_iter().map(f64::from).collect()))
-                .collect(),
+            Runner::Interp(_) => Ok(Vec::new()),
+            Runner::Cpu(exec) => Ok(widen(exec.carried_values())),
+            Runner::OpenCl(exec) => Ok(widen(exec.carried_values().map_err(RunError::Backend)?)),
         }
     }
 

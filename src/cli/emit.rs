@@ -84,6 +84,17 @@ pub fn emit_opencl(file: &Path, which: Which, color: bool) -> ExitCode {
                         .map(|b| format!("b{} = {b}", r.buffers.iter().position(|x| x == b).unwrap_or(0)))
                         .collect();
                     let _ = writeln!(s, "//   buffers: {}", buffers.join(", "));
+                    if kern.kind == circ::kernel::KernelKind::MatMul {
+                        let w = circ::backend::opencl::matmul::WIDE;
+                        let _ = writeln!(
+                            s,
+                            "//   on a GPU, a launch with at least one {t}×{t} tile per compute unit runs {}_wide: \
+                             this kernel with {t}×{t} tiles and {b}×{b} accumulators per work-item",
+                            r.name,
+                            t = w.tile,
+                            b = w.block
+                        );
+                    }
                     s.push_str(&r.source);
                 }
                 None => {

@@ -277,12 +277,12 @@ impl<'a> Trainer<'a> {
 
     /// The values the backend carried, as (params, state) beside the host copies (which are
     /// those of the start of the epoch while the backend carries them).
-    fn carried(&self) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    fn carried(&self) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>), TrainError> {
         let (mut params, mut state) = (self.params.clone(), self.state.clone());
         if !self.carrying {
-            return (params, state);
+            return Ok((params, state));
         }
-        for (name, v) in self.runner.carried_values() {
+        for (name, v) in self.runner.carried_values()? {
             if v.is_empty() {
                 continue;
             }
@@ -292,7 +292,7 @@ impl<'a> Trainer<'a> {
                 state[k] = v;
             }
         }
-        (params, state)
+        Ok((params, state))
     }
 
     /// The first parameter or state tensor holding a NaN or an infinity: (step output name,
@@ -333,7 +333,7 @@ impl<'a> Trainer<'a> {
         if !self.carrying {
             return Ok(());
         }
-        let (params, state) = self.carried();
+        let (params, state) = self.carried()?;
         let lookup = |name: &str| -> Option<&[f64]> {
             if let Some(i) = self.step.graph.params.iter().position(|p| name == format!("new.{}", p.name)) {
                 return Some(params[i].as_slice());

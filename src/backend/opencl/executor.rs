@@ -444,7 +444,8 @@ impl ClExecutor {
         let sizes = match feed {
             Feed::Host(data) => crate::interp::bind::bind(&self.graph, data, params)?,
             Feed::Rows(rows) => {
-                let kept = self.kept.as_ref().ok_or_else(|| BackendError::Run("no data is kept on the device".into()))?;
+                let kept =
+                    self.kept.as_ref().ok_or_else(|| BackendError::Run("no data is kept on the device".into()))?;
                 if let Some(r) = rows.iter().find(|r| **r >= kept.rows) {
                     return Err(BackendError::Run(format!("row {r} of {} kept rows", kept.rows)).into());
                 }

@@ -153,7 +153,8 @@ pub fn render(
         let _ = writeln!(s, "    __local float Bs[{depth}][{tile} + 1];");
         let _ = writeln!(s, "    float acc[{block}][{block}];");
         let _ = writeln!(s, "    #pragma unroll");
-        let _ = writeln!(s, "    for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] = 0.0f;");
+        let _ =
+            writeln!(s, "    for (int i = 0; i < {block}; i++) for (int j = 0; j < {block}; j++) acc[i][j] = 0.0f;");
         let _ = writeln!(s, "    int me = ty * {side} + tx;");
         let _ = writeln!(s, "    for (int k0 = 0; k0 < {ek}; k0 += {depth}) {{");
         let loads = tile * depth / (side * side);
