@@ -135,7 +135,7 @@ fn evaluate_as<T: crate::interp::Real>(
         .collect();
     let first_non_finite = values.first_non_finite().map(|id| {
         let n = g.node(id);
-        let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
+        let at = n.span.map(|s| format!(" at {}", at_location(sources, s))).unwrap_or_default();
         format!("{id} ({}){at}", n.op.name())
     });
     Ok(Evaluation { loss: scalar(g.loss()), terms, outputs, first_non_finite })
@@ -175,7 +175,7 @@ pub fn evaluate_on(
     } else {
         runner.first_non_finite(&with_terms, data, params, &[])?.map(|id| {
             let n = g.node(id);
-            let at = n.span.map(|s| format!(" at {}", sources.location(s))).unwrap_or_default();
+            let at = n.span.map(|s| format!(" at {}", at_location(sources, s))).unwrap_or_default();
             format!("{id} ({}){at}", n.op.name())
         })
     };
@@ -579,15 +579,25 @@ pub fn bind_for_prediction(
     Ok(out)
 }
 
+/// Where a node came from, with paths as given: `m.circ:8:14`, then ` via model.circ:3:9` for a
+/// node inlined from a circuit.
+fn at_location(sources: &crate::source::SourceMap, origin: crate::ir::Origin) -> String {
+    match origin.via {
+        Some(via) => format!("{} via {}", sources.location(origin.span), sources.location(via)),
+        None => sources.location(origin.span).to_string(),
+    }
+}
+
 /// A node for people: its id and op, and the source line it came from (`%5 (log) from
 /// m.circ:8:14: `let la = log(a)``).
 pub fn describe_node(sources: &crate::source::SourceMap, g: &crate::ir::Graph, id: crate::ir::NodeId) -> String {
     let n = g.node(id);
     match n.span {
-        Some(span) => {
-            let loc = sources.location(span);
-            let line = sources.file(span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
-            format!("{id} ({}) from {loc}: `{line}`", n.op.name())
+        Some(origin) => {
+            let loc = sources.location(origin.span);
+            let line = sources.file(origin.span.file).text.lines().nth(loc.line - 1).unwrap_or("").trim();
+            let via = origin.via.map(|v| format!(" via {}", sources.location(v))).unwrap_or_default();
+            format!("{id} ({}) from {loc}: `{line}`{via}", n.op.name())
         }
         None => format!("{id} ({})", n.op.name()),
     }

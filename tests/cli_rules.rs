@@ -181,6 +181,8 @@ fn emit_names_state_and_locates_updates() {
     // The update of l2.b (declared in nn.circ at `param b`) points there.
     let update = ir.lines().find(|l| l.contains("= sub(%10,")).expect("the update of l2.b");
     assert!(update.contains("from nn.circ:8:11: `param b: [o] ~ normal(0, 1) init normal(0, 0.01)`"), "{update}");
+    // Nodes inlined from a stdlib circuit name the application too: `l2(h)` at line 17.
+    assert!(update.ends_with(" via mlp_digits.circ:17:34"), "{update}");
     let (code, asm, err) = circ(&["emit", "--asm", &model]);
     assert_eq!(code, 0, "{err}");
     for comment in
@@ -191,4 +193,11 @@ fn emit_names_state_and_locates_updates() {
     // One location format: the file's name, line and column, in graph and emit alike.
     let (_, graph, _) = circ(&["graph", &model]);
     assert!(graph.contains("# nn.circ:9:12") && ir.contains("from nn.circ:9:12: `return x @ w + b`"), "{graph}");
+    // ... and the call site after `via`, in graph and emit alike (`l1(x)` at line 16); the
+    // model's own nodes have none.
+    let site = "nn.circ:9:12 via mlp_digits.circ:16:18";
+    assert!(graph.contains(&format!("# {site}\n")) && ir.contains(&format!(";   from {site}\n")), "{graph}");
+    assert!(ir.contains("`return x @ w + b` via mlp_digits.circ:16:18"), "{ir}");
+    assert!(graph.lines().filter(|l| l.contains("mlp_digits.circ:")).any(|l| !l.contains(" via ")));
+    assert!(!graph.lines().any(|l| l.contains("nn.circ:") && !l.contains(" via ")), "{graph}");
 }

@@ -336,7 +336,7 @@ pub fn parse_csv_columns(name: &str, text: &str, parse: &ColumnFilter<'_>) -> Re
         return Err(CsvError::whole(name, CsvErrorKind::Empty));
     }
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let mut spans: Vec<Span> = Vec::new();
+    let mut fields = Fields::new();
 
     // The header.
     let header_line = lines.next().unwrap_or("");
@@ -346,10 +346,10 @@ pub fn parse_csv_columns(name: &str, text: &str, parse: &ColumnFilter<'_>) -> Re
     if header_line.trim().is_empty() {
         return Err(CsvError::at(name, 1, None, None, CsvErrorKind::BlankHeader));
     }
-    split_fields(header_line, &mut spans).map_err(|(i, kind)| CsvError::at(name, 1, Some(i + 1), None, kind))?;
-    let mut columns: Vec<String> = Vec::with_capacity(spans.len());
-    for (i, span) in spans.iter().enumerate() {
-        let column = span.text(header_line).into_owned();
+    fields.split(header_line).map_err(|(i, kind)| CsvError::at(name, 1, Some(i + 1), None, kind))?;
+    let mut columns: Vec<String> = Vec::with_capacity(fields.len());
+    for i in 0..fields.len() {
+        let column = fields.get(i).to_string();
         if column.is_empty() {
             return Err(CsvError::at(name, 1, Some(i + 1), None, CsvErrorKind::EmptyColumnName));
         }
@@ -388,36 +388,33 @@ pub fn parse_csv_columns(name: &str, text: &str, parse: &ColumnFilter<'_>) -> Re
             // The text was trimmed at the end, so a record follows this blank line.
             return Err(CsvError::at(name, b, None, None, CsvErrorKind::BlankLine));
         }
-        split_fields(line, &mut spans).map_err(|(i, kind)| field_error(line_no, i, kind))?;
-        if spans.len() != ncols {
+        fields.split(line).map_err(|(i, kind)| field_error(line_no, i, kind))?;
+        if fields.len() != ncols {
             return Err(CsvError::at(
                 name,
                 line_no,
                 None,
                 None,
-                CsvErrorKind::FieldCount { expected: ncols, found: spans.len() },
+                CsvErrorKind::FieldCount { expected: ncols, found: fields.len() },
             ));
         }
-        for (i, span) in spans.iter().enumerate() {
-            if !wanted[i] {
+        for (i, &want) in wanted.iter().enumerate() {
+            if !want {
                 values.push(f64::NAN);
                 continue;
             }
-            let raw = span.raw(line);
-            if raw.is_empty() {
+            let text = fields.get(i);
+            if text.is_empty() {
                 return Err(field_error(line_no, i, CsvErrorKind::EmptyField));
             }
-            if let Some(v) = parse_simple(raw) {
+            if let Some(v) = parse_simple(text) {
                 values.push(v);
                 continue;
             }
-            match raw.parse::<f64>() {
+            match text.parse::<f64>() {
                 Ok(v) if v.is_finite() => values.push(v),
-                Ok(_) => return Err(field_error(line_no, i, CsvErrorKind::NotFinite { text: shorten(raw) })),
-                Err(_) => {
-                    let text = shorten(&span.text(line));
-                    return Err(field_error(line_no, i, CsvErrorKind::NotANumber { text }));
-                }
+                Ok(_) => return Err(field_error(line_no, i, CsvErrorKind::NotFinite { text: shorten(text) })),
+                Err(_) => return Err(field_error(line_no, i, CsvErrorKind::NotANumber { text: shorten(text) })),
             }
         }
         rows += 1;
@@ -446,28 +443,91 @@ impl CsvError {
     }
 }
 
-/// A field's content within its line: byte offsets, quotes and surrounding whitespace excluded.
-#[derive(Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-    /// The content holds `""` escapes.
-    escaped: bool,
+/// Splits lines into fields with `csv-core`, the tokenizer of the `csv` crate, fed one line at a
+/// time: this module owns the line structure (its checks of blank lines and lone `\r` come first)
+/// and `csv-core` splits on commas and undoes quoting (`""` stands for `"`). Two rules of the
+/// format are stricter than `csv-core`, which accepts anything: a quoted field must close on its
+/// line and be followed by nothing but whitespace, and those are checked on each field's raw text
+/// (`csv-core` says how many bytes each field used); and whitespace before an opening quote is
+/// skipped before `csv-core` sees the field, so that the quote still opens a quoted field.
+struct Fields {
+    reader: csv_core::Reader,
+    /// The unescaped contents of the line's fields, one after the other.
+    out: Vec<u8>,
+    /// Each field's content in `out`, surrounding whitespace excluded.
+    spans: Vec<(usize, usize)>,
 }
 
-impl Span {
-    /// The content as written (escapes not undone).
-    fn raw<'a>(&self, line: &'a str) -> &'a str {
-        &line[self.start..self.end]
+impl Fields {
+    fn new() -> Fields {
+        let mut reader = csv_core::ReaderBuilder::new()
+            .delimiter(b',')
+            .quote(b'"')
+            .double_quote(true)
+            .terminator(csv_core::Terminator::Any(b'\n'))
+            .build();
+        // csv-core drops a byte-order mark on its first read only; the caller has dropped the
+        // file's own, so a first read of nothing keeps a second one as text, as on any later line.
+        let _ = reader.read_field(b"\n", &mut []);
+        Fields { reader, out: Vec::new(), spans: Vec::new() }
     }
 
-    /// The content with `""` escapes undone.
-    fn text<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
-        let raw = self.raw(line);
-        if self.escaped {
-            raw.replace("\"\"", "\"").into()
-        } else {
-            raw.into()
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Field `i` of the last line split, trimmed.
+    fn get(&self, i: usize) -> &str {
+        let (start, end) = self.spans[i];
+        // `split` checked that every field is UTF-8.
+        std::str::from_utf8(&self.out[start..end]).unwrap_or_default()
+    }
+
+    /// Splits one line (no line ending, no `\r`) into fields. An error carries the 0-based index
+    /// of the field it concerns.
+    fn split(&mut self, line: &str) -> Result<(), (usize, CsvErrorKind)> {
+        use csv_core::ReadFieldResult;
+        let line = line.as_bytes();
+        self.spans.clear();
+        // A field's content is never longer than its text.
+        self.out.clear();
+        self.out.resize(line.len() + 1, 0);
+        let (mut pos, mut o) = (0, 0);
+        loop {
+            let index = self.spans.len();
+            while pos < line.len() && is_space(line[pos]) {
+                pos += 1;
+            }
+            let (start, out_start) = (pos, o);
+            if pos == line.len() {
+                // An empty last field (`1,2,`): end the record without calling csv-core on no
+                // input, which would mean the end of the file.
+                let (_, _, nout) = self.reader.read_field(b"\n", &mut self.out[o..]);
+                self.spans.push((o, o + nout));
+                return Ok(());
+            }
+            let (result, nin, nout) = self.reader.read_field(&line[pos..], &mut self.out[o..]);
+            pos += nin;
+            o += nout;
+            // Ended at a comma, or at the end of the line (csv-core waits for a line ending).
+            let last = !matches!(result, ReadFieldResult::Field { record_end: false });
+            let raw = &line[start..if last { pos } else { pos - 1 }];
+            if raw.first() == Some(&b'"') {
+                check_quoted(raw).map_err(|kind| (index, kind))?;
+            }
+            if matches!(result, ReadFieldResult::InputEmpty) {
+                // The line ending this reader was not given ends the record; the field is
+                // not quoted or its quote closed, so no content follows.
+                let (_, _, nout) = self.reader.read_field(b"\n", &mut self.out[o..]);
+                o += nout;
+            }
+            let text = std::str::from_utf8(&self.out[out_start..o]).map_err(|_| (index, CsvErrorKind::NotUtf8))?;
+            let trimmed = text.trim_start();
+            let s = out_start + (text.len() - trimmed.len());
+            self.spans.push((s, s + trimmed.trim_end().len()));
+            if last {
+                return Ok(());
+            }
         }
     }
 }
@@ -476,77 +536,22 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c')
 }
 
-/// Splits one line (no line ending) into field spans, reusing `spans`. An error carries the 0-based
-/// index of the field it concerns.
-fn split_fields(line: &str, spans: &mut Vec<Span>) -> Result<(), (usize, CsvErrorKind)> {
-    spans.clear();
-    let bytes = line.as_bytes();
-    let n = bytes.len();
-    let mut pos = 0;
-    loop {
-        let index = spans.len();
-        let mut start = pos;
-        while start < n && is_space(bytes[start]) {
-            start += 1;
+/// The rules csv-core does not enforce on a quoted field's raw text (`raw` starts with the opening
+/// quote and ends before the comma): the quote closes on this line, and only whitespace follows it.
+fn check_quoted(raw: &[u8]) -> Result<(), CsvErrorKind> {
+    let mut i = 1;
+    let close = loop {
+        match raw[i..].iter().position(|&b| b == b'"') {
+            None => return Err(CsvErrorKind::UnterminatedQuote),
+            Some(q) if raw.get(i + q + 1) == Some(&b'"') => i += q + 2,
+            Some(q) => break i + q,
         }
-        let span;
-        if start < n && bytes[start] == b'"' {
-            // Quoted: find the closing quote, stepping over `""`.
-            let mut i = start + 1;
-            let mut escaped = false;
-            let close = loop {
-                match memchr_quote(&bytes[i..]) {
-                    None => return Err((index, CsvErrorKind::UnterminatedQuote)),
-                    Some(q) => {
-                        let q = i + q;
-                        if q + 1 < n && bytes[q + 1] == b'"' {
-                            escaped = true;
-                            i = q + 2;
-                        } else {
-                            break q;
-                        }
-                    }
-                }
-            };
-            let inner = trim_span(line, start + 1, close);
-            span = Span { start: inner.0, end: inner.1, escaped };
-            pos = close + 1;
-            while pos < n && is_space(bytes[pos]) {
-                pos += 1;
-            }
-            if pos < n && bytes[pos] != b',' {
-                return Err((index, CsvErrorKind::TextAfterQuote));
-            }
-        } else {
-            let end = bytes[start..].iter().position(|&b| b == b',').map_or(n, |p| start + p);
-            let (s, e) = trim_span(line, start, end);
-            span = Span { start: s, end: e, escaped: false };
-            pos = end;
-        }
-        spans.push(span);
-        if pos >= n {
-            return Ok(());
-        }
-        pos += 1; // the comma
+    };
+    if raw[close + 1..].iter().all(|&b| is_space(b)) {
+        Ok(())
+    } else {
+        Err(CsvErrorKind::TextAfterQuote)
     }
-}
-
-fn memchr_quote(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'"')
-}
-
-/// `line[start..end]` with surrounding (Unicode) whitespace removed, as byte offsets.
-fn trim_span(line: &str, start: usize, end: usize) -> (usize, usize) {
-    let s = &line[start..end];
-    let bytes = s.as_bytes();
-    let plain = |b: u8| b.is_ascii() && !b.is_ascii_whitespace() && b != b'\x0b';
-    if bytes.first().is_some_and(|&b| plain(b)) && bytes.last().is_some_and(|&b| plain(b)) {
-        return (start, end); // the common case, without Unicode lookups
-    }
-    let t = s.trim_start();
-    let s2 = start + (s.len() - t.len());
-    let t = t.trim_end();
-    (s2, s2 + t.len())
 }
 
 /// A fast path for the common short decimals (`13.0`, `-0.25`, `7`): an optional sign, at most 15

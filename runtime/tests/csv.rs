@@ -361,3 +361,20 @@ fn select() {
 fn get_out_of_range_panics() {
     diabetes_like().get(1, 0);
 }
+
+/// Edges of the tokenizer (csv-core fed one line at a time): a trailing comma or whitespace after
+/// it is one more empty field, a second byte-order mark is text, a quoted field preceded by
+/// whitespace keeps its commas, and a quote inside an unquoted field is text.
+#[test]
+fn tokenizer_edges() {
+    assert_eq!(err("a,b\n1,  \n"), r#"data.csv:2:2 (column "b"): empty field"#);
+    assert_eq!(err("a,b\n1,2,  \n3,4\n"), "data.csv:2: expected 2 fields as in the header, found 3");
+    assert_eq!(parse("\u{feff}\u{feff}a\n1\n").columns, ["\u{feff}a"]);
+    let t = parse("x, \"a,b\"\n1,  \"2\"  \n");
+    assert_eq!((t.columns.as_slice(), t.get(0, 1)), (&["x".to_string(), "a,b".to_string()][..], 2.0));
+    assert_eq!(err("x\n1\"2\n"), r#"data.csv:2:1 (column "x"): cannot read "1\"2" as a number"#);
+    assert_eq!(
+        err("x,y\n\"1,2\n"),
+        r#"data.csv:2:1 (column "x"): unterminated quoted field (no closing quote on this line)"#
+    );
+}

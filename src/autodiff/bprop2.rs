@@ -23,8 +23,8 @@ use crate::check::checked::Prior;
 use crate::check::types::Dim;
 use crate::ir::graph::{Likelihood, Output, Scale, Term};
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ir::Origin;
 use crate::ir::{Graph, NodeId};
-use crate::source::Span;
 use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,14 +205,14 @@ fn seed(g: &mut Graph, term: &Term, variant: Variant, weight: Option<NodeId>, h:
 }
 
 /// p(1 − p)
-fn bernoulli_curvature(g: &mut Graph, p: NodeId, s: Option<Span>) -> NodeId {
+fn bernoulli_curvature(g: &mut Graph, p: NodeId, s: Option<Origin>) -> NodeId {
     let one = g.constant(1.0, s);
     let q = g.binary(BinaryOp::Sub, one, p, s);
     g.binary(BinaryOp::Mul, p, q, s)
 }
 
 /// A prior's curvature at `x` (a scalar node, or one of `x`'s shape); `None` for zero.
-fn prior_curvature(g: &mut Graph, x: NodeId, prior: &Prior, variant: Variant, s: Option<Span>) -> Option<NodeId> {
+fn prior_curvature(g: &mut Graph, x: NodeId, prior: &Prior, variant: Variant, s: Option<Origin>) -> Option<NodeId> {
     if let Some(c) = constant_prior_curvature(prior) {
         return Some(g.constant(c, s));
     }
@@ -397,7 +397,7 @@ fn rule(
 }
 
 /// f''(x) for `y = f(x)`; `None` where it is zero.
-fn unary_second_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Option<Span>) -> Option<NodeId> {
+fn unary_second_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Option<Origin>) -> Option<NodeId> {
     Some(match f {
         UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Abs | UnaryOp::Step | UnaryOp::Sign => return None,
         UnaryOp::Exp => y,

@@ -5,8 +5,8 @@
 use crate::check::checked::Slice;
 use crate::check::types::Dim;
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ir::Origin;
 use crate::ir::{Graph, NodeId};
-use crate::source::Span;
 use std::collections::{HashMap, HashSet};
 
 /// Nodes whose value depends on any of `wrt`: only these carry gradients.
@@ -157,7 +157,7 @@ pub fn rule(g: &mut Graph, y: NodeId, xs: &[NodeId], i: usize, gy: NodeId) -> Op
 }
 
 /// f'(x) for `y = f(x)`, reusing `y` where that is cheaper; `None` where f' is zero.
-pub fn unary_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Option<Span>) -> Option<NodeId> {
+pub fn unary_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Option<Origin>) -> Option<NodeId> {
     Some(match f {
         UnaryOp::Neg => g.constant(-1.0, s),
         UnaryOp::Exp => y,
@@ -195,7 +195,7 @@ pub fn unary_derivative(g: &mut Graph, f: UnaryOp, x: NodeId, y: NodeId, s: Opti
 }
 
 /// softmax(x) along `axis`, given `y = logsumexp(x)`.
-pub fn softmax_of(g: &mut Graph, x: NodeId, y: NodeId, axis: usize, keepdims: bool, s: Option<Span>) -> NodeId {
+pub fn softmax_of(g: &mut Graph, x: NodeId, y: NodeId, axis: usize, keepdims: bool, s: Option<Origin>) -> NodeId {
     let xshape = g.shape_of(x);
     let yk = unreduce(g, y, &xshape, &[axis], keepdims, s);
     let d = g.binary(BinaryOp::Sub, x, yk, s);
@@ -203,7 +203,7 @@ pub fn softmax_of(g: &mut Graph, x: NodeId, y: NodeId, axis: usize, keepdims: bo
 }
 
 /// A reduced value broadcast back over the reduced axes of `shape`.
-pub fn unreduce(g: &mut Graph, v: NodeId, shape: &[Dim], axes: &[usize], keepdims: bool, s: Option<Span>) -> NodeId {
+pub fn unreduce(g: &mut Graph, v: NodeId, shape: &[Dim], axes: &[usize], keepdims: bool, s: Option<Origin>) -> NodeId {
     let v = if keepdims {
         v
     } else {
@@ -216,7 +216,7 @@ pub fn unreduce(g: &mut Graph, v: NodeId, shape: &[Dim], axes: &[usize], keepdim
 
 /// The number of elements a reduction over `axes` of `shape` combines, as a scalar node. A
 /// symbolic size is counted at run time by summing ones along it.
-pub fn count(g: &mut Graph, shape: &[Dim], axes: &[usize], s: Option<Span>) -> NodeId {
+pub fn count(g: &mut Graph, shape: &[Dim], axes: &[usize], s: Option<Origin>) -> NodeId {
     let dims: Vec<Dim> = axes.iter().map(|a| shape[*a]).collect();
     if let Some(n) = dims.iter().map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).product::<Option<u64>>() {
         return g.constant(n as f64, s);
@@ -229,7 +229,7 @@ pub fn count(g: &mut Graph, shape: &[Dim], axes: &[usize], s: Option<Span>) -> N
 /// `C = A @ B` (`xs = [A, B]`) with numpy's 1-D promotion and batch broadcasting, differentiated
 /// through the promoted 2-D form: `gA = gC @ Bᵀ`, `gB = Aᵀ @ gC`, each summed over broadcast
 /// batch axes. bprop2 calls it with squared operands.
-pub fn rule_matmul(g: &mut Graph, xs: &[NodeId], i: usize, gc: NodeId, s: Option<Span>) -> NodeId {
+pub fn rule_matmul(g: &mut Graph, xs: &[NodeId], i: usize, gc: NodeId, s: Option<Origin>) -> NodeId {
     let (a, b) = (xs[0], xs[1]);
     let (sa, sb) = (g.shape_of(a), g.shape_of(b));
     let a2 = if sa.len() == 1 { g.reshape_to(a, vec![Dim::Known(1), sa[0]], s) } else { a };
@@ -248,7 +248,7 @@ pub fn rule_matmul(g: &mut Graph, xs: &[NodeId], i: usize, gc: NodeId, s: Option
     g.reshape_to(summed, if i == 0 { sa } else { sb }, s)
 }
 
-fn swap_last(g: &mut Graph, x: NodeId, s: Option<Span>) -> NodeId {
+fn swap_last(g: &mut Graph, x: NodeId, s: Option<Origin>) -> NodeId {
     let r = g.node(x).shape.len();
     let mut perm: Vec<usize> = (0..r).collect();
     perm.swap(r - 2, r - 1);

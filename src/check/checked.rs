@@ -132,6 +132,9 @@ pub struct Node {
     pub inputs: Vec<NodeId>,
     pub ty: Ty,
     pub span: Span,
+    /// For a node inlined from a circuit: the application in the model that brought it in (the
+    /// outermost one when circuits apply circuits), since `span` points into the circuit's body.
+    pub via: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

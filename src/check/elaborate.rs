@@ -255,7 +255,8 @@ impl<'p> Checker<'p> {
     }
 
     pub fn push(&mut self, op: Op, inputs: Vec<NodeId>, ty: Ty, span: Span) -> NodeId {
-        self.b.nodes.push(Node { op, inputs, ty, span });
+        let via = if self.generic { None } else { self.stack.first().map(|(_, site, _)| *site) };
+        self.b.nodes.push(Node { op, inputs, ty, span, via });
         NodeId(self.b.nodes.len() as u32 - 1)
     }
 

@@ -1,16 +1,15 @@
 //! Building nodes whose type follows from their operands (the shape rule in `shape.rs`), as
 //! autodiff and passes do. Node ids stay valid; nothing here removes nodes.
 
-use super::graph::{Graph, Node, NodeId};
+use super::graph::{Graph, Node, NodeId, Origin};
 use super::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use super::shape::infer;
 use crate::check::types::{Dim, Elem};
-use crate::source::Span;
 
 impl Graph {
     /// Adds `op` on `operands`, typed by the op's shape rule. `target` is the node's shape for ops
     /// whose shape is not determined by their operands (`Reshape`, `Expand`, `Embed`).
-    pub fn push(&mut self, op: Op, operands: &[NodeId], target: Option<Vec<Dim>>, span: Option<Span>) -> NodeId {
+    pub fn push(&mut self, op: Op, operands: &[NodeId], target: Option<Vec<Dim>>, span: Option<Origin>) -> NodeId {
         let shapes: Vec<(Elem, Vec<Dim>)> =
             operands.iter().map(|o| (self.node(*o).elem, self.node(*o).shape.clone())).collect();
         let views: Vec<(Elem, &[Dim])> = shapes.iter().map(|(e, s)| (*e, s.as_slice())).collect();
@@ -30,15 +29,15 @@ impl Graph {
         self.add(Node { op, elem, shape, span, label: None }, operands)
     }
 
-    pub fn constant(&mut self, c: f64, span: Option<Span>) -> NodeId {
+    pub fn constant(&mut self, c: f64, span: Option<Origin>) -> NodeId {
         self.push(Op::Const(c), &[], None, span)
     }
 
-    pub fn unary(&mut self, f: UnaryOp, x: NodeId, span: Option<Span>) -> NodeId {
+    pub fn unary(&mut self, f: UnaryOp, x: NodeId, span: Option<Origin>) -> NodeId {
         self.push(Op::Unary(f), &[x], None, span)
     }
 
-    pub fn binary(&mut self, f: BinaryOp, x: NodeId, y: NodeId, span: Option<Span>) -> NodeId {
+    pub fn binary(&mut self, f: BinaryOp, x: NodeId, y: NodeId, span: Option<Origin>) -> NodeId {
         self.push(Op::Binary(f), &[x, y], None, span)
     }
 
@@ -47,7 +46,7 @@ impl Graph {
     }
 
     /// `x` reshaped (same elements) to `shape`; `x` itself when it already has that shape.
-    pub fn reshape_to(&mut self, x: NodeId, shape: Vec<Dim>, span: Option<Span>) -> NodeId {
+    pub fn reshape_to(&mut self, x: NodeId, shape: Vec<Dim>, span: Option<Origin>) -> NodeId {
         if self.node(x).shape == shape {
             return x;
         }
@@ -55,7 +54,7 @@ impl Graph {
     }
 
     /// `x` broadcast to `shape`; `x` itself when it already has that shape.
-    pub fn expand_to(&mut self, x: NodeId, shape: Vec<Dim>, span: Option<Span>) -> NodeId {
+    pub fn expand_to(&mut self, x: NodeId, shape: Vec<Dim>, span: Option<Origin>) -> NodeId {
         if self.node(x).shape == shape {
             return x;
         }
@@ -64,7 +63,7 @@ impl Graph {
 
     /// The adjoint of broadcasting: sums `x` over the axes along which a tensor of `shape` was
     /// broadcast to `x`'s shape.
-    pub fn sum_to(&mut self, x: NodeId, shape: &[Dim], span: Option<Span>) -> NodeId {
+    pub fn sum_to(&mut self, x: NodeId, shape: &[Dim], span: Option<Origin>) -> NodeId {
         let xs = self.shape_of(x);
         if xs == shape {
             return x;
@@ -82,7 +81,7 @@ impl Graph {
     }
 
     /// Zeros of `shape`.
-    pub fn zeros(&mut self, shape: Vec<Dim>, span: Option<Span>) -> NodeId {
+    pub fn zeros(&mut self, shape: Vec<Dim>, span: Option<Origin>) -> NodeId {
         let z = self.constant(0.0, span);
         self.expand_to(z, shape, span)
     }

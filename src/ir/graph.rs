@@ -25,13 +25,28 @@ impl std::fmt::Display for NodeId {
     }
 }
 
+/// Where a node came from: its source span and, for a node inlined from a circuit, the
+/// application in the model that brought it in, since the span points into the circuit's body,
+/// which every application shares (`nn.circ:7:11 via mlp_digits.circ:21:19`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub span: Span,
+    pub via: Option<Span>,
+}
+
+impl From<Span> for Origin {
+    fn from(span: Span) -> Origin {
+        Origin { span, via: None }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub op: Op,
     pub elem: Elem,
     pub shape: Vec<Dim>,
     /// The source the node came from; `None` for nodes a pass made up from several.
-    pub span: Option<Span>,
+    pub span: Option<Origin>,
     /// A name for people: a parameter's, a datum's, or the role of a loss term.
     pub label: Option<String>,
 }

@@ -11,6 +11,7 @@ use super::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::check::checked::{self as ck, CheckedModel, Likelihood, Prior, Scale};
 use crate::check::signature;
 use crate::check::types::{broadcast, Dim, Elem};
+use crate::ir::Origin;
 use crate::source::Span;
 
 const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_8;
@@ -28,7 +29,7 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
     let mut g = Graph::default();
     g.syms = model.syms.clone();
     g.seed = seed;
-    let mut l = Lowerer { g, map: Vec::new() };
+    let mut l = Lowerer { g, map: Vec::new(), via: None };
     for d in &model.data {
         l.g.data.push(DataInfo {
             name: d.name.clone(),
@@ -58,6 +59,8 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
         let id = l.node(model, n);
         l.map.push(id);
     }
+    // Likelihoods and the loss's sums are the model's own.
+    l.via = None;
     // Terms that sum over examples, and those of the parameters' priors.
     let mut terms = Vec::new();
     let mut prior_terms = Vec::new();
@@ -86,6 +89,9 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
         }
         let w = l.map[model.param_node(i).0 as usize];
         let label = format!("prior {} ~ {}", p.name, signature::prior(&p.prior));
+        // A prior declared in a circuit: its term comes through the application, as the
+        // parameter did.
+        l.via = l.g.node(w).span.and_then(|o| o.via);
         if let Some(t) = l.prior_term(w, &p.prior, p.span, &label) {
             prior_terms.push(t);
         }
@@ -94,6 +100,7 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
     for a in &model.activation_priors {
         let h = l.map[a.node.0 as usize];
         let label = format!("prior {} ~ {}", a.name, signature::prior(&a.prior));
+        l.via = l.g.node(h).span.and_then(|o| o.via);
         if let Some(t) = l.prior_term(h, &a.prior, a.span, &label) {
             terms.push(t);
         }
@@ -108,6 +115,7 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
         outputs.push(Output { name: name.clone(), node: h });
         l.g.terms.push(Term::ActivationPrior { value: name, prior: a.prior });
     }
+    l.via = None;
     let loss = if batch_scale {
         let nll = l.sum_terms(&terms, model.span);
         let index = l.g.inputs.len();
@@ -136,11 +144,14 @@ struct Lowerer {
     g: Graph,
     /// Checked node index → graph node.
     map: Vec<NodeId>,
+    /// The circuit application the checked node being lowered was inlined from: every graph node
+    /// it becomes carries it.
+    via: Option<Span>,
 }
 
 impl Lowerer {
     fn add(&mut self, op: Op, operands: &[NodeId], elem: Elem, shape: Vec<Dim>, span: Span) -> NodeId {
-        self.g.add(Node { op, elem, shape, span: Some(span), label: None }, operands)
+        self.g.add(Node { op, elem, shape, span: Some(Origin { span, via: self.via }), label: None }, operands)
     }
 
     fn shape(&self, id: NodeId) -> Vec<Dim> {
@@ -184,6 +195,7 @@ impl Lowerer {
     fn node(&mut self, model: &CheckedModel, n: &ck::Node) -> NodeId {
         let ins: Vec<NodeId> = n.inputs.iter().map(|i| self.map[i.0 as usize]).collect();
         let (elem, shape, span) = (n.ty.elem, n.ty.dims.clone(), n.span);
+        self.via = n.via;
         let op = match &n.op {
             ck::Op::Data(i) => {
                 let id = self.add(Op::Data(*i), &[], elem, shape, span);

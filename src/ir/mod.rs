@@ -19,5 +19,5 @@ pub mod print;
 pub mod shape;
 pub mod verify;
 
-pub use graph::{Graph, Node, NodeId};
+pub use graph::{Graph, Node, NodeId, Origin};
 pub use op::Op;

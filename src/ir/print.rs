@@ -1,7 +1,7 @@
 //! Printing graphs: one node per line as text (id, op, operands, type, label, source line), or
 //! Graphviz DOT. Nodes print in topological order, so a printout reads top to bottom.
 
-use super::graph::{Graph, NodeId};
+use super::graph::{Graph, NodeId, Origin};
 use super::op::Op;
 use crate::check::signature;
 use crate::check::types::{Elem, ShowTy, Ty};
@@ -15,18 +15,32 @@ fn ty_of(g: &Graph, id: NodeId) -> String {
 }
 
 /// Where a node came from, in the one format `circ graph` and `circ emit` print:
-/// `file:line:col` with the file's name alone (a path would differ from machine to machine).
-pub fn location(sources: &SourceMap, span: crate::source::Span) -> String {
+/// `file:line:col` with the file's name alone (a path would differ from machine to machine), and
+/// for a node inlined from a circuit the application that brought it in:
+/// `nn.circ:7:11 via mlp_digits.circ:21:19`.
+pub fn location(sources: &SourceMap, origin: impl Into<Origin>) -> String {
+    let origin = origin.into();
+    let mut out = short_location(sources, origin.span);
+    if let Some(via) = origin.via {
+        let _ = write!(out, " via {}", short_location(sources, via));
+    }
+    out
+}
+
+fn short_location(sources: &SourceMap, span: crate::source::Span) -> String {
     let loc = sources.location(span);
     let file = loc.file.rsplit('/').next().unwrap_or(loc.file);
     format!("{file}:{}:{}", loc.line, loc.col)
 }
 
-/// [`location`] and the source line itself: `file:line:col: `text``.
-pub fn location_and_line(sources: &SourceMap, span: crate::source::Span) -> String {
-    let (line, _) = sources.line_col(span);
-    let text = sources.file(span.file).text.lines().nth(line - 1).unwrap_or("").trim();
-    format!("{}: `{text}`", location(sources, span))
+/// [`location`] with the source line itself after its own location:
+/// `file:line:col: `text``, then ` via file:line:col` for a node inlined from a circuit.
+pub fn location_and_line(sources: &SourceMap, origin: impl Into<Origin>) -> String {
+    let origin = origin.into();
+    let (line, _) = sources.line_col(origin.span);
+    let text = sources.file(origin.span.file).text.lines().nth(line - 1).unwrap_or("").trim();
+    let via = origin.via.map(|v| format!(" via {}", short_location(sources, v))).unwrap_or_default();
+    format!("{}: `{text}`{via}", short_location(sources, origin.span))
 }
 
 /// A node as people read it: a leaf with a name by that name (a parameter's or datum's, an

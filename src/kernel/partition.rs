@@ -44,9 +44,9 @@
 //!    (`buffers.rs`), and graph outputs are written late.
 
 use crate::check::types::Dim;
+use crate::ir::Origin;
 use crate::ir::{Graph, NodeId, Op};
 use crate::passes::fusion;
-use crate::source::Span;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
@@ -98,7 +98,7 @@ pub struct Kernel {
     /// For an elementwise kernel, the reduction it ends in: the loop accumulates into it.
     pub reduction: Option<NodeId>,
     /// The distinct source spans of its nodes, in `nodes` order: what `circ emit` heads it with.
-    pub spans: Vec<Span>,
+    pub spans: Vec<Origin>,
 }
 
 /// A value read from another's buffer without a copy: `node` reads the buffer of `base` (a leaf or
