@@ -424,3 +424,51 @@ fn e8_log_exp_layer_recovers_an_unseen_power_law() {
     );
     assert!(errors.iter().all(|e| *e < 1e-4), "not recovered: errors {errors:?}");
 }
+
+/// The model of the harder E8 case: a sum of two products of powers, each with its constant.
+const E8_SUM: &str = "model sumprod {
+    data x: [N, 2] = csv(\"x1\", \"x2\")
+    data y: [N]
+    param w: [2, 2] ~ normal(0, 1)
+    param c: [2] ~ normal(0, 1)
+    let pred = sum(exp(log(x) @ w + c), axis = 1)
+    y ~ normal(pred, 0.01)
+    train { optimizer = adam(lr = 3e-2), epochs = 3000, batch = 64, seed = 0 }
+}
+";
+
+/// The harder E8 case: y = 2·x1^1.5·x2^−0.5 + 0.5·x1^−1·x2^2 (x uniform in [0.5, 2], 512 rows)
+/// by a sum of two log/exp products. Adam at lr 3e-2 for 3000 epochs (24 000 steps) recovers both
+/// products, up to their order, from the draws of seeds 0–3 (largest error 1.2e-3 measured; at
+/// 1000 epochs seed 2 was still at 1.8e-2). Slow, not impossible: the rest of the study (adam at
+/// other rates, newton, bayes, fewer epochs) is in docs/experiments.md, E8.
+#[test]
+fn e8_sum_of_two_products_is_recovered_by_adam() {
+    let mut rng = Rng::new(0xE85);
+    let rows: Vec<Vec<f64>> = (0..512)
+        .map(|_| {
+            let (x1, x2) = (rng.range(0.5, 2.0), rng.range(0.5, 2.0));
+            vec![x1, x2, 2.0 * x1.powf(1.5) * x2.powf(-0.5) + 0.5 * x1.powf(-1.0) * x2.powf(2.0)]
+        })
+        .collect();
+    let table = parse_table("sum.csv", &csv_text(&["x1".into(), "x2".into(), "y".into()], &rows));
+    let checked = source("sumprod.circ", E8_SUM);
+    // Each product as (exponent of x1, exponent of x2, log constant).
+    let truth = [[1.5, -0.5, 2f64.ln()], [-1.0, 2.0, 0.5f64.ln()]];
+    for seed in 0..4 {
+        let setup = Setup::new(&checked, None, |s| s.seed = seed);
+        let t = setup.train(&table).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (w, c) = (t.param("w"), t.param("c"));
+        // w is [2, 2] row-major: column j holds the exponents of product j.
+        let found = [[w[0], w[2], c[0]], [w[1], w[3], c[1]]];
+        let err = |order: [usize; 2]| -> f64 {
+            (0..2)
+                .flat_map(|j| (0..3).map(move |i| (j, i)))
+                .map(|(j, i)| (found[order[j]][i] - truth[j][i]).abs())
+                .fold(0.0, f64::max)
+        };
+        let e = err([0, 1]).min(err([1, 0]));
+        println!("E8 sum of products, seed {seed}: products {found:.5?}, largest error {e:.1e}");
+        assert!(e < 1e-2, "seed {seed}: the two products are not recovered: {found:?} (error {e:.1e})");
+    }
+}
