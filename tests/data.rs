@@ -17,7 +17,7 @@ fn data_dir() -> PathBuf {
 #[test]
 fn generated_files_are_what_the_generator_writes() {
     let files = gen::all(&data_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     for f in files {
         let path = data_dir().join(f.name);
         let committed =
