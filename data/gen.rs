@@ -185,10 +185,48 @@ pub fn breast_cancer_standardized(raw: &str) -> Result<File, String> {
     Ok(File { name: "breast_cancer_standardized.csv", text })
 }
 
+/// `digits_permuted.csv` (examples/forgetting.circ, E9, task B): `digits.csv` (its text given)
+/// with the 64 pixel columns' values shuffled by one fixed permutation (Fisher–Yates from seed
+/// 0xE9): column `pixel_r_c` of the new file holds, in every row, the values of the old column
+/// that the permutation sends there. The header, the `label` column and the rows' order are
+/// kept, and every field is copied as text, so the file is the same digits in scrambled pixels.
+pub fn digits_permuted(raw: &str) -> Result<File, String> {
+    let mut lines = raw.lines();
+    let header = lines.next().ok_or("digits.csv is empty")?;
+    let names: Vec<&str> = header.split(',').collect();
+    let pixels: Vec<usize> = (0..names.len()).filter(|&i| names[i].starts_with("pixel_")).collect();
+    if pixels.len() != 64 {
+        return Err(format!("digits.csv: {} pixel columns, expected 64", pixels.len()));
+    }
+    let mut perm: Vec<usize> = (0..64).collect();
+    let mut rng = Rng::new(0xE9);
+    for i in (1..64).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        perm.swap(i, j);
+    }
+    let mut text = String::from(header);
+    text.push('\n');
+    for (k, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != names.len() {
+            return Err(format!("digits.csv:{}: {} fields, expected {}", k + 2, fields.len(), names.len()));
+        }
+        let mut out = fields.clone();
+        for (to, from) in perm.iter().enumerate() {
+            out[pixels[to]] = fields[pixels[*from]];
+        }
+        text.push_str(&out.join(","));
+        text.push('\n');
+    }
+    Ok(File { name: "digits_permuted.csv", text })
+}
+
 /// Every generated file; `data` is the `data/` folder (read for the standardized copy).
 pub fn all(data: &Path) -> Result<Vec<File>, String> {
     let raw = std::fs::read_to_string(data.join("breast_cancer.csv"))
         .map_err(|e| format!("cannot read {}: {e}", data.join("breast_cancer.csv").display()))?;
+    let digits = std::fs::read_to_string(data.join("digits.csv"))
+        .map_err(|e| format!("cannot read {}: {e}", data.join("digits.csv").display()))?;
     Ok(vec![
         abx(),
         sparse("sparse_100.csv", 100, 500, 0xE6D),
@@ -196,6 +234,7 @@ pub fn all(data: &Path) -> Result<Vec<File>, String> {
         noisy(),
         powers(),
         breast_cancer_standardized(&raw)?,
+        digits_permuted(&digits)?,
     ])
 }
 

@@ -194,6 +194,11 @@ enum Command {
         /// one .npy (observed data may be absent).
         #[arg(long)]
         data: PathBuf,
+        /// Also write these `let` values of the model, per example: NAME[,NAME…]; each adds the
+        /// columns NAME.0 NAME.1 … (its entries of the row, flattened). A value must have one row
+        /// per example (its first axis the data's row axis, e.g. N).
+        #[arg(long, value_name = "NAME[,NAME…]")]
+        values: Vec<String>,
         /// Where to write the predictions (CSV, written atomically); default or `-`: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -251,8 +256,8 @@ fn main() -> ExitCode {
         }
         Command::Devices => cli::devices(),
         Command::Lsp => lsp(),
-        Command::Run { file, params, data, out, backend, device } => {
-            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), color)
+        Command::Run { file, params, data, out, backend, device, values } => {
+            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), &values, color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, params, f32, backend, device } => {

@@ -481,3 +481,58 @@ fn a_file_that_is_not_utf8_gets_a_diagnostic() {
     assert!(err.contains(&format!("{}:2:23", bad.display())), "{err}");
     assert!(err.contains("0xE9"), "{err}");
 }
+
+/// `circ run --values` writes the named `let` values per example (flattened, `NAME.k`), on every
+/// backend; a value rebound in a `repeat` is its last binding; a value without the row axis, a
+/// misspelt name and data asked for as a value are refused with exit 1 and a message naming them.
+#[test]
+fn run_writes_named_let_values() {
+    let model = temp("values.circ");
+    std::fs::write(
+        &model,
+        "model vals {\n data x: [N, 2] = csv(\"a\", \"b\")\n data y: [N]\n param w: [2] ~ normal(0, 1)\n \
+         let doubled = x * 2\n let wide = w * 3\n let z = x @ w\n repeat 2 {\n  let z = z * 2\n }\n \
+         let pred = x @ w\n y ~ normal(pred, 1)\n train { epochs = 3 }\n}\n",
+    )
+    .unwrap();
+    let (_, csv) = linear_case("values-data", &[]);
+    let (m, c) = (model.to_str().unwrap(), csv.to_str().unwrap());
+    let ckpt = temp("values.safetensors");
+    let (code, _, err) = circ(&["train", m, "--data", c, "--quiet", "--out", ckpt.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let k = ckpt.to_str().unwrap();
+    let new = temp("values-new.csv");
+    std::fs::write(&new, "a,b\n1,2\n0.5,-1\n-3,0.25\n").unwrap();
+    let n = new.to_str().unwrap();
+    for backend in ["cpu", "interp"] {
+        let (code, out, err) =
+            circ(&["run", m, "--params", k, "--data", n, "--backend", backend, "--values", "z,doubled"]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        let mut lines = out.lines();
+        assert_eq!(lines.next().unwrap(), "y.mean,y.variance,z.0,doubled.0,doubled.1", "{backend}");
+        let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+        assert_eq!(rows.len(), 3, "{backend}: {out}");
+        let inputs = [[1.0, 2.0], [0.5, -1.0], [-3.0, 0.25]];
+        for (r, x) in rows.iter().zip(inputs) {
+            // z = 4·(x @ w) after the two rebindings; the mean is x @ w itself.
+            assert!((r[2] - 4.0 * r[0]).abs() <= 1e-5 * (1.0 + r[2].abs()), "{backend}: {r:?}");
+            assert_eq!((r[3], r[4]), (2.0 * x[0], 2.0 * x[1]), "{backend}");
+        }
+        // The same as separate flags.
+        let (code, again, err) =
+            circ(&["run", m, "--params", k, "--data", n, "--backend", backend, "--values", "z", "--values", "doubled"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(again, out, "{backend}");
+    }
+    let (code, _, err) = circ(&["run", m, "--params", k, "--data", n, "--values", "wide"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`wide` has shape [2]") && err.contains("row axis N"), "{err}");
+    let (code, _, err) = circ(&["run", m, "--params", k, "--data", n, "--values", "z,dubled"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no `let` value `dubled`") && err.contains("did you mean `doubled`?"), "{err}");
+    let (code, _, err) = circ(&["run", m, "--params", k, "--data", n, "--values", "x"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`x` is data"), "{err}");
+    let (_, help, _) = circ(&["run", "--help"]);
+    assert!(help.contains("--values <NAME[,NAME…]>"), "{help}");
+}

@@ -17,7 +17,7 @@ fn data_dir() -> PathBuf {
 #[test]
 fn generated_files_are_what_the_generator_writes() {
     let files = gen::all(&data_dir()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     for f in files {
         let path = data_dir().join(f.name);
         let committed =
@@ -57,6 +57,7 @@ fn every_data_file_reads_with_its_documented_shape() {
         ("sparse_1000.csv", 200, 1001, "x0", "y"),
         ("noisy.csv", 1500, 2, "x", "y"),
         ("powers.csv", 512, 3, "x1", "y"),
+        ("digits_permuted.csv", 1797, 65, "pixel_0_0", "label"),
     ] {
         let t = read_csv(&data_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.rows, t.columns.len()), (rows, cols), "{file}");

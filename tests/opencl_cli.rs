@@ -189,3 +189,44 @@ fn eval_and_grad_on_every_backend() {
         }
     }
 }
+
+/// `run --values` on OpenCL writes the hidden layer of the digits MLP as the CPU backend does.
+#[test]
+fn run_values_on_opencl_match_the_cpu_backend() {
+    if !opencl_available("run_values_on_opencl_match_the_cpu_backend") {
+        return;
+    }
+    let ckpt = temp("mlp-values.safetensors");
+    let model = "examples/mlp_digits.circ";
+    let (code, _, err) = circ(&[
+        "train",
+        model,
+        "--data",
+        "data/digits.csv",
+        "--epochs",
+        "1",
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let predict = |backend: &str| {
+        let args =
+            ["run", model, "--params", ckpt.to_str().unwrap(), "--data", "data/digits.csv", "--backend", backend];
+        let (code, out, err) = circ(&[&args[..], &["--values", "h"]].concat());
+        assert_eq!(code, 0, "{backend}: {err}");
+        out
+    };
+    let (a, b) = (predict("opencl"), predict("cpu"));
+    assert_eq!(a.lines().next(), b.lines().next());
+    assert!(a.lines().next().unwrap().ends_with(",h.126,h.127"), "{a:.300}");
+    let values = |s: &str| -> Vec<f64> {
+        s.lines().skip(1).flat_map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()).collect()
+    };
+    let (va, vb) = (values(&a), values(&b));
+    assert_eq!(va.len(), vb.len());
+    assert_eq!(va.len(), 1797 * (1 + 10 + 128), "{a:.300}");
+    for (x, y) in va.iter().zip(&vb) {
+        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "opencl {x} vs cpu {y}");
+    }
+}

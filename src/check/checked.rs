@@ -22,7 +22,19 @@ pub struct CheckedModel {
     pub nodes: Vec<Node>,
     pub observations: Vec<Observation>,
     pub activation_priors: Vec<ActivationPrior>,
+    /// The tensor `let` values of the model's own body (not those inside circuits), by name: the
+    /// last binding of each name, so a value rebound in a `repeat` is its final one. In order of
+    /// first binding. `circ run --values` reads them.
+    pub values: Vec<NamedValue>,
     pub train: TrainSettings,
+}
+
+/// A `let` value of a model's body (see [`CheckedModel::values`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedValue {
+    pub name: String,
+    pub node: NodeId,
+    pub span: Span,
 }
 
 impl SymNames for CheckedModel {

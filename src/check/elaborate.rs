@@ -124,6 +124,7 @@ pub struct Builder {
     pub nodes: Vec<Node>,
     pub observations: Vec<Observation>,
     pub activation_priors: Vec<ActivationPrior>,
+    pub values: Vec<super::checked::NamedValue>,
     pub train: TrainSettings,
     pub train_span: Option<Span>,
     pub param_nodes: HashMap<String, NodeId>,
@@ -316,6 +317,7 @@ impl<'p> Checker<'p> {
             nodes: b.nodes,
             observations: b.observations,
             activation_priors: b.activation_priors,
+            values: b.values,
             train: b.train,
         }
     }
@@ -343,6 +345,13 @@ impl<'p> Checker<'p> {
         }
         if self.index.is_some() {
             self.index_def(scope, name, &value, kind);
+        }
+        if let (BindKind::Let, Value::Tensor(node), false) = (kind, &value, scope.in_circuit) {
+            let v = super::checked::NamedValue { name: name.name.clone(), node: *node, span: name.span };
+            match self.b.values.iter_mut().find(|n| n.name == name.name) {
+                Some(old) => *old = v,
+                None => self.b.values.push(v),
+            }
         }
         scope.vars.insert(name.name.clone(), Binding { value, span: name.span, kind });
     }

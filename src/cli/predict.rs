@@ -1,6 +1,7 @@
 //! `circ run`: predictions for every data row, as CSV. A normal or laplace observation gives
 //! the mean and the variance (σ², or 2b²); categorical gives the most likely class and every
-//! class probability; bernoulli the probability of 1.
+//! class probability; bernoulli the probability of 1. `--values h,z` adds the named `let` values
+//! of the model, flattened per row, as columns `h.0 h.1 …`.
 
 use super::{err, Kind};
 use circ::ir::graph::{Likelihood, Scale, Term};
@@ -14,6 +15,7 @@ pub fn run(
     data: &Path,
     out_path: Option<&PathBuf>,
     backend: circ::backend::BackendKind,
+    values: &[String],
     color: bool,
 ) -> ExitCode {
     if let Some(o) = out_path {
@@ -32,7 +34,15 @@ pub fn run(
         err(&format!("error: {} must define exactly one model, it defines {}\n", file.display(), checked.models.len()));
         return super::exit(Kind::Input);
     }
-    let mut g = circ::ir::lower::lower(&checked.models[0], 0);
+    let model = &checked.models[0];
+    let wanted = match named_values(model, values) {
+        Ok(w) => w,
+        Err(m) => {
+            err(&format!("error: {m}\n"));
+            return super::exit(Kind::Input);
+        }
+    };
+    let mut g = circ::ir::lower::lower_values(model, 0, &wanted);
     // Keep only what the predictions need: the loss (and the observed data it reads) go.
     g.outputs.retain(|o| o.name != "loss");
     if g.outputs.is_empty() {
@@ -125,7 +135,8 @@ pub fn run(
                     return Err(std::io::Error::other("the predictions failed"));
                 }
             };
-            let (header, columns) = prediction_columns(&g, &res, end - start);
+            let (mut header, mut columns) = prediction_columns(&g, &res, end - start);
+            value_columns(&wanted, &res, end - start, &mut header, &mut columns);
             if start == 0 {
                 writeln!(w, "{}", header.join(","))?;
             }
@@ -153,6 +164,78 @@ pub fn run(
         err(&format!("wrote {rows} predictions to {}\n", to.display()));
     }
     ExitCode::SUCCESS
+}
+
+/// The `let` values `names` asks for (a list as `--values` takes it, names separated by commas),
+/// each with one row per example: its first axis is the model's row axis, the first axis of its
+/// data. An unknown name gets the closest value's name as a suggestion.
+fn named_values<'m>(
+    model: &'m circ::check::checked::CheckedModel,
+    names: &[String],
+) -> Result<Vec<&'m circ::check::checked::NamedValue>, String> {
+    use circ::check::types::{Dim, ShowTy};
+    let row = model.data.first().and_then(|d| d.ty.dims.first().copied()).filter(|d| matches!(d, Dim::Sym(_)));
+    let mut out: Vec<&circ::check::checked::NamedValue> = Vec::new();
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+        if name.is_empty() {
+            return Err("--values: an empty name (the list is NAME[,NAME…])".into());
+        }
+        let Some(v) = model.values.iter().find(|v| v.name == name) else {
+            let mut m = format!("--values: the model `{}` has no `let` value `{name}`", model.name);
+            let kind = if model.data.iter().any(|d| d.name == name) {
+                Some("data")
+            } else if model.params.iter().any(|p| p.name == name) {
+                Some("a parameter")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                m.push_str(&format!(" (`{name}` is {kind}; bind it with `let` to write it)"));
+            } else if let Some(c) = circ::check::suggest::closest(name, model.values.iter().map(|v| v.name.as_str())) {
+                m.push_str(&format!("; did you mean `{c}`?"));
+            } else if model.values.is_empty() {
+                m.push_str("; it has none");
+            } else {
+                let all: Vec<String> = model.values.iter().map(|v| format!("`{}`", v.name)).collect();
+                m.push_str(&format!("; its values are {}", all.join(", ")));
+            }
+            return Err(m);
+        };
+        let ty = &model.node(v.node).ty;
+        if row.is_none() || ty.dims.first().copied() != row {
+            let axis = match row {
+                Some(r) => format!("the row axis {}", circ::check::types::ShowDim(r, model)),
+                None => "a row axis (the model's data has no symbolic first axis)".to_string(),
+            };
+            return Err(format!(
+                "--values: `{name}` has shape {}, not one row per example: its first axis is not {axis}",
+                ShowTy(ty, model)
+            ));
+        }
+        if !out.iter().any(|o| o.name == v.name) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the columns `NAME.0 NAME.1 …` of each value: its entries of each row, flattened in
+/// row-major order.
+fn value_columns(
+    wanted: &[&circ::check::checked::NamedValue],
+    res: &circ::interp::Outputs<f64>,
+    rows: usize,
+    header: &mut Vec<String>,
+    columns: &mut Vec<Vec<f64>>,
+) {
+    for v in wanted {
+        let Some(t) = res.get(&circ::ir::lower::value_output(&v.name)) else { continue };
+        let width = t.shape.iter().skip(1).product::<usize>();
+        for k in 0..width {
+            header.push(format!("{}.{k}", v.name));
+            columns.push((0..rows).map(|r| t.data.get(r * width + k).copied().unwrap_or(f64::NAN)).collect());
+        }
+    }
 }
 
 /// Rows run at once when predictions are computed row by row.

@@ -26,6 +26,21 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
 /// the loss of a batch estimates the loss of all the data and the priors keep their weight; their
 /// unscaled sum is the output `nll`.
 pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
+    lower_inner(model, seed, batch_scale, &[])
+}
+
+/// The output name of the `let` value `name` in a graph of [`lower_values`].
+pub fn value_output(name: &str) -> String {
+    format!("value.{name}")
+}
+
+/// [`lower`], with the given `let` values of the model (see `CheckedModel::values`) as extra
+/// outputs named by [`value_output`], after the predictions: what `circ run --values` writes.
+pub fn lower_values(model: &CheckedModel, seed: u64, values: &[&ck::NamedValue]) -> Graph {
+    lower_inner(model, seed, false, values)
+}
+
+fn lower_inner(model: &CheckedModel, seed: u64, batch_scale: bool, values: &[&ck::NamedValue]) -> Graph {
     let mut g = Graph::default();
     g.syms = model.syms.clone();
     g.seed = seed;
@@ -135,6 +150,10 @@ pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
     l.g.node_mut(loss).label = Some("loss".into());
     l.g.outputs.push(Output { name: "loss".into(), node: loss });
     l.g.outputs.extend(outputs);
+    for v in values {
+        let node = l.map[v.node.0 as usize];
+        l.g.outputs.push(Output { name: value_output(&v.name), node });
+    }
     // Values the model computes but nothing uses (an unused `let`, unobserved data) go.
     crate::passes::dce::run(&mut l.g);
     l.g

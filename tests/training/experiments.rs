@@ -388,3 +388,132 @@ fn e5_on_the_opencl_backend() {
     );
     assert!(acc >= 0.97, "held-out accuracy {acc:.4} < 0.97 on the opencl backend");
 }
+
+// ------------------------------------------------------------------------------------------------
+// E8 (BRIEF §2.8): a log/exp layer computes products of powers.
+
+/// `examples/multiplicative.circ` as written (newton, lr 0.5, its epochs and batch) recovers a
+/// power law it was not tuned on: y = 0.6 · x1^−0.8 · x2^2.2 (powers.csv has 2 · x1^1.5 · x2^−0.5),
+/// 512 rows with x1, x2 uniform in [0.5, 2], no noise. The exponents are w and the constant e^c.
+#[test]
+fn e8_log_exp_layer_recovers_an_unseen_power_law() {
+    let (a, b, k) = (-0.8, 2.2, 0.6);
+    let mut rng = Rng::new(0xE8);
+    let rows: Vec<Vec<f64>> = (0..512)
+        .map(|_| {
+            let (x1, x2) = (rng.range(0.5, 2.0), rng.range(0.5, 2.0));
+            vec![x1, x2, k * x1.powf(a) * x2.powf(b)]
+        })
+        .collect();
+    let table = parse_table("power.csv", &csv_text(&["x1".into(), "x2".into(), "y".into()], &rows));
+    let checked = example("multiplicative.circ");
+    let setup = Setup::new(&checked, None, |_| {});
+    let t = setup.train(&table).unwrap_or_else(|e| panic!("multiplicative: {e}"));
+    let (w, c) = (t.param("w"), t.param("c")[0]);
+    let errors = [(w[0] - a).abs(), (w[1] - b).abs(), (c.exp() - k).abs() / k];
+    println!(
+        "E8 ({} epochs of newton): exponents {:.8}, {:.8} (true {a}, {b}), constant {:.8} (true {k}); \
+         errors {:.1e}, {:.1e}, relative {:.1e}",
+        setup.settings.epochs,
+        w[0],
+        w[1],
+        c.exp(),
+        errors[0],
+        errors[1],
+        errors[2]
+    );
+    assert!(errors.iter().all(|e| *e < 1e-4), "not recovered: errors {errors:?}");
+}
+
+/// The model of the harder E8 case: a sum of two products of powers, each with its constant.
+const E8_SUM: &str = "model sumprod {
+    data x: [N, 2] = csv(\"x1\", \"x2\")
+    data y: [N]
+    param w: [2, 2] ~ normal(0, 1)
+    param c: [2] ~ normal(0, 1)
+    let pred = sum(exp(log(x) @ w + c), axis = 1)
+    y ~ normal(pred, 0.01)
+    train { optimizer = adam(lr = 3e-2), epochs = 3000, batch = 64, seed = 0 }
+}
+";
+
+/// The harder E8 case: y = 2·x1^1.5·x2^−0.5 + 0.5·x1^−1·x2^2 (x uniform in [0.5, 2], 512 rows)
+/// by a sum of two log/exp products. Adam at lr 3e-2 for 3000 epochs (24 000 steps) recovers both
+/// products, up to their order, from the draws of seeds 0–3 (largest error 1.2e-3 measured; at
+/// 1000 epochs seed 2 was still at 1.8e-2). Slow, not impossible: the rest of the study (adam at
+/// other rates, newton, bayes, fewer epochs) is in docs/experiments.md, E8.
+#[test]
+fn e8_sum_of_two_products_is_recovered_by_adam() {
+    let mut rng = Rng::new(0xE85);
+    let rows: Vec<Vec<f64>> = (0..512)
+        .map(|_| {
+            let (x1, x2) = (rng.range(0.5, 2.0), rng.range(0.5, 2.0));
+            vec![x1, x2, 2.0 * x1.powf(1.5) * x2.powf(-0.5) + 0.5 * x1.powf(-1.0) * x2.powf(2.0)]
+        })
+        .collect();
+    let table = parse_table("sum.csv", &csv_text(&["x1".into(), "x2".into(), "y".into()], &rows));
+    let checked = source("sumprod.circ", E8_SUM);
+    // Each product as (exponent of x1, exponent of x2, log constant).
+    let truth = [[1.5, -0.5, 2f64.ln()], [-1.0, 2.0, 0.5f64.ln()]];
+    for seed in 0..4 {
+        let setup = Setup::new(&checked, None, |s| s.seed = seed);
+        let t = setup.train(&table).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (w, c) = (t.param("w"), t.param("c"));
+        // w is [2, 2] row-major: column j holds the exponents of product j.
+        let found = [[w[0], w[2], c[0]], [w[1], w[3], c[1]]];
+        let err = |order: [usize; 2]| -> f64 {
+            (0..2)
+                .flat_map(|j| (0..3).map(move |i| (j, i)))
+                .map(|(j, i)| (found[order[j]][i] - truth[j][i]).abs())
+                .fold(0.0, f64::max)
+        };
+        let e = err([0, 1]).min(err([1, 0]));
+        println!("E8 sum of products, seed {seed}: products {found:.5?}, largest error {e:.1e}");
+        assert!(e < 1e-2, "seed {seed}: the two products are not recovered: {found:?} (error {e:.1e})");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// E9 (BRIEF §2.6): precision tracking resists forgetting.
+
+/// The E9 protocol (bench/forgetting.sh) by the `circ` binary on the CPU backend, seeds 0 and 1:
+/// 20 epochs on digits (task A), 20 on the permuted digits (task B) with `--resume`, then the
+/// accuracy on task A. bayes keeps task A (0.86–0.96 over seeds 0–3 measured) where sgd and adam
+/// lose it (0.25–0.34): asserted with a margin of 0.3 on each seed.
+#[test]
+fn e9_bayes_keeps_the_first_task_better_than_sgd_and_adam() {
+    use std::process::Command;
+    let circ = env!("CARGO_BIN_EXE_circ");
+    let model = example_path("forgetting.circ");
+    let (a, b) = (data_dir().join("digits.csv"), data_dir().join("digits_permuted.csv"));
+    let labels: Vec<f64> = table_rows(&read_table("digits.csv")).iter().map(|r| *r.last().unwrap()).collect();
+    let dir = temp_dir("e9");
+    let run = |args: &[&str]| {
+        let out = Command::new(circ).args(args).output().unwrap();
+        assert!(out.status.success(), "circ {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let m = model.to_str().unwrap();
+    for seed in ["0", "1"] {
+        let mut after_b = Vec::new();
+        for rule in ["sgd(lr = 1e-3)", "adam(lr = 1e-2)", "bayes(lr = 0.1)"] {
+            let k = dir.join(format!("{seed}-{}.safetensors", &rule[..3]));
+            let k = k.to_str().unwrap();
+            let common = ["--out", k, "--seed", seed, "--optimizer", rule, "--quiet"];
+            run(&[&["train", m, "--data", a.to_str().unwrap(), "--epochs", "20"][..], &common].concat());
+            run(&[&["train", m, "--data", b.to_str().unwrap(), "--epochs", "40", "--resume"][..], &common].concat());
+            let pred = run(&["run", m, "--params", k, "--data", a.to_str().unwrap()]);
+            let classes: Vec<f64> =
+                pred.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+            assert_eq!(classes.len(), labels.len());
+            let acc = classes.iter().zip(&labels).filter(|(c, l)| c == l).count() as f64 / labels.len() as f64;
+            println!("E9 seed {seed}, {rule}: accuracy on task A after task B {acc:.3}");
+            after_b.push(acc);
+        }
+        let (sgd, adam, bayes) = (after_b[0], after_b[1], after_b[2]);
+        assert!(
+            bayes > sgd.max(adam) + 0.3,
+            "seed {seed}: bayes keeps task A at {bayes:.3}, sgd {sgd:.3}, adam {adam:.3}: not better by 0.3"
+        );
+    }
+}
