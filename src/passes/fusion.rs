@@ -132,12 +132,7 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
 /// the contracted graph acyclic without a check: the reduction reads only its operand, a member,
 /// so no path enters it from outside; and a path from it back into the group would, before, have
 /// been a cycle through the group and the reduction alone.
-fn epilogue(
-    g: &Graph,
-    nodes: &[NodeId],
-    outputs: &HashSet<NodeId>,
-    pos: &HashMap<NodeId, usize>,
-) -> Option<NodeId> {
+fn epilogue(g: &Graph, nodes: &[NodeId], outputs: &HashSet<NodeId>, pos: &HashMap<NodeId, usize>) -> Option<NodeId> {
     nodes
         .iter()
         .filter(|m| !outputs.contains(*m))
