@@ -295,6 +295,10 @@ pub fn clif_text(
 ) -> Result<String, BackendError> {
     let mut jit = Jit::new()?;
     jit.build(g, grp, opts)?;
+    // Named as `compile` names a module's first function.
+    let sig = jit.ctx.func.signature.clone();
+    let id = jit.module.declare_function("circ_group_0", Linkage::Local, &sig).map_err(codegen)?;
+    jit.ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut out = String::new();
     let shape = |s: &[crate::check::types::Dim]| {
         let dims: Vec<String> = s.iter().map(|d| ShowDim(*d, g).to_string()).collect();
