@@ -20,6 +20,10 @@ struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     color: Color,
+    /// Threads the CPU backend runs a graph on (1: no helper thread). Default: `CIRC_THREADS`,
+    /// else every core the process may use (its CPU affinity and cgroup quota).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -228,6 +232,9 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
+    if let Some(n) = cli.threads {
+        circ::backend::cpu::set_threads(usize::from(n));
+    }
     let code = match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
         Command::Graph { file, dot, passes, grad, bprop2, gauss_newton, stats, n, seed } => {

@@ -20,11 +20,11 @@
 //! - Groups grow greedily: nodes are visited in topological order, and an elementwise node joins
 //!   the group of each operand that has its shape whenever the contracted graph stays acyclic.
 //!   Every elementwise node is in exactly one group (possibly alone); other ops are in none,
-//!   except reductions taken as epilogues.
+//!   except reductions taken as epilogues. A group holds at most `MAX_GROUP_NODES` members.
 
 use crate::check::types::{Dim, ShowDim};
 use crate::ir::{Graph, NodeId, Op};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -42,13 +42,26 @@ pub struct FusionGroup {
     pub outputs: Vec<NodeId>,
 }
 
+/// The most elementwise members a group takes: a longer chain (an unrolled `repeat`) is split
+/// into groups of at most this many, so that the code generated for one group stays of bounded
+/// size (a register allocator's time grows faster than linearly in one function's size) and
+/// the repeated pieces of a chain are alike, compiled once (`backend::cpu::jit`).
+pub const MAX_GROUP_NODES: usize = 256;
+
 /// The fusion groups of `g`, ordered by their first member.
+///
+/// Linear in the graph but for the acyclicity checks, which look only at nodes already visited
+/// that read a member from outside (a group keeps those in `outside`, ordered by position):
+/// every node after the node being visited is outside every group yet, so no path through it
+/// can come back (see [`can_merge`]). Groups merge smaller into larger.
 pub fn groups(g: &Graph) -> Vec<FusionGroup> {
     let order = g.topo_order();
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let fusible = |n: NodeId| g.node(n).op.is_elementwise();
     // Union of groups by merging member lists; `of` maps a node to its group's slot.
     let mut members: Vec<Vec<NodeId>> = Vec::new();
+    // Per group: (position, node) of every node outside it that reads a member.
+    let mut outside: Vec<BTreeSet<(usize, NodeId)>> = Vec::new();
     let mut of: HashMap<NodeId, usize> = HashMap::new();
     for &v in &order {
         if !fusible(v) {
@@ -56,6 +69,7 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
         }
         of.insert(v, members.len());
         members.push(vec![v]);
+        outside.push(g.users(v).into_iter().map(|u| (pos[&u], u)).collect());
         let mut operands = g.operands(v);
         operands.dedup();
         for u in operands {
@@ -66,12 +80,20 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
             if gu == gv {
                 continue;
             }
-            if can_merge(g, &members, &of, gu, gv, &pos) {
-                let moved = std::mem::take(&mut members[gv]);
+            if members[gu].len() + members[gv].len() > MAX_GROUP_NODES {
+                continue;
+            }
+            if can_merge(g, &outside, &of, gu, gv, pos[&v], &pos) {
+                // The larger keeps its slot; the smaller moves into it.
+                let (keep, gone) = if members[gu].len() >= members[gv].len() { (gu, gv) } else { (gv, gu) };
+                let moved = std::mem::take(&mut members[gone]);
+                let moved_outside = std::mem::take(&mut outside[gone]);
                 for m in &moved {
-                    of.insert(*m, gu);
+                    of.insert(*m, keep);
+                    outside[keep].remove(&(pos[m], *m));
                 }
-                members[gu].extend(moved);
+                outside[keep].extend(moved_outside.into_iter().filter(|(_, n)| of.get(n) != Some(&keep)));
+                members[keep].extend(moved);
             }
         }
     }
@@ -80,15 +102,16 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
     for mut nodes in members.into_iter().filter(|m| !m.is_empty()) {
         nodes.sort_by_key(|n| pos[n]);
         let mut set: HashSet<NodeId> = nodes.iter().copied().collect();
-        let epilogue = epilogue(g, &set, &outputs, &pos);
+        let epilogue = epilogue(g, &nodes, &outputs, &pos);
         if let Some(r) = epilogue {
             nodes.push(r);
             set.insert(r);
         }
         let mut inputs = Vec::new();
+        let mut seen = HashSet::new();
         for n in &nodes {
             for o in g.operands(*n) {
-                if !set.contains(&o) && !inputs.contains(&o) {
+                if !set.contains(&o) && seen.insert(o) {
                     inputs.push(o);
                 }
             }
@@ -105,17 +128,13 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
     result
 }
 
-/// The first reduction (in topological order) that can end the group `set`. Taking it keeps the
-/// contracted graph acyclic without a check: the reduction reads only its operand, a member, so
-/// no path enters it from outside; and a path from it back into the group would, before, have
+/// The first reduction (in topological order) that can end the group `nodes`. Taking it keeps
+/// the contracted graph acyclic without a check: the reduction reads only its operand, a member,
+/// so no path enters it from outside; and a path from it back into the group would, before, have
 /// been a cycle through the group and the reduction alone.
-fn epilogue(
-    g: &Graph,
-    set: &HashSet<NodeId>,
-    outputs: &HashSet<NodeId>,
-    pos: &HashMap<NodeId, usize>,
-) -> Option<NodeId> {
-    set.iter()
+fn epilogue(g: &Graph, nodes: &[NodeId], outputs: &HashSet<NodeId>, pos: &HashMap<NodeId, usize>) -> Option<NodeId> {
+    nodes
+        .iter()
         .filter(|m| !outputs.contains(*m))
         .filter_map(|m| match g.users(*m).as_slice() {
             [r] if matches!(g.node(*r).op, Op::Reduce { .. }) => Some(*r),
@@ -134,44 +153,45 @@ enum Unit {
 /// Whether merging groups `a` and `b` keeps the contracted graph acyclic: no path from the union
 /// leaves it, runs through other units, and comes back. (The contracted graph is acyclic before,
 /// so such a path is the only way to make a cycle.)
+///
+/// `last` is the position of the node being visited, the latest of the union and of every
+/// group: a node after it is in no group yet, so it is a unit of its own that comes after every
+/// member and cannot lead back. The search therefore follows only edges into nodes at or before
+/// `last`: a group's `outside` readers up to `last`, and a lone node's users up to `last`.
 fn can_merge(
     g: &Graph,
-    members: &[Vec<NodeId>],
+    outside: &[BTreeSet<(usize, NodeId)>],
     of: &HashMap<NodeId, usize>,
     a: usize,
     b: usize,
+    last: usize,
     pos: &HashMap<NodeId, usize>,
 ) -> bool {
     let unit = |n: NodeId| of.get(&n).map_or(Unit::Node(n), |gid| Unit::Group(*gid));
     let inside = |n: NodeId| matches!(unit(n), Unit::Group(x) if x == a || x == b);
-    let nodes_of = |u: Unit| match u {
-        Unit::Group(x) => members[x].clone(),
-        Unit::Node(n) => vec![n],
+    // The readers of unit `w` that may lead back: those at or before `last`.
+    let next = |w: Unit| -> Vec<NodeId> {
+        match w {
+            Unit::Group(x) => outside[x].iter().take_while(|(p, _)| *p <= last).map(|(_, n)| *n).collect(),
+            Unit::Node(n) => g.users(n).into_iter().filter(|u| pos[u] <= last).collect(),
+        }
     };
-    // A unit whose every node comes after every member of the union cannot lead back into it.
-    let last = members[a].iter().chain(&members[b]).map(|n| pos[n]).max().unwrap_or(0);
     let mut seen: HashSet<Unit> = HashSet::new();
     let mut stack: Vec<Unit> = Vec::new();
-    for m in members[a].iter().chain(&members[b]) {
-        for u in g.users(*m) {
+    for w in [Unit::Group(a), Unit::Group(b)] {
+        for u in next(w) {
             if !inside(u) && seen.insert(unit(u)) {
                 stack.push(unit(u));
             }
         }
     }
     while let Some(w) = stack.pop() {
-        let ns = nodes_of(w);
-        if ns.iter().map(|n| pos[n]).min().unwrap_or(usize::MAX) > last {
-            continue;
-        }
-        for n in ns {
-            for u in g.users(n) {
-                if inside(u) {
-                    return false;
-                }
-                if unit(u) != w && seen.insert(unit(u)) {
-                    stack.push(unit(u));
-                }
+        for u in next(w) {
+            if inside(u) {
+                return false;
+            }
+            if unit(u) != w && seen.insert(unit(u)) {
+                stack.push(unit(u));
             }
         }
     }

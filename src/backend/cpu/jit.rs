@@ -197,27 +197,20 @@ impl Jit {
         Ok(Jit { module, ctx, fctx: FunctionBuilderContext::new(), libm })
     }
 
-    /// Declares `circ_group_<index>` and builds its body into `self.ctx` (not yet defined).
-    fn build(
-        &mut self,
-        g: &Graph,
-        grp: &FusionGroup,
-        opts: &Options,
-        index: usize,
-    ) -> Result<(FuncId, Plan), BackendError> {
+    /// Builds the body of a group's function into `self.ctx` (not yet declared nor defined).
+    fn build(&mut self, g: &Graph, grp: &FusionGroup, opts: &Options) -> Result<Plan, BackendError> {
         let plan = Plan::new(g, grp).map_err(BackendError::Unsupported)?;
         let config = self.module.target_config();
         let sig = elementwise::signature(config.pointer_type(), config.default_call_conv);
-        let id = self.module.declare_function(&format!("circ_group_{index}"), Linkage::Local, &sig).map_err(codegen)?;
         self.module.clear_context(&mut self.ctx);
         self.ctx.func.signature = sig;
-        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        self.ctx.func.name = UserFuncName::user(0, 0);
         let (module, libm) = (&mut self.module, &self.libm);
         let mut import =
             |f: Libm, func: &mut cranelift_codegen::ir::Function| module.declare_func_in_func(libm[&f], func);
         let b = cranelift_frontend::FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
         elementwise::build(b, g, grp, &plan, opts, config, &mut import);
-        Ok((id, plan))
+        Ok(plan)
     }
 }
 
@@ -230,16 +223,34 @@ fn codegen(e: impl std::fmt::Debug) -> BackendError {
 pub fn compile(g: &Graph, groups: &[&FusionGroup], opts: &Options) -> Result<Compiled, BackendError> {
     let mut jit = Jit::new()?;
     let mut defined = Vec::new();
+    // Groups whose generated code is the same (the pieces of an unrolled chain) share one
+    // function: the key is the function's CLIF text, which is all that Cranelift compiles.
+    let mut by_code: HashMap<String, FuncId> = HashMap::new();
     for (index, grp) in groups.iter().enumerate() {
-        let (id, plan) = jit.build(g, grp, opts, index)?;
-        jit.module.define_function(id, &mut jit.ctx).map_err(|e| match e {
-            cranelift_module::ModuleError::Compilation(c) => {
-                BackendError::Codegen(cranelift_codegen::print_errors::pretty_error(&jit.ctx.func, c))
+        let plan = jit.build(g, grp, opts)?;
+        let code = jit.ctx.func.display().to_string();
+        let id = match by_code.get(&code) {
+            Some(id) => *id,
+            None => {
+                let sig = jit.ctx.func.signature.clone();
+                let id = jit
+                    .module
+                    .declare_function(&format!("circ_group_{index}"), Linkage::Local, &sig)
+                    .map_err(codegen)?;
+                jit.ctx.func.name = UserFuncName::user(0, id.as_u32());
+                jit.module.define_function(id, &mut jit.ctx).map_err(|e| match e {
+                    cranelift_module::ModuleError::Compilation(c) => {
+                        BackendError::Codegen(cranelift_codegen::print_errors::pretty_error(&jit.ctx.func, c))
+                    }
+                    e => codegen(e),
+                })?;
+                by_code.insert(code, id);
+                id
             }
-            e => codegen(e),
-        })?;
+        };
         defined.push((id, plan, grp.inputs.clone(), grp.outputs.clone()));
     }
+    COMPILED_FUNCTIONS.with(|c| c.set(c.get() + by_code.len()));
     jit.module.finalize_definitions().map_err(codegen)?;
     let kernels = defined
         .into_iter()
@@ -252,6 +263,16 @@ pub fn compile(g: &Graph, groups: &[&FusionGroup], opts: &Options) -> Result<Com
         })
         .collect();
     Ok(Compiled { module: Some(jit.module), kernels })
+}
+
+thread_local! {
+    static COMPILED_FUNCTIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many distinct functions [`compile`] has handed to Cranelift on this thread (groups with
+/// the same code count once): a measure of code-generation work that tests can compare.
+pub fn compiled_functions() -> usize {
+    COMPILED_FUNCTIONS.with(|c| c.get())
 }
 
 /// Compiles one group.
@@ -273,7 +294,11 @@ pub fn clif_text(
     opts: &Options,
 ) -> Result<String, BackendError> {
     let mut jit = Jit::new()?;
-    jit.build(g, grp, opts, 0)?;
+    jit.build(g, grp, opts)?;
+    // Named as `compile` names a module's first function.
+    let sig = jit.ctx.func.signature.clone();
+    let id = jit.module.declare_function("circ_group_0", Linkage::Local, &sig).map_err(codegen)?;
+    jit.ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut out = String::new();
     let shape = |s: &[crate::check::types::Dim]| {
         let dims: Vec<String> = s.iter().map(|d| ShowDim(*d, g).to_string()).collect();
@@ -307,7 +332,7 @@ pub fn clif_text(
 /// allocation (what a future `circ emit --asm` prints), on this host's ISA.
 pub fn asm_text(g: &Graph, grp: &FusionGroup, opts: &Options) -> Result<String, BackendError> {
     let mut jit = Jit::new()?;
-    jit.build(g, grp, opts, 0)?;
+    jit.build(g, grp, opts)?;
     jit.ctx.set_disasm(true);
     let mut control = cranelift_codegen::control::ControlPlane::default();
     let text = match jit.ctx.compile(jit.module.isa(), &mut control) {

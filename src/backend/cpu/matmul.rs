@@ -8,7 +8,7 @@
 //! product reads it with swapped strides instead of copying it first (the kernel partition makes
 //! `transpose` of the last two axes feeding only products such a view).
 
-use circ_runtime::cpu::team::{Crew, Team};
+use circ_runtime::cpu::team::{Crew, Team, MAX_PARTS};
 use gemm::Parallelism;
 
 /// One operand of a product: its buffer and its logical shape.
@@ -151,21 +151,27 @@ pub(super) unsafe fn product_on(
             Parallelism::None,
         );
     };
-    let band = |i: usize, len: usize| len * i / threads..len * (i + 1) / threads;
+    // Two pieces per thread: a descheduled helper's piece is taken by another thread, while
+    // each piece still packs its operand only once (`circ_runtime::cpu::team`).
+    let band = |i: usize, len: usize, pieces: usize| len * i / pieces..len * (i + 1) / pieces;
     match crew {
-        Some(crew) if split && matrices >= threads => crew.fork(&|i| {
-            for t in band(i, matrices) {
-                block(t, 0..m, 0..n);
-            }
-        }),
+        Some(crew) if split && matrices >= threads => {
+            let pieces = (2 * threads).min(matrices).min(MAX_PARTS);
+            crew.fork(pieces, &|i| {
+                for t in band(i, matrices, pieces) {
+                    block(t, 0..m, 0..n);
+                }
+            })
+        }
         Some(crew) if split => {
             let by_rows = m * k >= k * n;
-            crew.fork(&|i| {
+            let pieces = (2 * threads).min(if by_rows { m } else { n }).clamp(1, MAX_PARTS);
+            crew.fork(pieces, &|i| {
                 for t in 0..matrices {
                     if by_rows {
-                        block(t, band(i, m), 0..n);
+                        block(t, band(i, m, pieces), 0..n);
                     } else {
-                        block(t, 0..m, band(i, n));
+                        block(t, 0..m, band(i, n, pieces));
                     }
                 }
             })

@@ -41,7 +41,7 @@ pub struct Options {
     pub fma: bool,
     /// Run the inner loop four lanes at a time (`f32x4`) before the scalar tail. Default: on.
     pub vectorize: bool,
-    /// Threads large kernels are split over. Default: every core (`available_parallelism`).
+    /// Threads large kernels are split over. Default: [`default_threads`].
     pub threads: usize,
 }
 
@@ -51,9 +51,26 @@ impl Default for Options {
     }
 }
 
-/// Every core the process may use.
+/// The thread count [`set_threads`] chose (0: none).
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the threads every later executor of this process runs on (`circ --threads N`).
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The threads a run uses: [`set_threads`]'s count, else `CIRC_THREADS` (a positive integer),
+/// else every core the process may use: `available_parallelism`, which on Linux is the CPU
+/// affinity mask bounded by the cgroup's CPU quota (`cpu.max`, rounded down, at least 1).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    match THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::env::var("CIRC_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        n => n,
+    }
 }
 
 /// Whether this CPU has fused multiply-add (Cranelift falls back to a library call without it).

@@ -3,12 +3,12 @@
 
 use super::{BackendError, ExecError, NodeId};
 use crate::ir::op::ReduceOp;
-use circ_runtime::cpu::team::Crew;
+use circ_runtime::cpu::team::{Crew, MAX_PARTS};
 
 /// Calls a compiled kernel; `buffer(x)` gives the value `x`'s pointer, the number of `f32`s
 /// available from it, and the node's element count. Every length is checked before the call.
-/// A large kernel whose rows can run apart is split into one band of rows of axis 0 per thread
-/// of `crew`; one whose sum or max reduces over axis 0 too, each band after the first reducing
+/// A large kernel whose rows can run apart is split into `PIECES_PER_THREAD` bands of rows of
+/// axis 0 per thread of `crew`; one whose sum or max reduces over axis 0 too, each band after the first reducing
 /// into a partial buffer of its own, added to (or maxed with) the output in band order after
 /// the bands: the same bits on every run with the same thread count.
 pub(super) fn call(
@@ -36,7 +36,7 @@ pub(super) fn call(
         bufs.push(ptr);
     }
     let rows = dims.first().copied().unwrap_or(1);
-    let bands = crew.map_or(1, |c| c.threads()).min(rows);
+    let bands = crew.map_or(1, |c| c.threads() * PIECES_PER_THREAD).min(rows).min(MAX_PARTS);
     // A reduction over axis 0 splits too: each band into a partial result of its own.
     let partial = if jk.splits_rows() { None } else { jk.partial_reduction() };
     let splits = jk.splits_rows() || partial.is_some();
@@ -70,7 +70,7 @@ pub(super) fn call(
         })
         .collect();
     let crew = crew.expect("bands only with a crew");
-    crew.fork(&|band| {
+    crew.fork(work.len(), &|band| {
         if let Some((ptrs, band_dims)) = work.get(band) {
             // SAFETY: as in the single call, for this band's rows: each band reads its rows of
             // the inputs (or whole inputs that do not vary along axis 0) and writes only its
@@ -94,6 +94,11 @@ pub(super) fn call(
     }
     Ok(true)
 }
+
+/// Bands per thread a split kernel is cut into: more pieces than threads, so that the threads
+/// that run take over the pieces of one the OS has descheduled (`circ_runtime::cpu::team`).
+/// Fixed by the thread count alone, so a run repeats bit for bit.
+pub(super) const PIECES_PER_THREAD: usize = 4;
 
 /// Elementwise kernels with at least this many elements are split between threads.
 pub(super) const PARALLEL_ELEMENTS: usize = 1 << 16;

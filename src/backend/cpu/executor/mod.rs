@@ -24,11 +24,12 @@
 //! - [`Executor::run`] checks the boundary and binds the symbolic sizes as the interpreter does,
 //!   plans the buffers for those sizes (cached per distinct binding), writes the leaves, runs the
 //!   kernels in order and returns the graph's outputs.
-//! - Threads: a run with a big kernel takes the process's team of spinning threads
-//!   (`backend/cpu/team.rs`); products of at least `matmul::PARALLEL_FLOPS` multiply-adds are
-//!   split into one band per thread, elementwise kernels of at least `PARALLEL_ELEMENTS` elements
-//!   into bands of rows (`bands.rs`). A given thread count always splits the same way, so runs
-//!   repeat bit for bit.
+//! - Threads: a run with a big kernel takes the process's team of threads
+//!   (`runtime/src/cpu/team.rs`); products of at least `matmul::PARALLEL_FLOPS` multiply-adds are
+//!   split into a few bands per thread, elementwise kernels of at least `PARALLEL_ELEMENTS`
+//!   elements into `PIECES_PER_THREAD` bands of rows per thread (`bands.rs`), claimed by
+//!   whichever thread is free, so a descheduled helper delays nothing it has not started. A
+//!   given thread count always splits the same way, so runs repeat bit for bit.
 //!
 //! Results equal `interp::run_with::<f32>` except where the JIT contracts `a·b + c` into one
 //! `fma`, where a reduction epilogue sums in another order, and in the inline
@@ -37,7 +38,7 @@
 mod bands;
 mod layout;
 
-use bands::{call, PARALLEL_ELEMENTS};
+use bands::{call, PARALLEL_ELEMENTS, PIECES_PER_THREAD};
 use circ_runtime::cpu::team::{Crew, Team};
 use layout::{bind, dim, layout, Layout};
 
@@ -451,10 +452,10 @@ impl Executor {
             match crew {
                 // A batch of data is worth converting on every thread.
                 Some(crew) if dst.len() >= PARALLEL_ELEMENTS => {
-                    let part = dst.len().div_ceil(crew.threads());
+                    let part = dst.len().div_ceil(crew.threads() * PIECES_PER_THREAD);
                     let parts: Vec<std::sync::Mutex<(&mut [f32], &[f64])>> =
                         dst.chunks_mut(part).zip(src.chunks(part)).map(std::sync::Mutex::new).collect();
-                    crew.fork(&|i| {
+                    crew.fork(parts.len(), &|i| {
                         if let Some(p) = parts.get(i) {
                             let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
                             let (d, s) = &mut *p;
