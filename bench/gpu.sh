@@ -11,27 +11,24 @@
 # Goals (H100/H200): sgemm >= 0.8x cuBLAS fp32; 4096 MLP step <= 1.0x jax.jit; bprop2 <= 2x gradient.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The path of the executable cargo builds for target $1 with `cargo $2 $3 $4 --no-run`.
+executable() {
+    cargo "$2" "$3" "$4" --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1" | tail -1
+}
 case "${1:-}" in
 build)
     set -e
-    cargo bench --bench opencl --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "opencl" and m.get("executable"):
-        print(m["executable"])' >/tmp/circ-gpu-bench-path
     mkdir -p bench/gpu-bin
-    cp "$(tail -1 /tmp/circ-gpu-bench-path)" bench/gpu-bin/opencl-bench
+    cp "$(executable opencl bench --bench opencl)" bench/gpu-bin/opencl-bench
     cp bench/gpu_peers.py bench/gpu-bin/
     cargo build --release --bin circ
     cp target/release/circ bench/gpu-bin/circ
-    cargo test --test executors --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "executors" and m.get("executable"):
-        print(m["executable"])' >/tmp/circ-gpu-test-path
-    cp "$(tail -1 /tmp/circ-gpu-test-path)" bench/gpu-bin/executors-test
+    cp "$(executable executors test --test executors)" bench/gpu-bin/executors-test
     strip bench/gpu-bin/opencl-bench bench/gpu-bin/circ bench/gpu-bin/executors-test
     # The test binary finds examples/ through the path it was built in.
     pwd >bench/gpu-bin/manifest-dir

@@ -225,6 +225,8 @@ pub struct ClExecutor {
 struct Kept {
     /// Each data tensor's values and its row's width (elements).
     tensors: Vec<(Vec<f32>, usize)>,
+    /// Each data tensor's leaf in the graph (`None`: the graph does not read it).
+    leaves: Vec<Option<NodeId>>,
     /// Each data tensor's shape after its first (row) axis.
     tails: Vec<Vec<usize>>,
     rows: usize,
@@ -409,7 +411,9 @@ impl ClExecutor {
             tensors.push((d.values.iter().map(|x| *x as f32).collect::<Vec<f32>>(), width));
             tails.push(d.shape[1..].to_vec());
         }
-        let kept = Kept { tensors, tails, rows, at: None };
+        let g = &self.graph;
+        let leaves = (0..data.len()).map(|i| g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Data(i))).collect();
+        let kept = Kept { tensors, tails, leaves, rows, at: None };
         let bytes = kept.words() as u64 * ELEMENT_BYTES;
         if bytes > self.driver.info().max_alloc / 2 {
             self.kept = None;
@@ -528,8 +532,7 @@ impl ClExecutor {
             staging.extend(rows.iter().map(|r| f32::from_bits(*r as u32)));
             driver.write(arena, rows_at, &staging)?;
             let mut src = base;
-            for (i, (values, width)) in kept.tensors.iter().enumerate() {
-                let leaf = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Data(i));
+            for ((values, width), leaf) in kept.tensors.iter().zip(&kept.leaves) {
                 if let Some(dst) = leaf.filter(|n| plan.slot(*n).is_some()) {
                     let count = i32::try_from(rows.len() * width)
                         .map_err(|_| BackendError::Run(format!("a batch of {} elements", rows.len() * width)))?;
