@@ -20,10 +20,6 @@ struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     color: Color,
-    /// Threads the CPU backend runs a graph on (1: no helper thread). Default: `CIRC_THREADS`,
-    /// else every core the process may use (its CPU affinity and cgroup quota).
-    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
-    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -109,6 +105,8 @@ enum Command {
         /// With --backend opencl: the device, by its number in `circ devices`.
         #[arg(long)]
         device: Option<usize>,
+        #[command(flatten)]
+        threads: cli::Threads,
     },
     /// Write the gradient, bprop2 curvature or a Hessian-vector product to a safetensors file.
     ///
@@ -146,6 +144,8 @@ enum Command {
         /// With --backend opencl: the device, by its number in `circ devices`.
         #[arg(long)]
         device: Option<usize>,
+        #[command(flatten)]
+        threads: cli::Threads,
     },
     /// Print the exact Hessian of the loss for a small model.
     ///
@@ -213,6 +213,8 @@ enum Command {
         /// first GPU, else the first device).
         #[arg(long)]
         device: Option<usize>,
+        #[command(flatten)]
+        threads: cli::Threads,
     },
     /// List the OpenCL platforms and devices `--backend opencl --device N` can run on.
     Devices,
@@ -232,8 +234,10 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    if let Some(n) = cli.threads {
-        circ::backend::cpu::set_threads(usize::from(n));
+    match &cli.command {
+        Command::Eval { threads, .. } | Command::Grad { threads, .. } | Command::Run { threads, .. } => threads.apply(),
+        Command::Train(args) => args.threads.apply(),
+        _ => {}
     }
     let code = match cli.command {
         Command::Check { files, verbose } => check(&files, verbose, color),
@@ -245,7 +249,7 @@ fn main() -> ExitCode {
             };
             graph(&file, GraphView { dot, passes, what, stats, n }, seed, color)
         }
-        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp, backend, device } => {
+        Command::Grad { file, data, params, seed, out, bprop2, gauss_newton, hvp, backend, device, .. } => {
             use circ::driver::Derivatives;
             let what = match (bprop2, &hvp) {
                 (true, _) => curvature(gauss_newton),
@@ -263,11 +267,11 @@ fn main() -> ExitCode {
         }
         Command::Devices => cli::devices(),
         Command::Lsp => lsp(),
-        Command::Run { file, params, data, out, backend, device, values } => {
+        Command::Run { file, params, data, out, backend, device, values, .. } => {
             cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), &values, color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
-        Command::Eval { file, data, seed, zero_params, params, f32, backend, device } => {
+        Command::Eval { file, data, seed, zero_params, params, f32, backend, device, .. } => {
             let init = match params {
                 Some(p) => Init::File(p),
                 None if zero_params => Init::Zero,

@@ -201,3 +201,39 @@ fn emit_names_state_and_locates_updates() {
     assert!(graph.lines().filter(|l| l.contains("mlp_digits.circ:")).any(|l| !l.contains(" via ")));
     assert!(!graph.lines().any(|l| l.contains("nn.circ:") && !l.contains(" via ")), "{graph}");
 }
+
+/// `--threads` is a flag of the commands that run a graph, and means the same on each: the
+/// results do not depend on it; a command that runs no graph refuses it.
+#[test]
+fn threads_is_a_flag_of_the_commands_that_run_a_graph() {
+    let d = dir("threads");
+    let (model, csv) = linear(&d);
+    let mut last = None;
+    for n in ["1", "2"] {
+        let ckpt = d.join(format!("lin{n}.safetensors"));
+        let (code, out, err) =
+            circ(&["train", s(&model), "--data", s(&csv), "--out", s(&ckpt), "--backend", "cpu", "--threads", n]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, preds, err) = circ(&["run", s(&model), "--params", s(&ckpt), "--data", s(&csv), "--threads", n]);
+        assert_eq!(code, 0, "{err}");
+        let (code, eval, err) =
+            circ(&["eval", s(&model), "--data", s(&csv), "--backend", "cpu", "--params", s(&ckpt), "--threads", n]);
+        assert_eq!(code, 0, "{err}");
+        let grad = d.join(format!("g{n}.safetensors"));
+        let (code, _, err) = circ(&["grad", s(&model), "--data", s(&csv), "--out", s(&grad), "--threads", n]);
+        assert_eq!(code, 0, "{err}");
+        let now = (preds, eval, std::fs::read(&grad).unwrap());
+        if let Some(before) = &last {
+            assert_eq!(before, &now, "--threads {n} changed a result");
+        }
+        last = Some(now);
+    }
+    for args in [&["check", s(&model), "--threads", "2"][..], &["emit", s(&model), "--threads", "2"]] {
+        let (code, _, err) = circ(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains("unexpected argument '--threads'"), "{args:?}: {err}");
+    }
+    let (code, _, err) = circ(&["run", s(&model), "--params", "x", "--data", s(&csv), "--threads", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--threads"), "{err}");
+}

@@ -6,6 +6,24 @@ pub mod train;
 
 pub use circ::error::{Error, Kind};
 
+/// `--threads`, on the commands that run a graph (`eval`, `grad`, `train`, `run`).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Threads {
+    /// Threads the CPU backend runs a graph on (1: no helper thread). Default: `CIRC_THREADS`,
+    /// else every core the process may use (its CPU affinity and cgroup quota).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+impl Threads {
+    /// Sets the thread count of every CPU executor this process builds later.
+    pub fn apply(self) {
+        if let Some(n) = self.threads {
+            circ::backend::cpu::set_threads(usize::from(n));
+        }
+    }
+}
+
 /// The exit status of a command that failed this way: every failure goes through here, and
 /// the numbers live in [`Kind::code`] (the rule is in `circ --help`).
 pub fn exit(kind: Kind) -> std::process::ExitCode {

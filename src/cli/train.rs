@@ -40,6 +40,8 @@ pub struct Args {
     /// Continue from the checkpoint in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    #[command(flatten)]
+    pub threads: super::Threads,
     /// Write one JSON line of metrics per epoch to this file: a new training replaces its
     /// lines; with --resume the lines of epochs up to the checkpoint's are kept and the new ones
     /// appended.
