@@ -97,10 +97,26 @@ fn main() {
             eprintln!("sgemm_1024 on one thread: {g1:.1} GFLOP/s");
         }
     }
+    println!("{{\"bench\": \"_env\", \"impl\": \"circ\", \"gemm_kernels\": \"{}\", \"threads\": {threads}}}", gemm_kernels());
     if let Some(share) = load.share() {
         println!("{{\"bench\": \"_env\", \"impl\": \"circ\", \"other_cpu_share\": {share:.3}}}");
         eprintln!("other processes took {:.1}% of the machine's CPU during the run", share * 100.0);
     }
+}
+
+/// The micro-kernels the `gemm` crate chooses at run time on this CPU (built with `x86-v4`, it
+/// takes AVX-512 where the CPU has it, else AVX2 with FMA).
+fn gemm_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "scalar or other"
 }
 
 /// How much of the machine's CPU other processes used while the benchmark ran: the busy time of
