@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile time against model size (issue 16): the chain `let h = x @ w`, then
 # `repeat K { let h = tanh(h) * 0.5 + h * 0.5 }`, `y ~ normal(h, 1)`, on 2 inputs and 4 rows.
-# Prints, for each K, the seconds of `circ check`, `circ emit --graph step`,
+# Prints, for each K, the seconds of `circ check`, `circ emit --graph step`, JAX's compile (K ≤ 1000),
 # `circ train --epochs 1 --backend cpu` and `--backend interp`, and the microseconds per
 # statement of each: flat when compile time is linear in the model.
 #   bash bench/compile_scaling.sh                 # K = 100 250 500 1000 4000 10000 40000
@@ -44,8 +44,20 @@ secs() {
     echo "$t1 - $t0" | bc -l
 }
 
-printf '| K | check s | emit s | train cpu s | train interp s | cpu µs/K | emit µs/K |\n'
-printf '|--:|--:|--:|--:|--:|--:|--:|\n'
+# JAX's compile of the same SGD step (bench/compile_scaling_jax.py), for K up to 1000 only:
+# beyond, its compile takes minutes.
+jax=""
+[ -x bench/.venv/bin/python ] && jax=bench/.venv/bin/python
+jax_secs() {
+    if [ -n "$jax" ] && [ "$1" -le 1000 ]; then
+        "$jax" bench/compile_scaling_jax.py "$1" 2>/dev/null | awk '{print $2}'
+    else
+        echo —
+    fi
+}
+
+printf '| K | check s | emit s | train cpu s | train interp s | JAX compile s | cpu µs/K | emit µs/K |\n'
+printf '|--:|--:|--:|--:|--:|--:|--:|--:|\n'
 for k in "${sizes[@]}"; do
     f="$dir/k$k.circ"
     model "$k" > "$f"
@@ -57,7 +69,8 @@ for k in "${sizes[@]}"; do
     else
         i=nan
     fi
-    printf '| %d | %.2f | %.2f | %.2f | %s | %.0f | %.0f |\n' "$k" "$c" "$e" "$t" \
-        "$( [ "$i" = nan ] && echo — || printf '%.2f' "$i")" "$(echo "$t * 1000000 / $k" | bc -l)" \
+    j=$(jax_secs "$k")
+    printf '| %d | %.2f | %.2f | %.2f | %s | %s | %.0f | %.0f |\n' "$k" "$c" "$e" "$t" \
+        "$( [ "$i" = nan ] && echo — || printf '%.2f' "$i")" "$j" "$(echo "$t * 1000000 / $k" | bc -l)" \
         "$(echo "$e * 1000000 / $k" | bc -l)"
 done

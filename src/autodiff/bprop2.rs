@@ -25,7 +25,7 @@ use crate::ir::graph::{Likelihood, Output, Scale, Term};
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::ir::Origin;
 use crate::ir::{Graph, NodeId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
@@ -45,7 +45,7 @@ pub fn add_curvature(g: &mut Graph, variant: Variant) -> Vec<NodeId> {
     let cot = reverse::gradients(g, loss, &wrt);
     let forward_order = g.topo_order();
 
-    let mut h: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut h: HashMap<NodeId, NodeId> = HashMap::default();
     let terms = g.terms.clone();
     // Training graphs multiply the terms that sum over examples by `batch_scale` (see
     // `ir::lower::lower_with`); their curvature scales with them.

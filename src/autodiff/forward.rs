@@ -5,7 +5,7 @@
 use super::reverse::{softmax_of, unary_derivative, unreduce};
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::ir::{Graph, NodeId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Tangents of every node downstream of `seeds` (leaf → its tangent, same shape).
 pub fn tangents(g: &mut Graph, seeds: &HashMap<NodeId, NodeId>) -> HashMap<NodeId, NodeId> {

@@ -7,7 +7,7 @@ use crate::check::types::Dim;
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::ir::Origin;
 use crate::ir::{Graph, NodeId};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Nodes whose value depends on any of `wrt`: only these carry gradients.
 pub fn depends_on(g: &Graph, wrt: &[NodeId]) -> HashSet<NodeId> {
@@ -26,7 +26,7 @@ pub fn depends_on(g: &Graph, wrt: &[NodeId]) -> HashSet<NodeId> {
 pub fn gradients(g: &mut Graph, of: NodeId, wrt: &[NodeId]) -> HashMap<NodeId, NodeId> {
     let live = depends_on(g, wrt);
     let forward: Vec<NodeId> = g.topo_order();
-    let mut cot: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut cot: HashMap<NodeId, NodeId> = HashMap::default();
     if !live.contains(&of) {
         return cot;
     }

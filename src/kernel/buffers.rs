@@ -36,7 +36,7 @@
 use super::partition::{KernelKind, Partition};
 use crate::check::types::Dim;
 use crate::ir::{Graph, NodeId};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Bytes per element of every buffer.
 pub const ELEMENT_BYTES: u64 = 4;
@@ -126,15 +126,15 @@ pub fn plan_with_updates(
     let n = p.kernels.len();
     let named: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
     // The last kernel reading each stored value, through views.
-    let mut last_read: HashMap<NodeId, usize> = HashMap::new();
+    let mut last_read: HashMap<NodeId, usize> = HashMap::default();
     for (k, kernel) in p.kernels.iter().enumerate() {
         for i in &kernel.inputs {
             last_read.insert(p.base(*i), k);
         }
     }
     let named_leaf: HashSet<NodeId> = g.outputs.iter().map(|o| p.base(o.node)).collect();
-    let mut over: HashMap<NodeId, NodeId> = HashMap::new();
-    let kernel_of = if updates.is_empty() { HashMap::new() } else { p.kernel_of() };
+    let mut over: HashMap<NodeId, NodeId> = HashMap::default();
+    let kernel_of = if updates.is_empty() { HashMap::default() } else { p.kernel_of() };
     for &(leaf, out) in updates {
         let fresh = !over.contains_key(&out) && !over.values().any(|l| *l == leaf);
         let ok = |k: usize| in_place_ok(g, p, leaf, out, k, &last_read);
@@ -148,7 +148,7 @@ pub fn plan_with_updates(
     }
     let mut slots: Vec<Slot> = Vec::new();
     let mut values: Vec<Stored> = Vec::new();
-    let mut leaf_slot: HashMap<NodeId, usize> = HashMap::new();
+    let mut leaf_slot: HashMap<NodeId, usize> = HashMap::default();
     for id in g.topo_order() {
         if g.node(id).op.is_leaf() {
             let bytes = bytes_of(&g.node(id).shape, &sizes);
@@ -227,7 +227,7 @@ fn in_place_ok(
     // stores, the leaf's element is read before `out`'s is written over it.
     let mut from_leaf = false;
     let mut todo = vec![out];
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     while let Some(x) = todo.pop() {
         for o in g.operands(x) {
             if o == leaf {

@@ -47,8 +47,9 @@ use crate::check::types::Dim;
 use crate::ir::Origin;
 use crate::ir::{Graph, NodeId, Op};
 use crate::passes::fusion;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 
 /// What a kernel computes, which decides how a backend renders it. Closed: a renderer matches
 /// every kind.
@@ -177,7 +178,7 @@ pub fn partition(g: &Graph) -> Partition {
         groups.iter().enumerate().flat_map(|(i, grp)| grp.nodes.iter().map(move |n| (*n, i))).collect();
 
     let mut units = Vec::new();
-    let mut taken: HashSet<NodeId> = HashSet::new();
+    let mut taken: HashSet<NodeId> = HashSet::default();
     for &m in &order {
         if role(&g.node(m).op) == Role::MatMul {
             let epi = epilogue(g, m, &groups, &group_of, &taken);
@@ -274,8 +275,8 @@ fn epilogue(
     // (a) Every member computable from the product and values from outside the group, with the
     // members it reads that depend on nothing of the group (`free`: a prior's gradient `w·2·½`
     // beside the data term `xᵀ·dz` it is added to).
-    let mut set: HashSet<NodeId> = HashSet::new();
-    let mut free: HashSet<NodeId> = HashSet::new();
+    let mut set: HashSet<NodeId> = HashSet::default();
+    let mut free: HashSet<NodeId> = HashSet::default();
     for &u in &group.nodes {
         if Some(u) == group.epilogue || taken.contains(&u) {
             continue;
@@ -336,7 +337,7 @@ fn schedule(g: &Graph, units: Vec<Unit>, views: &[View], pos: &HashMap<NodeId, u
     let unit_of: HashMap<NodeId, usize> =
         units.iter().enumerate().flat_map(|(i, u)| u.nodes.iter().map(move |n| (*n, i))).collect();
     let base = |n: NodeId| views.iter().find(|v| v.node == n).map_or(n, |v| v.base);
-    let mut after: Vec<HashSet<usize>> = vec![HashSet::new(); units.len()];
+    let mut after: Vec<HashSet<usize>> = vec![HashSet::default(); units.len()];
     let mut waits = vec![0usize; units.len()];
     for (i, u) in units.iter().enumerate() {
         let deps: HashSet<usize> = u

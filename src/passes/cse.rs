@@ -13,7 +13,7 @@
 use crate::check::types::{Dim, Elem};
 use crate::ir::op::BinaryOp;
 use crate::ir::{Graph, NodeId, Op};
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// What makes two nodes compute the same value.
 #[derive(PartialEq, Eq, Hash)]
@@ -38,8 +38,8 @@ fn key(g: &Graph, id: NodeId) -> Key {
 }
 
 pub fn run(g: &mut Graph) -> bool {
-    let mut seen: HashMap<Key, NodeId> = HashMap::new();
-    let mut changed = false;
+    let mut seen: HashMap<Key, NodeId> = HashMap::default();
+    let mut merged = HashSet::default();
     for id in g.topo_order() {
         let k = key(g, id);
         let Some(&first) = seen.get(&k) else {
@@ -52,10 +52,10 @@ pub fn run(g: &mut Graph) -> bool {
             _ => {}
         }
         g.replace_uses(id, first);
-        g.remove(id);
-        changed = true;
+        merged.insert(id);
     }
-    changed
+    g.remove_all(&merged);
+    !merged.is_empty()
 }
 
 #[cfg(test)]

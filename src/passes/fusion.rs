@@ -24,7 +24,8 @@
 
 use crate::check::types::{Dim, ShowDim};
 use crate::ir::{Graph, NodeId, Op};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +63,7 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
     let mut members: Vec<Vec<NodeId>> = Vec::new();
     // Per group: (position, node) of every node outside it that reads a member.
     let mut outside: Vec<BTreeSet<(usize, NodeId)>> = Vec::new();
-    let mut of: HashMap<NodeId, usize> = HashMap::new();
+    let mut of: HashMap<NodeId, usize> = HashMap::default();
     for &v in &order {
         if !fusible(v) {
             continue;
@@ -108,7 +109,7 @@ pub fn groups(g: &Graph) -> Vec<FusionGroup> {
             set.insert(r);
         }
         let mut inputs = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for n in &nodes {
             for o in g.operands(*n) {
                 if !set.contains(&o) && seen.insert(o) {
@@ -176,7 +177,7 @@ fn can_merge(
             Unit::Node(n) => g.users(n).into_iter().filter(|u| pos[u] <= last).collect(),
         }
     };
-    let mut seen: HashSet<Unit> = HashSet::new();
+    let mut seen: HashSet<Unit> = HashSet::default();
     let mut stack: Vec<Unit> = Vec::new();
     for w in [Unit::Group(a), Unit::Group(b)] {
         for u in next(w) {

@@ -14,7 +14,7 @@ use crate::ir::{Graph, NodeId, Op};
 use crate::passes::fusion::FusionGroup;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Scalar `f32` or `f32x4`: the two shapes of every value in the loop body.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -36,9 +36,9 @@ impl Emitter<'_, '_> {
     /// The value of every elementwise member, given the inputs' values.
     pub(super) fn members(&mut self, lanes: Lanes, inputs: &[Value]) -> HashMap<NodeId, Value> {
         let (g, grp) = (self.g, self.grp);
-        let mut values: HashMap<NodeId, Value> = HashMap::new();
+        let mut values: HashMap<NodeId, Value> = HashMap::default();
         // A contracted `mul` is not computed: its operands wait for the `add`/`sub` using it.
-        let mut products: HashMap<NodeId, (Value, Value)> = HashMap::new();
+        let mut products: HashMap<NodeId, (Value, Value)> = HashMap::default();
         for &n in &grp.nodes {
             if Some(n) == grp.epilogue {
                 continue;
@@ -227,7 +227,7 @@ impl Emitter<'_, '_> {
 /// one `add` or `sub` of the group, once (not an output, no other user).
 pub(super) fn contractions(g: &Graph, grp: &FusionGroup, opts: &Options) -> HashSet<NodeId> {
     if !opts.fma {
-        return HashSet::new();
+        return HashSet::default();
     }
     let body: HashSet<NodeId> = grp.nodes.iter().copied().filter(|n| Some(*n) != grp.epilogue).collect();
     grp.nodes

@@ -47,7 +47,7 @@ use crate::passes::fusion::FusionGroup;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, Type, Value};
 use cranelift_frontend::FunctionBuilder;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Four `f32` lanes, the widest vector Cranelift 0.135 lowers on x86-64 (see shared/CPU.md).
 pub(super) const LANES: i64 = 4;
@@ -78,7 +78,7 @@ pub fn build(
     let ptr = config.pointer_type();
     let input_index = grp.inputs.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let contract = contractions(g, grp, opts);
-    let mut e = Emitter { b, g, grp, plan, opts, ptr, import, imported: HashMap::new(), input_index, contract };
+    let mut e = Emitter { b, g, grp, plan, opts, ptr, import, imported: HashMap::default(), input_index, contract };
     e.function();
     let Emitter { mut b, .. } = e;
     b.seal_all_blocks();

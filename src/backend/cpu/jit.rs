@@ -17,7 +17,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Write;
 
 /// The compiled entry point (see `elementwise.rs` for the calling convention).
@@ -183,7 +183,7 @@ impl Jit {
             builder.symbol(f.name(), f.address());
         }
         let mut module = JITModule::new(builder);
-        let mut libm = HashMap::new();
+        let mut libm = HashMap::default();
         for f in Libm::ALL {
             let mut sig = module.make_signature();
             for _ in 0..f.arity() {
@@ -214,6 +214,19 @@ impl Jit {
     }
 }
 
+/// A generated function as a map key: its body and the external functions it imports.
+#[derive(PartialEq, Hash)]
+struct FunctionKey(cranelift_codegen::ir::function::FunctionStencil, Vec<cranelift_codegen::ir::UserExternalName>);
+
+// The stencil's equality is structural and reflexive (constants compare by their bits).
+impl Eq for FunctionKey {}
+
+impl FunctionKey {
+    fn of(f: &cranelift_codegen::ir::Function) -> Self {
+        FunctionKey(f.stencil.clone(), f.params.user_named_funcs().values().cloned().collect())
+    }
+}
+
 fn codegen(e: impl std::fmt::Debug) -> BackendError {
     BackendError::Codegen(format!("{e:?}"))
 }
@@ -224,11 +237,13 @@ pub fn compile(g: &Graph, groups: &[&FusionGroup], opts: &Options) -> Result<Com
     let mut jit = Jit::new()?;
     let mut defined = Vec::new();
     // Groups whose generated code is the same (the pieces of an unrolled chain) share one
-    // function: the key is the function's CLIF text, which is all that Cranelift compiles.
-    let mut by_code: HashMap<String, FuncId> = HashMap::new();
+    // function: the key is the function itself, which is all that Cranelift compiles (its body
+    // and the functions it calls; compared as values, not as printed text, which cost more
+    // than building it).
+    let mut by_code: HashMap<FunctionKey, FuncId> = HashMap::default();
     for (index, grp) in groups.iter().enumerate() {
         let plan = jit.build(g, grp, opts)?;
-        let code = jit.ctx.func.display().to_string();
+        let code = FunctionKey::of(&jit.ctx.func);
         let id = match by_code.get(&code) {
             Some(id) => *id,
             None => {
