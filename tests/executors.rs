@@ -83,9 +83,9 @@
 //!
 //! The `ista` figures in this header were measured on the soft-threshold `ista.circ` that E7
 //! replaced (2026-12-05) by k-sparse codes of normalised atoms. On the current one the worst
-//! element of its six graphs is 1.7e-5 relative on the CPU executor (`optimized`, `fma` off) and
-//! 7.7e-6 on PoCL, one element within the f32 reference's own error, none needing the
-//! cancellation rule.
+//! element of its six graphs is 1.7e-5 relative on the CPU executor (`optimized`, `fma` off; one
+//! element within the f32 reference's own error) and 7.7e-6 on PoCL; none needs the cancellation
+//! rule.
 //!
 //! Every graph is compared twice: with `fma` off and with the default options. Matrix products
 //! run on the `gemm` crate, whose kernels always use `fma`, so `Options::fma` only switches
