@@ -286,10 +286,11 @@ pub fn symmetric_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
                     row[p] = c * kp - s * kq;
                     row[q] = s * kp + c * kq;
                 }
-                for k in 0..n {
-                    let (pk, qk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * pk - s * qk;
-                    a[q][k] = s * pk + c * qk;
+                let (top, bottom) = a.split_at_mut(q);
+                for (x, y) in top[p].iter_mut().zip(bottom[0].iter_mut()) {
+                    let (pk, qk) = (*x, *y);
+                    *x = c * pk - s * qk;
+                    *y = s * pk + c * qk;
                 }
             }
         }
