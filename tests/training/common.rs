@@ -260,3 +260,42 @@ pub fn line_of(text: &str, needle: &str) -> usize {
 #[path = "../common/opencl.rs"]
 mod opencl;
 pub use opencl::opencl_available;
+
+/// The eigenvalues of the symmetric matrix `a` (rows), largest first, by cyclic Jacobi
+/// rotations (each zeroes one off-diagonal pair; sweeps until the off-diagonal part is
+/// negligible).
+pub fn symmetric_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let n = a.len();
+    for _ in 0..100 {
+        let off: f64 = (0..n).map(|i| (0..n).filter(|&j| j != i).map(|j| a[i][j] * a[i][j]).sum::<f64>()).sum();
+        let all: f64 = a.iter().flatten().map(|v| v * v).sum();
+        if off <= 1e-30 * all {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if a[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for row in a.iter_mut() {
+                    let (kp, kq) = (row[p], row[q]);
+                    row[p] = c * kp - s * kq;
+                    row[q] = s * kp + c * kq;
+                }
+                let (top, bottom) = a.split_at_mut(q);
+                for (x, y) in top[p].iter_mut().zip(bottom[0].iter_mut()) {
+                    let (pk, qk) = (*x, *y);
+                    *x = c * pk - s * qk;
+                    *y = s * pk + c * qk;
+                }
+            }
+        }
+    }
+    let mut ev: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
+    ev.sort_by(|x, y| y.total_cmp(x));
+    ev
+}
