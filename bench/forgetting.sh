@@ -8,8 +8,9 @@
 #   METHODS="ewc" bash bench/forgetting.sh   # only some rows: sgd adam bayes drop joint ewc
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-circ=target/release/circ
+# CIRC=path/to/circ uses that binary instead of building the release one.
+if [ -z "${CIRC:-}" ]; then cargo build --release --quiet; fi
+circ=${CIRC:-target/release/circ}
 model=examples/forgetting.circ
 A=data/digits.csv
 B=data/digits_permuted.csv

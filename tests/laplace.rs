@@ -357,7 +357,7 @@ fn calibration_improves_where_data_are_few() {
     let ridge = temp("ridge_noise.circ");
     std::fs::write(&ridge, RIDGE_NOISE).unwrap();
     let ridge = ridge.to_str().unwrap().to_string();
-    let mut rows: Vec<[[(f64, f64); 2]; 2]> = Vec::new();
+    let mut rows: Vec<[[(f64, f64); 2]; 3]> = Vec::new();
     for s in 0..splits {
         let p = shuffled(raw.rows.len(), s);
         let (train, held) = (&p[..30], &p[30..]);
@@ -369,6 +369,10 @@ fn calibration_improves_where_data_are_few() {
             t.rows.iter_mut().for_each(|r| r[c] = (r[c] - m) / sd);
         }
         let ridge_row = calibrate(&ridge, &t, train, held, "target", &[], &format!("ridge{s}"));
+        // examples/ridge.circ (σ = 1 fixed) on the same rows, trained as the model above (its own
+        // newton(lr = 0.5) diverges on two of these splits): reported, not asserted.
+        let adam = ["--optimizer", "adam(lr = 0.05)", "--epochs", "400"];
+        let fixed_row = calibrate(&root("examples/ridge.circ"), &t, train, held, "target", &adam, &format!("fixed{s}"));
         // hetero (the example as shipped, all 50 rows for training), 50 rows of 1500.
         let noisy = Table::read(&root("data/noisy.csv"));
         let q = shuffled(noisy.rows.len(), 100 + s);
@@ -381,19 +385,23 @@ fn calibration_improves_where_data_are_few() {
             &["--valid-fraction", "0"],
             &format!("hetero{s}"),
         );
-        rows.push([ridge_row, hetero_row]);
+        rows.push([ridge_row, hetero_row, fixed_row]);
     }
     println!("| model (rows) | split | 90% coverage, likelihood only | with laplace | held-out NLL, likelihood only | with laplace |");
     println!("|---|--:|--:|--:|--:|--:|");
-    for (m, name) in ["ridge, noise learned (30)", "hetero (50)"].iter().enumerate() {
+    let names = ["ridge, noise learned (30)", "hetero (50)", "examples/ridge.circ, σ = 1 (30)"];
+    for (m, name) in names.iter().enumerate() {
         for (s, r) in rows.iter().enumerate() {
             let [(c0, n0), (c1, n1)] = r[m];
             println!("| {name} | {s} | {c0:.3} | {c1:.3} | {n0:.3} | {n1:.3} |");
         }
-        let mean = |f: &dyn Fn(&[[(f64, f64); 2]; 2]) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
+        let mean = |f: &dyn Fn(&[[(f64, f64); 2]; 3]) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
         let (c0, c1) = (mean(&|r| r[m][0].0), mean(&|r| r[m][1].0));
         let (n0, n1) = (mean(&|r| r[m][0].1), mean(&|r| r[m][1].1));
         println!("| {name} | mean | {c0:.3} | {c1:.3} | {n0:.3} | {n1:.3} |");
+        if m == 2 {
+            continue;
+        }
         assert!(n1 < n0, "{name}: mean held-out NLL {n1} with laplace, {n0} without");
         assert!((c1 - 0.9).abs() < (c0 - 0.9).abs(), "{name}: coverage {c1} with laplace, {c0} without");
     }
