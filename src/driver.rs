@@ -375,8 +375,12 @@ pub fn tensors_for(
     }
     let known: Vec<String> = g.params.iter().map(|p| key(&p.name)).collect();
     for t in tensors {
-        // Checkpoints of `circ train` also hold optimizer state, under `opt.`.
-        if !known.contains(&t.name) && !t.name.starts_with("opt.") {
+        // Checkpoints of `circ train` also hold optimizer state, under `opt.`, and the posterior
+        // precisions of the last epoch (`train::posterior`).
+        if !known.contains(&t.name)
+            && !t.name.starts_with("opt.")
+            && !t.name.starts_with(crate::train::posterior::PREFIX)
+        {
             problems.push(format!("tensor `{}` is not a parameter of the model", t.name));
         }
     }

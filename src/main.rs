@@ -187,7 +187,8 @@ enum Command {
     Train(cli::train::Args),
     /// Predict with trained parameters: one output row per data row.
     ///
-    /// For a normal observation both the mean and the variance.
+    /// For a normal observation both the mean and the variance: the likelihood's own variance
+    /// (σ², or 2b² for laplace), unless --uncertainty laplace adds the parameters'.
     Run {
         /// The .circ file.
         file: PathBuf,
@@ -203,6 +204,13 @@ enum Command {
         /// per example (its first axis the data's row axis, e.g. N).
         #[arg(long, value_name = "NAME[,NAME…]")]
         values: Vec<String>,
+        /// Add the parameters' uncertainty, from the posterior precisions the last epoch of
+        /// `circ train` stores in the checkpoint: each variance becomes the likelihood's plus
+        /// Σ_k (∂mean/∂θ_k)² / precision_k (delta method; also written alone as
+        /// NAME.param_variance), and class probabilities are averaged over the posterior by the
+        /// probit approximation. Without it the variance is the likelihood's alone.
+        #[arg(long, value_enum, value_name = "laplace")]
+        uncertainty: Option<cli::predict::Uncertainty>,
         /// Where to write the predictions (CSV, written atomically); default or `-`: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -267,8 +275,8 @@ fn main() -> ExitCode {
         }
         Command::Devices => cli::devices(),
         Command::Lsp => lsp(),
-        Command::Run { file, params, data, out, backend, device, values, .. } => {
-            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), &values, color)
+        Command::Run { file, params, data, out, backend, device, values, uncertainty, .. } => {
+            cli::predict::run(&file, &params, &data, out.as_ref(), backend.kind(device), &values, uncertainty, color)
         }
         Command::Hessian { file, data, params, seed } => hessian(&file, &data, params.as_ref(), seed, color),
         Command::Eval { file, data, seed, zero_params, params, f32, backend, device, .. } => {

@@ -1,7 +1,9 @@
 //! `circ run`: predictions for every data row, as CSV. A normal or laplace observation gives
 //! the mean and the variance (σ², or 2b²); categorical gives the most likely class and every
 //! class probability; bernoulli the probability of 1. `--values h,z` adds the named `let` values
-//! of the model, flattened per row, as columns `h.0 h.1 …`.
+//! of the model, flattened per row, as columns `h.0 h.1 …`. `--uncertainty laplace` adds the
+//! parameters' uncertainty from the checkpoint's posterior precisions (`train::posterior`): to each
+//! variance (and a column `.param_variance`), and to class probabilities (probit approximation).
 
 use super::{err, Kind};
 use circ::ir::graph::{Likelihood, Scale, Term};
@@ -9,6 +11,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Which uncertainty `circ run` reports beside the likelihood's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Uncertainty {
+    /// The diagonal Laplace posterior stored by `circ train`, by the delta method.
+    Laplace,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     file: &Path,
     params: &Path,
@@ -16,6 +26,7 @@ pub fn run(
     out_path: Option<&PathBuf>,
     backend: circ::backend::BackendKind,
     values: &[String],
+    uncertainty: Option<Uncertainty>,
     color: bool,
 ) -> ExitCode {
     if let Some(o) = out_path {
@@ -78,6 +89,13 @@ pub fn run(
         Ok(f) => f,
         Err(e) => return super::fail(&e),
     };
+    let mut laplace = match uncertainty {
+        None => None,
+        Some(Uncertainty::Laplace) => match laplace_setup(&g, params, backend) {
+            Ok(l) => Some(l),
+            Err(e) => return super::fail(&e),
+        },
+    };
     // Rows are run and written a block at a time when each prediction row depends only on its
     // own data row (no op mixes rows): memory stays bounded by the block, not the file.
     let rows = match &table {
@@ -135,7 +153,20 @@ pub fn run(
                     return Err(std::io::Error::other("the predictions failed"));
                 }
             };
-            let (mut header, mut columns) = prediction_columns(&g, &res, end - start);
+            let mut added = Vec::new();
+            if let Some((precision, jacobians)) = laplace.as_mut() {
+                for j in jacobians.iter_mut() {
+                    match j.variance(feed_part, &values, precision) {
+                        Ok(v) => added.push((j.prediction.clone(), v)),
+                        Err(e) => {
+                            failed = Some(e);
+                            return Err(std::io::Error::other("the predictions failed"));
+                        }
+                    }
+                }
+            }
+            let added = laplace.is_some().then_some(added.as_slice());
+            let (mut header, mut columns) = prediction_columns(&g, &res, end - start, added);
             value_columns(&wanted, &res, end - start, &mut header, &mut columns);
             if start == 0 {
                 writeln!(w, "{}", header.join(","))?;
@@ -164,6 +195,34 @@ pub fn run(
         err(&format!("wrote {rows} predictions to {}\n", to.display()));
     }
     ExitCode::SUCCESS
+}
+
+/// For `--uncertainty laplace`: the posterior precisions stored in the checkpoint `params`, and
+/// the Jacobian of every prediction (compiled for `backend`, run one row at a time).
+fn laplace_setup(
+    g: &circ::ir::Graph,
+    params: &Path,
+    backend: circ::backend::BackendKind,
+) -> Result<(Vec<Vec<f64>>, Vec<circ::train::posterior::Jacobian>), super::Error> {
+    let (tensors, _) = circ_runtime::safetensors::read(params)?;
+    let precision = circ::train::posterior::precision_from(g, &tensors, &params.display().to_string())?;
+    if !circ::driver::rows_independent(g) {
+        return Err(super::Error::input(
+            "--uncertainty laplace needs predictions computed row by row, and this model mixes rows (a reduction, \
+             product or slice over the example axis)",
+        ));
+    }
+    let mut jacobians = Vec::new();
+    for term in &g.terms {
+        let Term::Likelihood { prediction, .. } = term else { continue };
+        if g.output(prediction).is_none() {
+            continue;
+        }
+        let j = circ::train::posterior::Jacobian::new(g, prediction, backend)
+            .map_err(|e| super::Error::input(format!("--uncertainty laplace: {e}")))?;
+        jacobians.push(j);
+    }
+    Ok((precision, jacobians))
 }
 
 /// The `let` values `names` asks for (a list as `--values` takes it, names separated by commas),
@@ -241,11 +300,13 @@ fn value_columns(
 /// Rows run at once when predictions are computed row by row.
 const BLOCK_ROWS: usize = 4096;
 
-/// The CSV header and columns of the predictions of `rows` rows.
+/// The CSV header and columns of the predictions of `rows` rows. `laplace` holds, by prediction
+/// name, the variance the parameters add to each entry (row-major), with `--uncertainty laplace`.
 fn prediction_columns(
     g: &circ::ir::Graph,
     res: &circ::interp::Outputs<f64>,
     rows: usize,
+    laplace: Option<&[(String, Vec<f64>)]>,
 ) -> (Vec<String>, Vec<Vec<f64>>) {
     // One column block per observation.
     let mut header: Vec<String> = Vec::new();
@@ -254,6 +315,7 @@ fn prediction_columns(
         let Term::Likelihood { data: d, dist, prediction } = term else { continue };
         let name = &g.data[*d].name;
         let Some(pred) = res.get(prediction) else { continue };
+        let added = laplace.and_then(|l| l.iter().find(|(p, _)| p == prediction)).map(|(_, v)| v.as_slice());
         // A prediction may be broadcast (a scalar mean): spread it over the rows.
         let per_row = |v: &[f64]| -> Vec<f64> {
             (0..rows).map(|r| v[if v.len() == 1 { 0 } else { r.min(v.len() - 1) }]).collect()
@@ -275,24 +337,49 @@ fn prediction_columns(
                     Scale::Const(c) => vec![*c; rows],
                     Scale::Output(o) => res.get(o).map(|t| per_row(&t.data)).unwrap_or_default(),
                 };
-                header.push(format!("{name}.variance"));
-                columns.push(s.iter().map(|s| if normal { s * s } else { 2.0 * s * s }).collect());
+                let own: Vec<f64> = s.iter().map(|s| if normal { s * s } else { 2.0 * s * s }).collect();
+                match added {
+                    None => {
+                        header.push(format!("{name}.variance"));
+                        columns.push(own);
+                    }
+                    // The parameters' variance differs per entry: one total per entry.
+                    Some(v) => {
+                        let w = v.len() / rows.max(1);
+                        let label = |k: usize| if w > 1 { format!("{name}_{k}") } else { name.to_string() };
+                        for k in 0..w {
+                            header.push(format!("{}.variance", label(k)));
+                            columns.push((0..rows).map(|r| own[r] + v[r * w + k]).collect());
+                        }
+                        for k in 0..w {
+                            header.push(format!("{}.param_variance", label(k)));
+                            columns.push((0..rows).map(|r| v[r * w + k]).collect());
+                        }
+                    }
+                }
             }
             Likelihood::Categorical => {
                 let k = pred.data.len() / rows.max(1);
                 let mut class = Vec::new();
                 let mut probs = vec![Vec::new(); k];
-                for row in pred.data.chunks(k.max(1)) {
-                    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
-                    let best = row
+                for (r, row) in pred.data.chunks(k.max(1)).enumerate() {
+                    let p: Vec<f64> = match added {
+                        // Averaged over the posterior: the probit approximation.
+                        Some(v) => circ::train::posterior::probit_softmax(row, &v[r * k..(r + 1) * k]),
+                        None => {
+                            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+                            row.iter().map(|v| (v - m).exp() / z).collect()
+                        }
+                    };
+                    let best = p
                         .iter()
                         .enumerate()
                         .fold((0, f64::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b })
                         .0;
                     class.push(best as f64);
-                    for (j, v) in row.iter().enumerate() {
-                        probs[j].push((v - m).exp() / z);
+                    for (j, v) in p.iter().enumerate() {
+                        probs[j].push(*v);
                     }
                 }
                 header.push(format!("{name}.class"));
@@ -304,7 +391,15 @@ fn prediction_columns(
             }
             Likelihood::Bernoulli => {
                 header.push(format!("{name}.p"));
-                columns.push(per_row(&pred.data).iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect());
+                let logits = per_row(&pred.data);
+                columns.push(match added {
+                    Some(v) => logits
+                        .iter()
+                        .zip(per_row(v))
+                        .map(|(l, v)| circ::train::posterior::probit_sigmoid(*l, v))
+                        .collect(),
+                    None => logits.iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect(),
+                });
             }
         }
     }

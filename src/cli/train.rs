@@ -40,6 +40,13 @@ pub struct Args {
     /// Continue from the checkpoint in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// EWC: add ½·λ·Σ P_k (θ_k − θ*_k)² to the loss, θ* the parameters and P the posterior
+    /// precisions (`posterior.precision.<param>`) stored in this checkpoint of `circ train`.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub prior_from: Option<PathBuf>,
+    /// The weight λ of the --prior-from penalty (1: that posterior as this run's prior).
+    #[arg(long, value_name = "λ", requires = "prior_from")]
+    pub prior_weight: Option<f64>,
     #[command(flatten)]
     pub threads: super::Threads,
     /// Write one JSON line of metrics per epoch to this file: a new training replaces its
@@ -112,7 +119,26 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         valid: a.valid_fraction.or(t.valid).unwrap_or(0.0),
         seed: a.seed.or(t.seed).unwrap_or(0),
     };
-    let step = circ::train::step::build(model, settings.seed, &default);
+    // EWC's anchor: the parameters and posterior precisions of an earlier checkpoint.
+    let anchor = match &a.prior_from {
+        None => None,
+        Some(path) => {
+            let weight = a.prior_weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight >= 0.0) {
+                err(&format!("error: --prior-weight must be a finite number ≥ 0, not {weight}\n"));
+                return super::exit(Kind::Usage);
+            }
+            let g = circ::ir::lower::lower(model, 0);
+            let read = circ_runtime::safetensors::read(path).map_err(super::Error::from).and_then(|(t, _)| {
+                Ok(circ::train::posterior::Anchor::from_checkpoint(&g, &t, &path.display().to_string(), weight)?)
+            });
+            match read {
+                Ok(anchor) => Some(anchor),
+                Err(e) => return super::fail(&e),
+            }
+        }
+    };
+    let step = circ::train::step::build_with(model, settings.seed, &default, anchor.as_ref());
     let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
     circ::passes::optimize(&mut eval);
 
@@ -303,7 +329,18 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             }
         }
         if let Some(path) = &a.out {
-            let (tensors, mut meta) = trainer.checkpoint(&model.name);
+            let (mut tensors, mut meta) = trainer.checkpoint(&model.name);
+            if trainer.epoch == settings.epochs {
+                // The last epoch's checkpoint also holds the Laplace posterior's precisions.
+                match posterior(model, &trainer, &settings, anchor.as_ref()) {
+                    Ok(p) => tensors.extend(p),
+                    Err(e) => {
+                        bar.abandon();
+                        err(&format!("error: {e}\n"));
+                        return super::exit(Kind::Input);
+                    }
+                }
+            }
             meta.extend(run_meta(&a, &settings, &data_hash));
             if let Err(e) =
                 circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta)
@@ -326,6 +363,35 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         out(&format!("{}\n", last.to_json()));
     }
     ExitCode::SUCCESS
+}
+
+/// Each parameter's posterior precision at the trained values, `posterior.precision.<param>`:
+/// the Gauss–Newton curvature over every training row, run on the training backend a batch at a
+/// time, plus the prior's precision, plus an EWC anchor's λ·P (its posterior, this run's prior).
+fn posterior(
+    model: &circ::check::checked::CheckedModel,
+    trainer: &Trainer,
+    settings: &Settings,
+    anchor: Option<&circ::train::posterior::Anchor>,
+) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, TrainError> {
+    let g = circ::train::posterior::curvature_graph(model, settings.seed);
+    let rows = circ::train::run::rows(&trainer.train);
+    let block = settings.batch.map_or(rows, |b| b as usize);
+    let mut p = circ::train::posterior::precision(&g, trainer.backend(), &trainer.train, &trainer.params, block)?;
+    if let Some(a) = anchor {
+        for (p, q) in p.iter_mut().zip(&a.precision) {
+            p.iter_mut().zip(q).for_each(|(p, q)| *p += a.weight * q);
+        }
+    }
+    Ok(g.params
+        .iter()
+        .zip(p)
+        .map(|(info, values)| circ_runtime::safetensors::NamedTensor {
+            name: circ::train::posterior::tensor_name(&info.name),
+            shape: info.shape.iter().map(|n| *n as usize).collect(),
+            values,
+        })
+        .collect())
 }
 
 /// Opens the `--metrics` file: `-` is standard output; a new training truncates the file; a

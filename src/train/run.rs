@@ -377,7 +377,7 @@ impl<'a> Trainer<'a> {
                     "step" => vec![t as f64],
                     _ => match self.step.state.iter().position(|s| s.input == i) {
                         Some(k) => state[k].clone(),
-                        None => vec![0.0; info.shape.iter().product::<u64>() as usize],
+                        None => self.fixed_input(i),
                     },
                 })
                 .collect();
@@ -471,6 +471,15 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// The value of extra input `i` that is neither a counter nor optimizer state: fixed for the
+    /// run (an EWC anchor), else zeros.
+    fn fixed_input(&self, i: usize) -> Vec<f64> {
+        match self.step.fixed.iter().find(|(k, _)| *k == i) {
+            Some((_, v)) => v.clone(),
+            None => vec![0.0; self.step.graph.inputs[i].shape.iter().product::<u64>() as usize],
+        }
+    }
+
     /// The extra inputs of the step graph, in order.
     fn inputs(&self, scale: f64) -> Vec<Vec<f64>> {
         self.step
@@ -483,7 +492,7 @@ impl<'a> Trainer<'a> {
                 "step" => vec![self.t as f64 + 1.0],
                 _ => match self.step.state.iter().position(|s| s.input == i) {
                     Some(k) => self.state[k].clone(),
-                    None => vec![0.0; info.shape.iter().product::<u64>() as usize],
+                    None => self.fixed_input(i),
                 },
             })
             .collect()

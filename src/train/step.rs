@@ -3,13 +3,16 @@
 //! once per training run; the loop only feeds batches and state and reads results back.
 //!
 //! Extra inputs: `batch_scale` (N / batch size), `step` (t ≥ 1) and one per optimizer state
-//! tensor. Outputs: `loss`, `nll`, the predictions, `new.<param>` and `state.<slot>`.
+//! tensor; with an EWC anchor (`build_with`), `anchor.center.<param>` and `anchor.precision.<param>`,
+//! fixed for the whole run (`StepGraph::fixed`). Outputs: `loss`, `nll`, the predictions,
+//! `new.<param>` and `state.<slot>`.
 
 use super::optimizer::{self, StateSlot};
+use super::posterior::Anchor;
 use crate::autodiff::{self, bprop2::Variant};
 use crate::check::checked::{CheckedModel, UpdateRule};
 use crate::ir::graph::{InputInfo, Output};
-use crate::ir::op::Op;
+use crate::ir::op::{BinaryOp, Op, UnaryOp};
 use crate::ir::{Graph, NodeId};
 
 pub struct StepGraph {
@@ -17,17 +20,36 @@ pub struct StepGraph {
     /// The update rule of each parameter, in parameter order.
     pub rules: Vec<UpdateRule>,
     pub state: Vec<StateSlot>,
+    /// Extra inputs fed the same value every step (an EWC anchor's centre and precision): (input
+    /// index, value).
+    pub fixed: Vec<(usize, Vec<f64>)>,
 }
 
 /// Builds the step of `model`: each parameter updates by its own rule, else by `default`.
 pub fn build(model: &CheckedModel, seed: u64, default: &UpdateRule) -> StepGraph {
+    build_with(model, seed, default, None)
+}
+
+/// [`build`], with EWC's penalty ½·λ·Σ P_k (θ_k − θ*_k)² toward `anchor` added to the loss (its
+/// gradient by autodiff, its curvature λ·P added to the bprop2 curvature as a prior's would be).
+pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor: Option<&Anchor>) -> StepGraph {
     let mut g = crate::ir::lower::lower_with(model, seed, true);
     crate::passes::optimize(&mut g);
     let rules: Vec<UpdateRule> =
         model.params.iter().map(|p| p.update.clone().unwrap_or_else(|| default.clone())).collect();
+    let mut fixed = Vec::new();
+    let anchored = anchor.map(|a| add_anchor(&mut g, a, &mut fixed));
     let curvature = rules.iter().any(optimizer::needs_curvature);
     if curvature {
         autodiff::bprop2::add_curvature(&mut g, Variant::GaussNewton);
+        if let Some(weights) = &anchored {
+            for (i, q) in weights.iter().enumerate() {
+                let name = format!("curv.{}", g.params[i].name);
+                let Some(k) = g.outputs.iter().position(|o| o.name == name) else { continue };
+                let c = g.outputs[k].node;
+                g.outputs[k].node = g.binary(BinaryOp::Add, c, *q, None);
+            }
+        }
     } else {
         autodiff::add_param_gradients(&mut g);
     }
@@ -57,7 +79,49 @@ pub fn build(model: &CheckedModel, seed: u64, default: &UpdateRule) -> StepGraph
     g.outputs.retain(|o| !o.name.starts_with("grad.") && !o.name.starts_with("curv."));
     crate::passes::dce::run(&mut g);
     crate::passes::optimize(&mut g);
-    StepGraph { graph: g, rules, state }
+    StepGraph { graph: g, rules, state, fixed }
+}
+
+/// Adds ½·Σ_k q_k (θ_k − c_k)² to the loss, q = λ·P and c fed as fixed inputs; returns each
+/// parameter's q node.
+fn add_anchor(g: &mut Graph, a: &Anchor, fixed: &mut Vec<(usize, Vec<f64>)>) -> Vec<NodeId> {
+    let mut total = None;
+    let mut weights = Vec::new();
+    for i in 0..g.params.len() {
+        let name = g.params[i].name.clone();
+        let shape = g.params[i].shape.clone();
+        let w = match autodiff::param_node(g, i) {
+            Some(w) => w,
+            None => g.push(Op::Param(i), &[], None, None),
+        };
+        let mut input = |g: &mut Graph, what: &str, values: Vec<f64>| {
+            let index = g.inputs.len();
+            g.inputs.push(InputInfo { name: format!("anchor.{what}.{name}"), shape: shape.clone() });
+            fixed.push((index, values));
+            let n = g.push(Op::Input(index), &[], None, None);
+            g.node_mut(n).label = Some(format!("anchor.{what}.{name}"));
+            n
+        };
+        let c = input(g, "center", a.center[i].clone());
+        let q = input(g, "precision", a.precision[i].iter().map(|p| a.weight * p).collect());
+        let d = g.binary(BinaryOp::Sub, w, c, None);
+        let d2 = g.unary(UnaryOp::Square, d, None);
+        let qd2 = g.binary(BinaryOp::Mul, q, d2, None);
+        let s = g.sum_to(qd2, &[], None);
+        total = Some(match total {
+            Some(t) => g.binary(BinaryOp::Add, t, s, None),
+            None => s,
+        });
+        weights.push(q);
+    }
+    if let Some(t) = total {
+        let half = g.constant(0.5, None);
+        let pen = g.binary(BinaryOp::Mul, half, t, None);
+        let loss = g.loss();
+        let new = g.binary(BinaryOp::Add, loss, pen, None);
+        g.outputs[0].node = new;
+    }
+    weights
 }
 
 /// The node reading the extra input `name`, created (with its input) if the graph has none.
