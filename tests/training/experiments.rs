@@ -73,9 +73,11 @@ fn e1_sgd_diverges_on_abx_where_diagonal_newton_converges() {
     }
 }
 
-/// Why newton needs lr = 0.5 here: a full diagonal Newton step (lr = 1, no damping) moves a and b
-/// each to where it alone would fit, so the product c = a·b jumps from c to c*²/c (c* = 0.7) and
-/// back: a 2-cycle. With lr = 0.5, c' − c* = (c − c*)²/(4c).
+/// Why the diagonal Newton step needs halving here: a full diagonal Newton step (lr = 1, no
+/// damping, no cap: `clip = false`) moves a and b each to where it alone would fit, so the
+/// product c = a·b jumps from c to c*²/c (c* = 0.7) and back: a 2-cycle. With lr = 0.5,
+/// c' − c* = (c − c*)²/(4c). (At its defaults `newton` halves the step by itself: see
+/// `e1_newton_at_its_defaults_is_scale_invariant`.)
 #[test]
 fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
     let data = abx_data();
@@ -92,7 +94,7 @@ fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
         }
         out
     };
-    let full = product_after("newton(lr = 1, damping = 0)", 4);
+    let full = product_after("newton(lr = 1, damping = 0, clip = false)", 4);
     println!("E1 newton(lr = 1) products: {full:?}");
     for k in 0..4 {
         let want = c_star * c_star / full[k];
@@ -103,7 +105,7 @@ fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
             full[k + 1]
         );
     }
-    let half = product_after("newton(lr = 0.5, damping = 0)", 8);
+    let half = product_after("newton(lr = 0.5, damping = 0, clip = false)", 8);
     println!("E1 newton(lr = 0.5) products: {half:?}");
     for k in 0..8 {
         let c = half[k];
@@ -116,6 +118,67 @@ fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
         );
     }
     assert!((half[8] - c_star).abs() < 1e-12, "eight half steps should reach c* = 0.7: {}", half[8]);
+}
+
+/// E1 at three scales (BRIEF §2.5): `newton` at its defaults on a·b·x, started from (a, b) =
+/// (100, 1e-4), (1, 1e-2) and (1e4, 1e-6) (the same function, a and b rescaled), follows one
+/// trajectory: a/a₀ and b/b₀ agree to 1e-12 at every step, and it fits y = 0.7·x. Its first step
+/// is the half step c' − c* = (c − c*)²/(4c) (the cap measures α = 1/2 along the diagonal step
+/// by itself, and the damping, relative to the curvature, cancels in it); from there the trust
+/// region (a change of the predictions of at most 0.1 per observation, ½·Δ²/σ²) walks c back.
+#[test]
+fn e1_newton_at_its_defaults_is_scale_invariant() {
+    let data = abx_data();
+    let c_star = 0.7;
+    let epochs = 40;
+    let trajectory = |a0: f64, b0: f64| -> Vec<(f64, f64)> {
+        let text = format!(
+            "model abx {{\n    data x: [N]\n    data y: [N]\n    param a: [] = {a0:?} update newton\n    \
+             param b: [] = {b0:?} update newton\n    y ~ normal(a * b * x, 1)\n    train {{ epochs = {epochs}, seed = 0 }}\n}}\n"
+        );
+        let checked = source("abx.circ", &text);
+        let setup = Setup::new(&checked, None, |_| {});
+        let table = setup.bind(&data.table).unwrap();
+        let mut t = setup.trainer(&table);
+        let mut out = vec![(t.params[0][0] / a0, t.params[1][0] / b0)];
+        for _ in 0..epochs {
+            t.run_epoch(&mut |_, _, _| {}).unwrap();
+            out.push((t.params[0][0] / a0, t.params[1][0] / b0));
+        }
+        out
+    };
+    let reference = trajectory(100.0, 1e-4);
+    for (a0, b0) in [(1.0, 1e-2), (1e4, 1e-6)] {
+        let other = trajectory(a0, b0);
+        for (k, (r, o)) in reference.iter().zip(&other).enumerate() {
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-12 * x.abs().max(y.abs());
+            assert!(
+                close(r.0, o.0) && close(r.1, o.1),
+                "step {k}: a/a₀, b/b₀ = {o:?} from ({a0}, {b0}), {r:?} from (100, 1e-4)"
+            );
+        }
+    }
+    let products: Vec<f64> = reference.iter().map(|(a, b)| a * b * 100.0 * 1e-4).collect();
+    println!("E1 newton() products at every scale: {products:?}");
+    let half = c_star + (products[0] - c_star).powi(2) / (4.0 * products[0]);
+    assert!(
+        (products[1] - half).abs() <= 1e-9 * half,
+        "the first step gives a·b = {}, not the half step's {half}",
+        products[1]
+    );
+    // The trust region bounds ½·Δc²·Σx²/N (Δc the linearized change) by 0.1.
+    let x2 = data.x.iter().map(|x| x * x).sum::<f64>() / data.x.len() as f64;
+    let most = (2.0 * 0.1 / x2).sqrt();
+    for k in 1..epochs {
+        assert!(
+            (products[k + 1] - products[k]).abs() <= most * 1.01,
+            "step {}: a·b moved from {} to {}",
+            k + 1,
+            products[k],
+            products[k + 1]
+        );
+    }
+    assert!((products[epochs] - c_star).abs() < 1e-9, "{epochs} steps should reach c* = 0.7: {}", products[epochs]);
 }
 
 // ------------------------------------------------------------------------------------------------
