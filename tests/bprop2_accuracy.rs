@@ -8,6 +8,7 @@
 //! (`cargo test --test bprop2_accuracy -- --nocapture`) and the bounds they assert.
 
 #[path = "training/common.rs"]
+#[allow(unused_imports)]
 mod common;
 
 use circ::autodiff::{self, bprop2::Variant};
@@ -188,8 +189,8 @@ fn mlp_digits_diagonal_error_per_layer() {
 }
 
 /// Bounds of the hidden layer's error (measured values in docs/training.md).
-const MLP_HIDDEN_MEDIAN: f64 = 0.5;
-const MLP_HIDDEN_MAX: f64 = 1.0;
+const MLP_HIDDEN_MEDIAN: f64 = 0.35;
+const MLP_HIDDEN_MAX: f64 = 1.5;
 
 /// A two-hidden-layer tanh network on digits: 64-32-32-10.
 const TANH: &str = "import nn
@@ -220,11 +221,14 @@ fn tanh_network_diagonal_error_per_layer() {
             for name in ["l1.w", "l1.b", "l2.w", "l2.b"] {
                 let l = layer(&e, v, name);
                 assert!(l.n >= 8, "{when}, {v:?} {name}: only {} data-dependent entries sampled", l.n);
-                assert!(l.median < TANH_MEDIAN, "{when}, {v:?} {name}: median relative error {:e}", l.median);
+                let bound = if v == Variant::Full { TANH_MEDIAN_FULL } else { TANH_MEDIAN_GAUSS_NEWTON };
+                assert!(l.median < bound, "{when}, {v:?} {name}: median relative error {:e}", l.median);
             }
         }
     }
 }
 
-/// Bound of the hidden layers' median error (measured values in docs/training.md).
-const TANH_MEDIAN: f64 = 1.0;
+/// Bounds of the hidden layers' median error against the exact Hessian, whose `f''·g` terms the
+/// Gauss–Newton variants leave out (measured values in docs/training.md).
+const TANH_MEDIAN_GAUSS_NEWTON: f64 = 2.5;
+const TANH_MEDIAN_FULL: f64 = 0.8;

@@ -198,10 +198,29 @@ fn batch_weight(g: &Graph) -> Option<NodeId> {
 /// `v²`. Never negative. One JVP (a forward pass) of cost, against a diagonal that cannot see how
 /// the coordinates of a step add up.
 pub fn gauss_newton_form(g: &mut Graph, tangent: &HashMap<NodeId, NodeId>, dirs: &[(NodeId, NodeId)]) -> NodeId {
+    gauss_newton_form_parts(g, tangent, dirs).0
+}
+
+/// Whether a likelihood's negative log density is not quadratic in its prediction, so that its
+/// Gauss–Newton model holds only near the prediction: all but a normal of constant σ.
+fn curved(dist: &Likelihood) -> bool {
+    !matches!(dist, Likelihood::Normal { scale: Scale::Const(_) })
+}
+
+/// [`gauss_newton_form`], and the part of it from the likelihoods that are not quadratic in
+/// their predictions (`None` without any): for a categorical, twice the KL divergence between
+/// the predictive distributions before and after the step, to second order.
+pub fn gauss_newton_form_parts(
+    g: &mut Graph,
+    tangent: &HashMap<NodeId, NodeId>,
+    dirs: &[(NodeId, NodeId)],
+) -> (NodeId, Option<NodeId>) {
     let weight = batch_weight(g);
     let mut parts: Vec<NodeId> = Vec::new();
+    let mut curved_parts: Vec<NodeId> = Vec::new();
     let terms = g.terms.clone();
     for term in &terms {
+        let is_curved = matches!(term, Term::Likelihood { dist, .. } if curved(dist));
         let part = match term {
             Term::Likelihood { data, dist, prediction } => {
                 let Some(pred) = g.output(prediction) else { continue };
@@ -299,19 +318,26 @@ pub fn gauss_newton_form(g: &mut Graph, tangent: &HashMap<NodeId, NodeId>, dirs:
             None => part,
         };
         parts.push(part);
+        if is_curved {
+            curved_parts.push(part);
+        }
     }
-    add_all(g, &parts).unwrap_or_else(|| g.constant(0.0, None))
+    let all = add_all(g, &parts).unwrap_or_else(|| g.constant(0.0, None));
+    (all, add_all(g, &curved_parts))
 }
 
-/// The number of observations in the loss, each likelihood's data elements times the term's
-/// batch weight (so `N` for a categorical over `N` rows, whatever the batch), a scalar node;
-/// `None` for a model without likelihoods.
+/// The number of observations of the likelihoods that are not quadratic in their predictions
+/// (see [`gauss_newton_form_parts`]), each one's data elements times the term's batch weight (so
+/// `N` for a categorical over `N` rows, whatever the batch), a scalar node; `None` without any.
 pub fn observations(g: &mut Graph) -> Option<NodeId> {
     let weight = batch_weight(g);
     let terms = g.terms.clone();
     let mut counts = Vec::new();
     for term in &terms {
-        let Term::Likelihood { data, .. } = term else { continue };
+        let Term::Likelihood { data, dist, .. } = term else { continue };
+        if !curved(dist) {
+            continue;
+        }
         let Some(y) = g.node_ids().into_iter().find(|n| g.node(*n).op == Op::Data(*data)) else { continue };
         let shape = g.shape_of(y);
         let axes: Vec<usize> = (0..shape.len()).collect();

@@ -259,7 +259,7 @@ pub fn cap(g: &mut Graph, forward: &HashSet<NodeId>, steps: &[(NodeId, NodeId, N
     let seeds: HashMap<NodeId, NodeId> = moved.iter().map(|(w, _, e)| (*w, *e)).collect();
     let tangent = crate::autodiff::forward::tangents_within(g, &seeds, |n| forward.contains(&n));
     let dirs: Vec<(NodeId, NodeId)> = moved.iter().map(|(w, _, e)| (*w, *e)).collect();
-    let quad = crate::autodiff::bprop2::gauss_newton_form(g, &tangent, &dirs);
+    let (quad, curved) = crate::autodiff::bprop2::gauss_newton_form_parts(g, &tangent, &dirs);
     let mut lin = g.constant(0.0, None);
     for (_, grad, e) in &moved {
         let ge = g.binary(BinaryOp::Mul, *grad, *e, None);
@@ -271,17 +271,20 @@ pub fn cap(g: &mut Graph, forward: &HashSet<NodeId>, steps: &[(NodeId, NodeId, N
     let alpha = g.binary(BinaryOp::Div, lin, den, None);
     let one = g.constant(1.0, None);
     let c = min(g, one, alpha);
-    // The trust region: ½c²·eᵀGe, the predictions' change (a KL divergence for a categorical, a
-    // squared change in units of σ² for a normal), at most `trust` per observation.
-    match crate::autodiff::bprop2::observations(g) {
-        Some(n) => {
+    // The trust region, for the likelihoods whose Gauss–Newton model holds only near the
+    // predictions (all but a normal of constant σ, which is quadratic): their part of ½c²·eᵀGe,
+    // the predictions' change to second order (a KL divergence for a categorical), at most
+    // `trust` per observation.
+    match (curved, crate::autodiff::bprop2::observations(g)) {
+        (Some(q), Some(n)) => {
             let k = g.constant(2.0 * trust, None);
             let budget = g.binary(BinaryOp::Mul, k, n, None);
-            let r = g.binary(BinaryOp::Div, budget, den, None);
+            let qt = g.binary(BinaryOp::Add, q, tiny, None);
+            let r = g.binary(BinaryOp::Div, budget, qt, None);
             let r = g.unary(UnaryOp::Sqrt, r, None);
             min(g, c, r)
         }
-        None => c,
+        _ => c,
     }
 }
 

@@ -122,15 +122,15 @@ fn e1_full_newton_steps_cycle_and_half_steps_converge_quadratically() {
 
 /// E1 at three scales (BRIEF §2.5): `newton` at its defaults on a·b·x, started from (a, b) =
 /// (100, 1e-4), (1, 1e-2) and (1e4, 1e-6) (the same function, a and b rescaled), follows one
-/// trajectory: a/a₀ and b/b₀ agree to 1e-12 at every step, and it fits y = 0.7·x. Its first step
-/// is the half step c' − c* = (c − c*)²/(4c) (the cap measures α = 1/2 along the diagonal step
-/// by itself, and the damping, relative to the curvature, cancels in it); from there the trust
-/// region (a change of the predictions of at most 0.1 per observation, ½·Δ²/σ²) walks c back.
+/// trajectory: a/a₀ and b/b₀ agree to 1e-12 at every step. And it is the half-step recurrence
+/// c' − c* = (c − c*)²/(4c): the cap measures α = 1/2 along the diagonal step by itself, and the
+/// damping, relative to the curvature, cancels in it. (A normal likelihood of constant σ is
+/// quadratic in its prediction: no trust region applies.)
 #[test]
 fn e1_newton_at_its_defaults_is_scale_invariant() {
     let data = abx_data();
     let c_star = 0.7;
-    let epochs = 40;
+    let epochs = 10;
     let trajectory = |a0: f64, b0: f64| -> Vec<(f64, f64)> {
         let text = format!(
             "model abx {{\n    data x: [N]\n    data y: [N]\n    param a: [] = {a0:?} update newton\n    \
@@ -160,21 +160,13 @@ fn e1_newton_at_its_defaults_is_scale_invariant() {
     }
     let products: Vec<f64> = reference.iter().map(|(a, b)| a * b * 100.0 * 1e-4).collect();
     println!("E1 newton() products at every scale: {products:?}");
-    let half = c_star + (products[0] - c_star).powi(2) / (4.0 * products[0]);
-    assert!(
-        (products[1] - half).abs() <= 1e-9 * half,
-        "the first step gives a·b = {}, not the half step's {half}",
-        products[1]
-    );
-    // The trust region bounds ½·Δc²·Σx²/N (Δc the linearized change) by 0.1.
-    let x2 = data.x.iter().map(|x| x * x).sum::<f64>() / data.x.len() as f64;
-    let most = (2.0 * 0.1 / x2).sqrt();
-    for k in 1..epochs {
+    for k in 0..epochs {
+        let c = products[k];
+        let want = c_star + (c - c_star).powi(2) / (4.0 * c);
         assert!(
-            (products[k + 1] - products[k]).abs() <= most * 1.01,
-            "step {}: a·b moved from {} to {}",
+            (products[k + 1] - want).abs() <= 1e-9 * want,
+            "step {}: a·b = {}, expected {want}",
             k + 1,
-            products[k],
             products[k + 1]
         );
     }
