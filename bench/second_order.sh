@@ -3,19 +3,19 @@
 # 64, its 20% held-out split), against the example's own adam(lr = 1e-2). For each rule and seed
 # 0-3: the held-out accuracy at the last epoch (`valid_accuracy` of `--metrics -`) and the wall
 # time of the 60 epochs. Prints one table row per rule: mean (min .. max) over the seeds.
-# Run from the repository root; builds the release binary first.
-#   bash bench/second_order.sh                 # SEEDS="0 1" RULES="newton()" for fewer runs
+# Run from the repository root; builds the release binary first (CIRC=path uses that binary).
+#   bash bench/second_order.sh       # SEEDS="0 1" RULES="newton(); bayes()" for fewer runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-circ=target/release/circ
+circ=${CIRC:-target/release/circ}
+[[ -n "${CIRC:-}" ]] || cargo build --release --quiet
 model=examples/mlp_digits.circ
 SEEDS=${SEEDS:-"0 1 2 3"}
 EPOCHS=${EPOCHS:-60}
 if [[ -z "${RULES:-}" ]]; then
     RULES=("adam(lr = 1e-2)" "newton()" "bayes()" "newton(clip = false)" "bayes(clip = false)")
 else
-    read -r -a RULES <<< "$RULES"
+    IFS=';' read -r -a RULES <<< "$RULES"
 fi
 
 # mean (min .. max) of the numbers on standard input

@@ -17,9 +17,11 @@
 //!   toward the prior: P ← (1 − decay)·P + decay·P₀ + evidence; then e = lr·(g/s)/P. On the full
 //!   batch the first step is a Newton step; later steps shrink as evidence accumulates (§2.6).
 //!
-//! Both then move w ← w − c·e, with c = min(1, α) when `clip` is on (the default) and 1 when off:
-//! α = gᵀe / eᵀGe is where the loss's Gauss–Newton quadratic model is least along the joint step
-//! e of every capped parameter ([`cap`]). docs/training.md states the rules in full.
+//! Both then move w ← w − c·e, with c = min(1, α, r) when `clip` is on (the default) and 1 when
+//! off: α = gᵀe / eᵀGe is where the loss's Gauss–Newton quadratic model is least along the joint
+//! step e of every capped parameter, and r keeps the change of the predictions of the likelihoods
+//! not quadratic in them (a categorical's KL divergence, to second order) at most `trust` per
+//! observation ([`cap`]). docs/training.md states the rules in full.
 
 use crate::check::checked::{Prior, UpdateKind, UpdateRule};
 use crate::check::types::Dim;
@@ -243,7 +245,7 @@ fn mean_of(g: &mut Graph, x: NodeId) -> NodeId {
     g.push(Op::Reduce { f: ReduceOp::Mean, axes: (0..rank).collect(), keepdims: false }, &[x], None, None)
 }
 
-/// The factor `min(1, α)` of the capped steps (`clip = true`), one for all of them: `e` is their
+/// The factor `min(1, α, r)` of the capped steps (`clip = true`), one for all of them: `e` is their
 /// joint step, `α = gᵀe / eᵀGe` where the loss's Gauss–Newton quadratic model is least along
 /// it (`G` from one JVP of the forward pass, `bprop2::gauss_newton_form`). A diagonal step moves
 /// every coordinate to where it alone would fit; where coordinates act together (the inputs of
@@ -252,8 +254,9 @@ fn mean_of(g: &mut Graph, x: NodeId) -> NodeId {
 /// the loss's (its numerator and denominator are both in units of the loss).
 ///
 /// `forward` holds the nodes of the forward pass; `steps` each capped parameter's node, gradient
-/// and step. A parameter the forward pass does not read (an unused one) moves by its own step
-/// alone and is left out of α.
+/// and step; `trust` the bound of the trust region (the smallest of the capped rules'). A
+/// parameter the forward pass does not read (an unused one) moves by its own step alone and is
+/// left out of α.
 pub fn cap(g: &mut Graph, forward: &HashSet<NodeId>, steps: &[(NodeId, NodeId, NodeId)], trust: f64) -> NodeId {
     let moved: Vec<(NodeId, NodeId, NodeId)> = steps.iter().filter(|(w, ..)| forward.contains(w)).copied().collect();
     let seeds: HashMap<NodeId, NodeId> = moved.iter().map(|(w, _, e)| (*w, *e)).collect();
