@@ -207,9 +207,11 @@ fn curved(dist: &Likelihood) -> bool {
     !matches!(dist, Likelihood::Normal { scale: Scale::Const(_) })
 }
 
-/// [`gauss_newton_form`], and the part of it from the likelihoods that are not quadratic in
-/// their predictions (`None` without any): for a categorical, twice the KL divergence between
-/// the predictive distributions before and after the step, to second order.
+/// [`gauss_newton_form`], and the trust region's measure of the step (`None` without any
+/// likelihood that is not quadratic in its predictions): those likelihoods' part of the form,
+/// but with a categorical's or bernoulli's curvature taken at its least confident (uniform `p`,
+/// `p = ½`), where it is largest, so it does not vanish as the predictions saturate; for a
+/// categorical, twice the KL divergence the step would make at uniform predictions.
 pub fn gauss_newton_form_parts(
     g: &mut Graph,
     tangent: &HashMap<NodeId, NodeId>,
@@ -221,6 +223,7 @@ pub fn gauss_newton_form_parts(
     let terms = g.terms.clone();
     for term in &terms {
         let is_curved = matches!(term, Term::Likelihood { dist, .. } if curved(dist));
+        let mut trust_part: Option<NodeId> = None;
         let part = match term {
             Term::Likelihood { data, dist, prediction } => {
                 let Some(pred) = g.output(prediction) else { continue };
@@ -236,6 +239,7 @@ pub fn gauss_newton_form_parts(
                     total(g, t, s)
                 };
                 let mut sum: Vec<NodeId> = Vec::new();
+                let mut trust_sum: Vec<NodeId> = Vec::new();
                 match dist {
                     Likelihood::Normal { scale } | Likelihood::Laplace { scale } => {
                         let normal = matches!(dist, Likelihood::Normal { .. });
@@ -278,15 +282,42 @@ pub fn gauss_newton_form_parts(
                         let b = row(g, pu);
                         let b2 = g.unary(UnaryOp::Square, b, s);
                         let q = g.binary(BinaryOp::Sub, a, b2, s);
-                        sum.push(total(g, q, s));
+                        // Never negative but by rounding, where the softmax saturates.
+                        let q = g.unary(UnaryOp::Relu, q, s);
+                        let form = total(g, q, s);
+                        sum.push(form);
+                        // For the trust region: the same at uniform p, (1/K)Σu² − ((1/K)Σu)²,
+                        // which does not vanish as the softmax saturates (with classes counted
+                        // only at run time, the form itself).
+                        if let Dim::Known(k) = shape[axis] {
+                            let inv = g.constant(1.0 / k as f64, s);
+                            let uu = g.binary(BinaryOp::Mul, u, u, s);
+                            let a = row(g, uu);
+                            let a = g.binary(BinaryOp::Mul, a, inv, s);
+                            let b = row(g, u);
+                            let b = g.binary(BinaryOp::Mul, b, inv, s);
+                            let b2 = g.unary(UnaryOp::Square, b, s);
+                            let q = g.binary(BinaryOp::Sub, a, b2, s);
+                            let q = g.unary(UnaryOp::Relu, q, s);
+                            trust_sum.push(total(g, q, s));
+                        } else {
+                            trust_sum.push(form);
+                        }
                     }
                     Likelihood::Bernoulli => {
                         let Some(u) = u else { continue };
                         let p = g.unary(UnaryOp::Sigmoid, pred, s);
                         let c = bernoulli_curvature(g, p, s);
                         sum.push(weighted(g, c, u));
+                        // For the trust region: p(1 − p) at its largest, 1/4.
+                        let quarter = g.constant(0.25, s);
+                        trust_sum.push(weighted(g, quarter, u));
                     }
                 }
+                if !matches!(dist, Likelihood::Categorical | Likelihood::Bernoulli) {
+                    trust_sum.extend(sum.iter().copied());
+                }
+                trust_part = add_all(g, &trust_sum);
                 add_all(g, &sum)
             }
             Term::ActivationPrior { value, prior } => {
@@ -312,15 +343,17 @@ pub fn gauss_newton_form_parts(
                 continue;
             }
         };
-        let Some(part) = part else { continue };
-        let part = match weight {
-            Some(w) => g.binary(BinaryOp::Mul, part, w, None),
-            None => part,
+        let weighted = |g: &mut Graph, x: NodeId| match weight {
+            Some(w) => g.binary(BinaryOp::Mul, x, w, None),
+            None => x,
         };
-        parts.push(part);
-        if is_curved {
-            curved_parts.push(part);
+        if let (true, Some(t)) = (is_curved, trust_part) {
+            let t = weighted(g, t);
+            curved_parts.push(t);
         }
+        let Some(part) = part else { continue };
+        let part = weighted(g, part);
+        parts.push(part);
     }
     let all = add_all(g, &parts).unwrap_or_else(|| g.constant(0.0, None));
     (all, add_all(g, &curved_parts))

@@ -74,8 +74,8 @@ pub const UPDATE_RULES: &[(&str, &[(&str, f64)])] = &[
     // `clip` is a flag (`true` or `false`): cap the step at the minimum of the loss's quadratic
     // model along it, and at a change of the predictions of `trust` per observation
     // (docs/training.md).
-    ("newton", &[("lr", 1.0), ("damping", 1e-4), ("clip", 1.0), ("trust", 0.1)]),
-    ("bayes", &[("lr", 1.0), ("decay", 0.0), ("clip", 1.0), ("trust", 0.1)]),
+    ("newton", &[("lr", 1.0), ("damping", 1e-4), ("clip", 1.0), ("trust", 1.0)]),
+    ("bayes", &[("lr", 1.0), ("decay", 0.0), ("clip", 1.0), ("trust", 1.0)]),
 ];
 
 /// Settings of a `train { … }` block.
