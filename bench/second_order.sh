@@ -24,6 +24,7 @@ summary() { awk '{ s += $1; if (NR == 1 || $1 < lo) lo = $1; if (NR == 1 || $1 >
 echo "| rule | held-out accuracy, epoch $EPOCHS | seconds per run |"
 echo "|---|---|---|"
 for rule in "${RULES[@]}"; do
+    rule=${rule#"${rule%%[![:space:]]*}"}   # without leading blanks
     accs=""; secs=""; failed=""
     for seed in $SEEDS; do
         start=$(date +%s.%N)

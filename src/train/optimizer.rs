@@ -20,8 +20,9 @@
 //! Both then move w ← w − c·e, with c = min(1, α, r) when `clip` is on (the default) and 1 when
 //! off: α = gᵀe / eᵀGe is where the loss's Gauss–Newton quadratic model is least along the joint
 //! step e of every capped parameter, and r keeps the change of the predictions of the likelihoods
-//! not quadratic in them (a categorical's KL divergence, to second order) at most `trust` per
-//! observation ([`cap`]). docs/training.md states the rules in full.
+//! not quadratic in them (for a categorical, the KL divergence the step would make from uniform
+//! predictions, to second order) at most `trust` per observation ([`cap`]). docs/training.md
+//! states the rules in full.
 
 use crate::check::checked::{Prior, UpdateKind, UpdateRule};
 use crate::check::types::Dim;
@@ -275,9 +276,9 @@ pub fn cap(g: &mut Graph, forward: &HashSet<NodeId>, steps: &[(NodeId, NodeId, N
     let one = g.constant(1.0, None);
     let c = min(g, one, alpha);
     // The trust region, for the likelihoods whose Gauss–Newton model holds only near the
-    // predictions (all but a normal of constant σ, which is quadratic): their part of ½c²·eᵀGe,
-    // the predictions' change to second order (a KL divergence for a categorical), at most
-    // `trust` per observation.
+    // predictions (all but a normal of constant σ, which is quadratic): ½c²·q, their change to
+    // second order with the curvature of uncertain predictions (`gauss_newton_form_parts`), at
+    // most `trust` per observation.
     match (curved, crate::autodiff::bprop2::observations(g)) {
         (Some(q), Some(n)) => {
             let k = g.constant(2.0 * trust, None);
