@@ -97,10 +97,7 @@ fn main() {
             eprintln!("sgemm_1024 on one thread: {g1:.1} GFLOP/s");
         }
     }
-    println!(
-        "{{\"bench\": \"_env\", \"impl\": \"circ\", \"gemm_kernels\": \"{}\", \"threads\": {threads}}}",
-        gemm_kernels()
-    );
+    println!("{{\"bench\": \"_env\", \"impl\": \"circ\", \"gemm_kernels\": \"{}\", \"threads\": {threads}}}", gemm_kernels());
     if let Some(share) = load.share() {
         println!("{{\"bench\": \"_env\", \"impl\": \"circ\", \"other_cpu_share\": {share:.3}}}");
         eprintln!("other processes took {:.1}% of the machine's CPU during the run", share * 100.0);
