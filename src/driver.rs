@@ -260,6 +260,7 @@ pub fn stats(g: &crate::ir::Graph, n: f64) -> String {
         ("gradient", Derivatives::Gradient),
         ("bprop2 (Gauss-Newton)", Derivatives::Curvature(Variant::GaussNewton)),
         ("bprop2 (full)", Derivatives::Curvature(Variant::Full)),
+        ("bprop2 (GN, softmax)", Derivatives::Curvature(Variant::GaussNewtonSoftmax)),
     ];
     // Kernels and the planned peak memory of the CPU backend for each graph.
     let planned = |g: &crate::ir::Graph| {

@@ -167,3 +167,126 @@ fn full_variant_is_exact_along_one_path() {
         assert!(gn[0][0] > 0.0, "the Gauss-Newton curvature is positive");
     }
 }
+
+/// `bprop2::gauss_newton_form` (vᵀGv from one JVP, what the capped second-order rules read) for
+/// the direction `v`, with every parameter moved.
+fn quadratic_form(g: &Graph, data: &[HostTensor], params: &[Vec<f64>], v: &[Vec<f64>]) -> f64 {
+    use circ::ir::graph::{InputInfo, Output};
+    use circ::ir::op::Op;
+    use std::collections::{HashMap, HashSet};
+    let mut q = g.clone();
+    let forward: HashSet<circ::ir::NodeId> = q.node_ids().into_iter().collect();
+    let (mut seeds, mut dirs) = (HashMap::new(), Vec::new());
+    for i in 0..q.params.len() {
+        let index = q.inputs.len();
+        q.inputs.push(InputInfo { name: format!("v.{}", q.params[i].name), shape: q.params[i].shape.clone() });
+        let Some(p) = autodiff::param_node(&q, i) else { continue };
+        let vn = q.push(Op::Input(index), &[], None, None);
+        seeds.insert(p, vn);
+        dirs.push((p, vn));
+    }
+    let tangent = autodiff::forward::tangents_within(&mut q, &seeds, |n| forward.contains(&n));
+    let form = autodiff::bprop2::gauss_newton_form(&mut q, &tangent, &dirs);
+    q.outputs.push(Output { name: "form".into(), node: form });
+    circ::passes::dce::run(&mut q);
+    circ::ir::verify::verify(&q).unwrap();
+    interp::run_with::<f64>(&q, data, params, v).unwrap().get("form").unwrap().data[0]
+}
+
+/// vᵀHv from the exact Hessian-vector product.
+fn exact_form(g: &Graph, data: &[HostTensor], params: &[Vec<f64>], v: &[Vec<f64>]) -> f64 {
+    let mut h = g.clone();
+    autodiff::add_hvp(&mut h);
+    let out = interp::run_with::<f64>(&h, data, params, v).unwrap();
+    g.params
+        .iter()
+        .zip(v)
+        .map(|(p, vi)| {
+            let hv = &out.get(&format!("hvp.{}", p.name)).unwrap().data;
+            hv.iter().zip(vi).map(|(a, b)| a * b).sum::<f64>()
+        })
+        .sum()
+}
+
+/// Where the model is linear in its parameters under a normal, categorical or bernoulli
+/// likelihood with normal priors, Gauss–Newton is the Hessian: the form equals vᵀHv from HVPs,
+/// the softmax's cross terms included.
+#[test]
+fn gauss_newton_form_is_the_exact_form_of_linear_models() {
+    let mut r = Rng(7);
+    let x = HostTensor { shape: vec![7, 3], values: r.vec(21) };
+    let cases: Vec<(Graph, HostTensor)> = vec![
+        (
+            model("model m {\n data x: [N, 3] = csv(\"a\", \"b\", \"c\")\n data y: [N]\n param w: [3] ~ normal(0, 2)\n \
+                   param b: [] ~ normal(1, 3)\n y ~ normal(x @ w + b, 0.5)\n}\n"),
+            HostTensor { shape: vec![7], values: r.vec(7) },
+        ),
+        (
+            model("model m {\n data x: [N, 3] = csv(\"a\", \"b\", \"c\")\n data y: int[N]\n param w: [3, 4] ~ normal(0, 1)\n \
+                   param b: [4]\n y ~ categorical(x @ w + b)\n}\n"),
+            HostTensor { shape: vec![7], values: vec![0.0, 3.0, 1.0, 2.0, 1.0, 0.0, 3.0] },
+        ),
+        (
+            model("model m {\n data x: [N, 3] = csv(\"a\", \"b\", \"c\")\n data y: int[N]\n param w: [3] ~ normal(0, 1)\n \
+                   param b: []\n y ~ bernoulli(x @ w + b)\n}\n"),
+            HostTensor { shape: vec![7], values: vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0] },
+        ),
+    ];
+    for (g, y) in cases {
+        let data = [x.clone(), y];
+        let params: Vec<Vec<f64>> = sizes(&g).iter().map(|k| r.vec(*k)).collect();
+        for _ in 0..3 {
+            let v: Vec<Vec<f64>> = sizes(&g).iter().map(|k| r.vec(*k)).collect();
+            let (got, want) = (quadratic_form(&g, &data, &params, &v), exact_form(&g, &data, &params, &v));
+            assert!(want > 0.0 && (got - want).abs() <= 1e-10 * want, "vᵀGv = {got}, vᵀHv = {want}");
+        }
+    }
+}
+
+/// For a ReLU network under a softmax, vᵀGv = (Jv)ᵀ(diag(p) − ppᵀ)(Jv) + vᵀPv summed over rows,
+/// with Jv the change of the logits by central finite differences and P the priors' precisions.
+#[test]
+fn gauss_newton_form_of_a_relu_network_matches_finite_differences() {
+    let g = model(
+        "model m {\n data x: [N, 3] = csv(\"a\", \"b\", \"c\")\n data y: int[N]\n \
+         param w1: [3, 5] ~ normal(0, 1)\n param b1: [5] ~ normal(0, 2)\n param w2: [5, 4] ~ normal(0, 1)\n \
+         y ~ categorical(relu(x @ w1 + b1) @ w2)\n}\n",
+    );
+    let mut r = Rng(8);
+    let data = [
+        HostTensor { shape: vec![6, 3], values: r.vec(18) },
+        HostTensor { shape: vec![6], values: vec![0.0, 3.0, 1.0, 2.0, 1.0, 0.0] },
+    ];
+    let params: Vec<Vec<f64>> = sizes(&g).iter().map(|k| r.vec(*k)).collect();
+    let v: Vec<Vec<f64>> = sizes(&g).iter().map(|k| r.vec(*k)).collect();
+    let prediction = g
+        .terms
+        .iter()
+        .find_map(|t| match t {
+            circ::ir::graph::Term::Likelihood { prediction, .. } => Some(prediction.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let logits = |p: &[Vec<f64>]| interp::run::<f64>(&g, &data, p).unwrap().get(&prediction).unwrap().data.clone();
+    let eps = 1e-6;
+    let moved = |k: f64| -> Vec<Vec<f64>> {
+        params.iter().zip(&v).map(|(p, d)| p.iter().zip(d).map(|(a, b)| a + k * b).collect()).collect()
+    };
+    let z = logits(&params);
+    let (up, down) = (logits(&moved(eps)), logits(&moved(-eps)));
+    let mut want = 0.0;
+    for row in 0..6 {
+        let zr = &z[row * 4..row * 4 + 4];
+        let m = zr.iter().copied().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = zr.iter().map(|a| (a - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|a| a / s).collect();
+        let jv: Vec<f64> = (0..4).map(|k| (up[row * 4 + k] - down[row * 4 + k]) / (2.0 * eps)).collect();
+        let pu: f64 = p.iter().zip(&jv).map(|(a, b)| a * b).sum();
+        want += p.iter().zip(&jv).map(|(a, b)| a * b * b).sum::<f64>() - pu * pu;
+    }
+    // Priors: w1 and w2 precision 1, b1 1/4.
+    want += v[0].iter().chain(&v[2]).map(|a| a * a).sum::<f64>() + v[1].iter().map(|a| a * a / 4.0).sum::<f64>();
+    let got = quadratic_form(&g, &data, &params, &v);
+    assert!((got - want).abs() <= 1e-6 * want, "vᵀGv = {got}, from finite differences {want}");
+}

@@ -74,6 +74,7 @@ fn optimizer_errors_point_into_the_flag() {
         ("adam(lr=)", "--optimizer:1:9", "unexpected `)`"),
         ("adam(lr=1", "--optimizer:1:10", "unexpected end of --optimizer"),
         ("adam(lr = -1)", "--optimizer:1:11", "must be a positive number"),
+        ("newton(clip = 0.5)", "--optimizer:1:15", "`clip` of `newton` must be `true` or `false`"),
         ("adamm", "--optimizer:1:1", "unknown update rule `adamm`"),
     ] {
         let (code, _, err) = circ(&["train", s(&model), "--data", s(&csv), "--optimizer", rule]);

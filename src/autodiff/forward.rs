@@ -5,13 +5,23 @@
 use super::reverse::{softmax_of, unary_derivative, unreduce};
 use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::ir::{Graph, NodeId};
-use rustc_hash::FxHashMap as HashMap;
+use std::collections::HashMap;
 
 /// Tangents of every node downstream of `seeds` (leaf → its tangent, same shape).
 pub fn tangents(g: &mut Graph, seeds: &HashMap<NodeId, NodeId>) -> HashMap<NodeId, NodeId> {
+    tangents_within(g, seeds, |_| true)
+}
+
+/// As [`tangents`], for the nodes `within` accepts only: e.g. the forward pass of a training
+/// step, whose JVP (`J·v` at the predictions) needs no tangent of the backward nodes.
+pub fn tangents_within(
+    g: &mut Graph,
+    seeds: &HashMap<NodeId, NodeId>,
+    within: impl Fn(NodeId) -> bool,
+) -> HashMap<NodeId, NodeId> {
     let mut tan: HashMap<NodeId, NodeId> = seeds.clone();
     for y in g.topo_order() {
-        if tan.contains_key(&y) {
+        if tan.contains_key(&y) || !within(y) {
             continue;
         }
         let xs = g.operands(y);

@@ -13,7 +13,7 @@ pub mod reverse;
 use crate::ir::graph::{InputInfo, Output};
 use crate::ir::op::Op;
 use crate::ir::{Graph, NodeId};
-use rustc_hash::FxHashMap as HashMap;
+use std::collections::HashMap;
 
 /// The node holding parameter `i`, if the graph still has one (an unused parameter has none).
 pub fn param_node(g: &Graph, i: usize) -> Option<NodeId> {
@@ -46,7 +46,7 @@ pub fn add_param_gradients(g: &mut Graph) -> Vec<NodeId> {
 /// outputs `hvp.<name>` = (∇²loss · v) restricted to that parameter. Adds the gradients too.
 pub fn add_hvp(g: &mut Graph) -> Vec<NodeId> {
     let grads = add_param_gradients(g);
-    let mut seeds = HashMap::default();
+    let mut seeds = HashMap::new();
     for i in 0..g.params.len() {
         let shape: Vec<u64> = g.params[i].shape.clone();
         let index = g.inputs.len();

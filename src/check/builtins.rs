@@ -71,8 +71,11 @@ pub const UPDATE_RULES: &[(&str, &[(&str, f64)])] = &[
     ("sgd", &[("lr", 0.01), ("momentum", 0.0)]),
     ("adam", &[("lr", 0.001), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8)]),
     ("egd", &[("lr", 0.01)]),
-    ("newton", &[("lr", 1.0), ("damping", 1e-4)]),
-    ("bayes", &[("lr", 1.0), ("decay", 0.0)]),
+    // `clip` is a flag (`true` or `false`): cap the step at the minimum of the loss's quadratic
+    // model along it, and at a change of the predictions of `trust` per observation
+    // (docs/training.md).
+    ("newton", &[("lr", 1.0), ("damping", 1e-4), ("clip", 1.0), ("trust", 1.0)]),
+    ("bayes", &[("lr", 1.0), ("decay", 0.0), ("clip", 1.0), ("trust", 1.0)]),
 ];
 
 /// Settings of a `train { … }` block.

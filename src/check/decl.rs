@@ -316,9 +316,10 @@ impl<'p> Checker<'p> {
                 continue;
             };
             let (ok, range) = match *h {
-                "lr" | "eps" => (x > 0.0, "a positive number"),
+                "lr" | "eps" | "trust" => (x > 0.0, "a positive number"),
                 "momentum" | "beta1" | "beta2" => ((0.0..1.0).contains(&x), "in [0, 1)"),
                 "damping" => (x >= 0.0, "zero or more"),
+                "clip" => (x == 0.0 || x == 1.0, "`true` or `false`"),
                 _ => ((0.0..=1.0).contains(&x), "in [0, 1]"),
             };
             if !ok || !x.is_finite() {

@@ -51,13 +51,13 @@ pub const DOCS: &[(&str, &str, &str)] = &[
     ("egd", "egd(lr = 0.01)", "Exponentiated gradient w ← w·exp(−lr·g) (EG± for weights of either sign)."),
     (
         "newton",
-        "newton(lr = 1, damping = 1e-4)",
-        "Diagonal Newton step −lr·g / (h + damping), h from bprop2 curvature.",
+        "newton(lr = 1, damping = 1e-4, clip = 1, trust = 1)",
+        "Diagonal Newton step −lr·g / (h + damping·mean(h)), h from bprop2 curvature; with clip, at most to the minimum of the loss's quadratic model along it, and by `trust` per observation.",
     ),
     (
         "bayes",
-        "bayes(lr = 1, decay = 0)",
-        "Bayesian learning rate: step lr·g/P with a per-weight precision P from the prior.",
+        "bayes(lr = 1, decay = 0, clip = 1, trust = 1)",
+        "Bayesian learning rate: step lr·g/P with a per-weight precision P from the prior; with clip, at most to the minimum of the loss's quadratic model along it, and by `trust` per observation.",
     ),
     // `train { … }` settings (§17).
     ("optimizer", "optimizer = RULE", "The update rule of every parameter without its own `update`."),

@@ -9,18 +9,27 @@
 //!   weight is a pair w = w⁺ − w⁻ of positive parts, w⁺ ← w⁺·exp(−lr·g), w⁻ ← w⁻·exp(lr·g)
 //!   (EG±), started at w⁺ = max(w, 0) + c, w⁻ = max(−w, 0) + c with c = [`eg_offset`] of the
 //!   weight's size: small enough that the added mass 2·c·n stays below 1 however many weights.
-//! - `newton(lr, damping)`: w ← w − lr·g / (h + damping), h the Gauss–Newton bprop2 curvature,
-//!   which already holds the prior's precision.
-//! - `bayes(lr, decay)`: a precision P per weight, started at the prior's precision P₀. Each step
-//!   adds the new evidence, the batch's own curvature max(h − P₀, 0)/s, and decays toward the
-//!   prior: P ← (1 − decay)·P + decay·P₀ + evidence; then w ← w − lr·(g/s)/P. On the full batch
-//!   the first step is a Newton step; later steps shrink as evidence accumulates (BRIEF §2.6).
+//! - `newton(lr, damping, clip)`: e = lr·g / (h + damping·mean(h)), h the Gauss–Newton bprop2
+//!   curvature, which already holds the prior's precision (the floor of every precision); the
+//!   damping is relative to the tensor's mean curvature, so the rule is scale-invariant.
+//! - `bayes(lr, decay, clip)`: a precision P per weight, started at the prior's precision P₀.
+//!   Each step adds the new evidence, the batch's own curvature max(h − P₀, 0)/s, and decays
+//!   toward the prior: P ← (1 − decay)·P + decay·P₀ + evidence; then e = lr·(g/s)/P. On the full
+//!   batch the first step is a Newton step; later steps shrink as evidence accumulates (§2.6).
+//!
+//! Both then move w ← w − c·e, with c = min(1, α, r) when `clip` is on (the default) and 1 when
+//! off: α = gᵀe / eᵀGe is where the loss's Gauss–Newton quadratic model is least along the joint
+//! step e of every capped parameter, and r keeps the change of the predictions of the likelihoods
+//! not quadratic in them (for a categorical, the KL divergence the step would make from uniform
+//! predictions, to second order) at most `trust` per observation ([`cap`]). docs/training.md
+//! states the rules in full.
 
 use crate::check::checked::{Prior, UpdateKind, UpdateRule};
 use crate::check::types::Dim;
 use crate::ir::graph::InputInfo;
-use crate::ir::op::{BinaryOp, Op, UnaryOp};
+use crate::ir::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::ir::{Graph, NodeId};
+use std::collections::{HashMap, HashSet};
 
 /// Added to both halves of each of the `n` elements of a signed EG± weight, so neither starts at
 /// exactly zero (where a multiplicative update could never move it): min(0.01, 1/(2n)), so the
@@ -81,8 +90,17 @@ pub fn needs_curvature(rule: &UpdateRule) -> bool {
     matches!(rule.kind, UpdateKind::Newton | UpdateKind::Bayes)
 }
 
-/// Builds the update of one parameter. Returns the new value's node and adds its state slots.
-pub fn update(g: &mut Graph, rule: &UpdateRule, u: &UpdateInputs, slots: &mut Vec<StateSlot>) -> NodeId {
+/// What [`update`] built for one parameter.
+pub enum Update {
+    /// The new value.
+    New(NodeId),
+    /// A second-order step `e` (parameter-shaped) still to be capped: the new value is
+    /// `w − min(1, α)·e`, with α from [`cap`] over every capped parameter together.
+    Capped(NodeId),
+}
+
+/// Builds the update of one parameter and adds its state slots.
+pub fn update(g: &mut Graph, rule: &UpdateRule, u: &UpdateInputs, slots: &mut Vec<StateSlot>) -> Update {
     let p = g.params[u.param].clone();
     let shape: Vec<Dim> = p.shape.iter().map(|n| Dim::Known(*n)).collect();
     let hyper = |k: &str| rule.get(k).unwrap_or(0.0);
@@ -159,11 +177,21 @@ pub fn update(g: &mut Graph, rule: &UpdateRule, u: &UpdateInputs, slots: &mut Ve
         }
         UpdateKind::Newton => {
             let h = u.curv.expect("newton reads the curvature");
+            // Damping relative to the tensor's own curvature scale (its mean), so rescaling a
+            // parameter rescales its damping with it; TINY keeps a tensor without any
+            // curvature (an unused parameter with a flat prior) from dividing 0 by 0.
+            let mean = mean_of(g, h);
+            let tiny = c(g, TINY);
+            let m = g.binary(BinaryOp::Add, mean, tiny, None);
             let damping = c(g, hyper("damping"));
-            let den = g.binary(BinaryOp::Add, h, damping, None);
+            let damp = g.binary(BinaryOp::Mul, damping, m, None);
+            let den = g.binary(BinaryOp::Add, h, damp, None);
             let q = g.binary(BinaryOp::Div, u.grad, den, None);
             let lr = c(g, hyper("lr"));
             let step = g.binary(BinaryOp::Mul, lr, q, None);
+            if hyper("clip") != 0.0 {
+                return finish(g, Update::Capped(step), outs, shape);
+            }
             g.binary(BinaryOp::Sub, w, step, None)
         }
         UpdateKind::Bayes => {
@@ -185,14 +213,99 @@ pub fn update(g: &mut Graph, rule: &UpdateRule, u: &UpdateInputs, slots: &mut Ve
             let q = g.binary(BinaryOp::Div, share, prec_new, None);
             let lr = c(g, hyper("lr"));
             let step = g.binary(BinaryOp::Mul, lr, q, None);
+            if hyper("clip") != 0.0 {
+                return finish(g, Update::Capped(step), outs, shape);
+            }
             g.binary(BinaryOp::Sub, w, step, None)
         }
     };
+    finish(g, Update::New(new_w), outs, shape)
+}
+
+/// Below any curvature or quadratic form a model has: only keeps 0/0 from happening.
+const TINY: f64 = 1e-30;
+
+/// Adds the state outputs and gives the new value (or step) the parameter's shape.
+fn finish(g: &mut Graph, up: Update, outs: Vec<(String, NodeId)>, shape: Vec<Dim>) -> Update {
     for (name, node) in outs {
         let node = g.expand_to(node, shape.clone(), None);
         g.outputs.push(crate::ir::graph::Output { name, node });
     }
-    g.expand_to(new_w, shape, None)
+    match up {
+        Update::New(n) => Update::New(g.expand_to(n, shape, None)),
+        Update::Capped(e) => Update::Capped(g.expand_to(e, shape, None)),
+    }
+}
+
+/// The mean of every element of `x`, a scalar.
+fn mean_of(g: &mut Graph, x: NodeId) -> NodeId {
+    let rank = g.shape_of(x).len();
+    if rank == 0 {
+        return x;
+    }
+    g.push(Op::Reduce { f: ReduceOp::Mean, axes: (0..rank).collect(), keepdims: false }, &[x], None, None)
+}
+
+/// The factor `min(1, α, r)` of the capped steps (`clip = true`), one for all of them: `e` is their
+/// joint step, `α = gᵀe / eᵀGe` where the loss's Gauss–Newton quadratic model is least along
+/// it (`G` from one JVP of the forward pass, `bprop2::gauss_newton_form`). A diagonal step moves
+/// every coordinate to where it alone would fit; where coordinates act together (the inputs of
+/// a dense layer, or `a` and `b` in `a·b·x`) their steps add up and overshoot, which the exact
+/// form along `e` sees and the diagonal cannot. `α` is invariant to each parameter's scale and to
+/// the loss's (its numerator and denominator are both in units of the loss).
+///
+/// `forward` holds the nodes of the forward pass; `steps` each capped parameter's node, gradient
+/// and step; `trust` the bound of the trust region (the smallest of the capped rules'). A
+/// parameter the forward pass does not read (an unused one) moves by its own step alone and is
+/// left out of α.
+pub fn cap(g: &mut Graph, forward: &HashSet<NodeId>, steps: &[(NodeId, NodeId, NodeId)], trust: f64) -> NodeId {
+    let moved: Vec<(NodeId, NodeId, NodeId)> = steps.iter().filter(|(w, ..)| forward.contains(w)).copied().collect();
+    let seeds: HashMap<NodeId, NodeId> = moved.iter().map(|(w, _, e)| (*w, *e)).collect();
+    let tangent = crate::autodiff::forward::tangents_within(g, &seeds, |n| forward.contains(&n));
+    let dirs: Vec<(NodeId, NodeId)> = moved.iter().map(|(w, _, e)| (*w, *e)).collect();
+    let (quad, curved) = crate::autodiff::bprop2::gauss_newton_form_parts(g, &tangent, &dirs);
+    let mut lin = g.constant(0.0, None);
+    for (_, grad, e) in &moved {
+        let ge = g.binary(BinaryOp::Mul, *grad, *e, None);
+        let t = sum_of(g, ge);
+        lin = g.binary(BinaryOp::Add, lin, t, None);
+    }
+    let tiny = g.constant(TINY, None);
+    let den = g.binary(BinaryOp::Add, quad, tiny, None);
+    let alpha = g.binary(BinaryOp::Div, lin, den, None);
+    let one = g.constant(1.0, None);
+    let c = min(g, one, alpha);
+    // The trust region, for the likelihoods whose Gauss–Newton model holds only near the
+    // predictions (all but a normal of constant σ, which is quadratic): ½c²·q, their change to
+    // second order with the curvature of uncertain predictions (`gauss_newton_form_parts`), at
+    // most `trust` per observation.
+    match (curved, crate::autodiff::bprop2::observations(g)) {
+        (Some(q), Some(n)) => {
+            let k = g.constant(2.0 * trust, None);
+            let budget = g.binary(BinaryOp::Mul, k, n, None);
+            let qt = g.binary(BinaryOp::Add, q, tiny, None);
+            let r = g.binary(BinaryOp::Div, budget, qt, None);
+            let r = g.unary(UnaryOp::Sqrt, r, None);
+            min(g, c, r)
+        }
+        _ => c,
+    }
+}
+
+/// min(a, b) = a − relu(a − b)
+fn min(g: &mut Graph, a: NodeId, b: NodeId) -> NodeId {
+    let d = g.binary(BinaryOp::Sub, a, b, None);
+    let d = g.unary(UnaryOp::Relu, d, None);
+    g.binary(BinaryOp::Sub, a, d, None)
+}
+
+/// The sum of every element of `x`, a scalar.
+fn sum_of(g: &mut Graph, x: NodeId) -> NodeId {
+    let rank = g.shape_of(x).len();
+    if rank == 0 {
+        return x;
+    }
+    g.push(Op::Reduce { f: ReduceOp::Sum, axes: (0..rank).collect(), keepdims: false }, &[x], None, None)
 }
 
 /// β·m + (1 − β)·x

@@ -14,6 +14,7 @@ use crate::check::checked::{CheckedModel, UpdateRule};
 use crate::ir::graph::{InputInfo, Output};
 use crate::ir::op::{BinaryOp, Op, UnaryOp};
 use crate::ir::{Graph, NodeId};
+use std::collections::HashSet;
 
 pub struct StepGraph {
     pub graph: Graph,
@@ -40,6 +41,8 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
     let mut fixed = Vec::new();
     let anchored = anchor.map(|a| add_anchor(&mut g, a, &mut fixed));
     let curvature = rules.iter().any(optimizer::needs_curvature);
+    // The forward pass, where a capped second-order step takes its JVP (`optimizer::cap`).
+    let forward: HashSet<NodeId> = g.node_ids().into_iter().collect();
     if curvature {
         autodiff::bprop2::add_curvature(&mut g, Variant::GaussNewton);
         if let Some(weights) = &anchored {
@@ -56,6 +59,10 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
     let scale = input_node(&mut g, "batch_scale");
     let step = input_node(&mut g, "step");
     let mut state = Vec::new();
+    let mut new_values: Vec<Option<NodeId>> = vec![None; rules.len()];
+    // (parameter, its node, gradient, step) of each capped step, and their smallest `trust`.
+    let mut capped: Vec<(usize, NodeId, NodeId, NodeId)> = Vec::new();
+    let mut trust = f64::INFINITY;
     for (i, rule) in rules.iter().enumerate() {
         let name = g.params[i].name.clone();
         let w = match autodiff::param_node(&g, i) {
@@ -67,13 +74,35 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
         let u = optimizer::UpdateInputs { param: i, w, grad, curv, scale, step };
         let before: std::collections::HashSet<NodeId> = g.node_ids().into_iter().collect();
         let new = optimizer::update(&mut g, rule, &u, &mut state);
+        match new {
+            optimizer::Update::New(n) => new_values[i] = Some(n),
+            optimizer::Update::Capped(e) => {
+                capped.push((i, w, grad, e));
+                trust = trust.min(rule.get("trust").unwrap_or(f64::INFINITY));
+            }
+        }
         // The update's nodes have no source of their own: they point at the parameter they update.
         let span = g.node(w).span;
         for n in g.node_ids().into_iter().filter(|n| !before.contains(n)) {
             let node = g.node_mut(n);
             node.span = node.span.or(span);
         }
-        g.outputs.push(Output { name: format!("new.{name}"), node: new });
+    }
+    if !capped.is_empty() {
+        let steps: Vec<(NodeId, NodeId, NodeId)> = capped.iter().map(|&(_, w, gr, e)| (w, gr, e)).collect();
+        let factor = optimizer::cap(&mut g, &forward, &steps, trust);
+        for &(i, w, _, e) in &capped {
+            let span = g.node(w).span;
+            let step = g.binary(BinaryOp::Mul, factor, e, span);
+            let new = g.binary(BinaryOp::Sub, w, step, span);
+            let shape = g.shape_of(w);
+            new_values[i] = Some(g.expand_to(new, shape, span));
+        }
+    }
+    for (i, new) in new_values.into_iter().enumerate() {
+        let name = g.params[i].name.clone();
+        let node = new.expect("every parameter has an update");
+        g.outputs.push(Output { name: format!("new.{name}"), node });
     }
     // The gradient and curvature live on inside the updates; as outputs they are not needed.
     g.outputs.retain(|o| !o.name.starts_with("grad.") && !o.name.starts_with("curv."));
