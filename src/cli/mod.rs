@@ -16,6 +16,11 @@ pub struct Threads {
 }
 
 impl Threads {
+    /// Whether `--threads` was given.
+    pub fn given(self) -> bool {
+        self.threads.is_some()
+    }
+
     /// Sets the thread count of every CPU executor this process builds later.
     pub fn apply(self) {
         if let Some(n) = self.threads {

@@ -2,6 +2,7 @@
 //! checkpoints after every epoch.
 
 use super::{err, out, Backend, Kind};
+use circ::train::distributed::{Failure, Group};
 use circ::train::run::{Settings, TrainError, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -82,6 +83,33 @@ fn plural(n: u64, word: &str) -> String {
 pub const DEFAULT_OPTIMIZER: &str = "adam(lr = 1e-3)";
 
 pub fn train(a: Args, color: bool) -> ExitCode {
+    // Under mpirun: one process of a data-parallel run (docs/distributed.md).
+    let group = match Group::from_env() {
+        Ok(g) => g,
+        Err(e) => {
+            err(&format!("error: {e}\n"));
+            return super::exit(Kind::Usage);
+        }
+    };
+    if group.size() > 1 && !a.threads.given() && std::env::var_os("CIRC_THREADS").is_none() {
+        // The processes on one machine share its cores.
+        let local = circ::train::distributed::local_processes();
+        circ::backend::cpu::set_threads(circ::train::distributed::threads_per_process(local));
+    }
+    let code = train_in(a, color, &group);
+    group.finish(code)
+}
+
+/// Prints an agreed failure (rank 0 only) and gives its exit status.
+fn stop(group: &Group, f: &Failure) -> ExitCode {
+    if group.is_root() {
+        err(&format!("error: {}\n", group.describe(f)));
+    }
+    ExitCode::from(f.code)
+}
+
+fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
+    let root = group.is_root();
     let checked = match crate::load(&a.file, color) {
         Ok(c) => c,
         Err(code) => return code,
@@ -139,6 +167,18 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         }
     };
     let step = circ::train::step::build_with(model, settings.seed, &default, anchor.as_ref());
+    if group.size() > 1 && anchor.is_some() {
+        err("error: --prior-from is not supported with several processes yet: train with one process\n");
+        return super::exit(Kind::Usage);
+    }
+    let split = match (group.size() > 1).then(|| circ::train::step::build_split(model, settings.seed, &default)) {
+        None => None,
+        Some(Ok(split)) => Some(split),
+        Some(Err(e)) => {
+            err(&format!("error: {e}\n"));
+            return super::exit(Kind::Usage);
+        }
+    };
     let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
     circ::passes::optimize(&mut eval);
 
@@ -156,11 +196,12 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         .into_iter()
         .filter_map(|(w, p)| p.as_deref().map(|p| (w, p)))
         .collect();
-    if let Err(code) = super::distinct(&inputs, &outputs).and_then(|()| super::writable(&outputs)) {
+    // Only rank 0 writes files.
+    if let (true, Err(code)) = (root, super::distinct(&inputs, &outputs).and_then(|()| super::writable(&outputs))) {
         return code;
     }
     // Two trainings writing one checkpoint would interleave their epochs: the second one stops.
-    let _lock = match a.out.as_deref().map(circ_runtime::output::Lock::acquire) {
+    let _lock = match a.out.as_deref().filter(|_| root).map(circ_runtime::output::Lock::acquire) {
         None => None,
         Some(Ok(Some(lock))) => Some(lock),
         Some(Ok(None)) => {
@@ -179,19 +220,29 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     // Every backend but the reference interpreter computes in f32.
     let f32 = !matches!(a.backend.kind(a.device), circ::backend::BackendKind::Interp);
     let read = |p: &PathBuf| circ::data::load_as(&step.graph, p, f32);
-    let all = match read(&a.data) {
-        Ok(d) => d,
-        Err(e) => return super::fail(&e),
-    };
+    // Every process reads the data; one that cannot stops them all with its message.
+    let loaded = read(&a.data).and_then(|all| Ok((all, a.valid.as_ref().map(read).transpose()?)));
+    let failure = loaded.as_ref().err().map(|e| (e.kind.code(), e.to_string()));
+    if let Some(f) = group.agree(failure.as_ref().map(|(code, m)| (*code, m.as_str()))) {
+        return stop(group, &f);
+    }
+    let Ok((all, valid_file)) = loaded else { return super::exit(Kind::Input) };
     // What a checkpoint records of the data and settings, so that `--resume` can say what changed.
     let data_hash = fingerprint(&all);
+    if group.size() > 1 {
+        let same = group.same_everywhere(u64::from_str_radix(&data_hash, 16).unwrap_or(0));
+        let differs = format!(
+            "the processes read different values from {}: each must read the same file (a shared file system, or identical copies)",
+            a.data.display()
+        );
+        if let Some(f) = group.agree((!same).then_some((Kind::Input.code(), differs.as_str()))) {
+            return stop(group, &f);
+        }
+    }
     // With a split, the whole table stays beside its two parts.
     let all_bytes = if a.valid.is_some() { 0 } else { circ::budget::data_bytes(&all) };
-    let (train, valid) = match &a.valid {
-        Some(v) => match read(v) {
-            Ok(d) => (all, d),
-            Err(e) => return super::fail(&e),
-        },
+    let (train, valid) = match valid_file {
+        Some(d) => (all, d),
         None => {
             let (tr, va) = circ::train::run::split(circ::train::run::rows(&all), settings.valid, settings.seed);
             (circ::train::run::select(&all, &tr), circ::train::run::select(&all, &va))
@@ -206,10 +257,15 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         err(&format!("error: {e}\n"));
         return super::exit(Kind::Input);
     }
-    let params = circ::ir::init::initial_values(&step.graph);
+    // A data-parallel run trains the split step (the same parameters, drawn alike).
+    let trained = split.as_ref().map_or(&step, |s| &s.apply);
+    let params = circ::ir::init::initial_values(&trained.graph);
     let sources = &checked.program.sources;
     let describe = Box::new(move |id, g: &circ::ir::Graph| circ::driver::describe_node(sources, g, id));
-    let mut trainer = Trainer::new(&step, eval, train, valid, settings.clone(), params, describe);
+    let mut trainer = Trainer::new(trained, eval, train, valid, settings.clone(), params, describe);
+    if let Some(s) = &split {
+        trainer.distribute(group, s);
+    }
     if let Err(e) = trainer.use_backend(a.backend.kind(a.device)) {
         if let circ::backend::cpu::BackendError::Device(m) = &e {
             // No device, or a program the device's compiler refused: nothing about the model.
@@ -230,27 +286,31 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         let restored = circ_runtime::safetensors::read(path)
             .map_err(super::Error::from)
             .and_then(|(t, m)| Ok(trainer.restore(&path.display().to_string(), &t, &m).map(|()| m)?));
-        let meta = match restored {
-            Ok(m) => m,
-            Err(e) => return super::fail(&e),
-        };
+        // Every process reads the checkpoint.
+        let failure = restored.as_ref().err().map(|e| (e.kind.code(), e.to_string()));
+        if let Some(f) = group.agree(failure.as_ref().map(|(code, m)| (*code, m.as_str()))) {
+            return stop(group, &f);
+        }
+        let Ok(meta) = restored else { return super::exit(Kind::Input) };
         if trainer.epoch >= settings.epochs {
-            err(&format!(
-                "error: {} is already at epoch {} and this run trains {}: nothing is left to do\n  help: ask for more with `--epochs {}`\n",
+            let done = format!(
+                "{} is already at epoch {} and this run trains {}: nothing is left to do\n  help: ask for more with `--epochs {}`",
                 path.display(),
                 trainer.epoch,
                 plural(settings.epochs, "epoch"),
                 trainer.epoch + 1
-            ));
-            return super::exit(Kind::Usage);
+            );
+            // Every process found the same: they stop together, and rank 0 says why.
+            let f = group.agree(Some((Kind::Usage.code(), &done)));
+            return f.map_or(super::exit(Kind::Usage), |f| stop(group, &f));
         }
         let now = run_meta(&a, &settings, &data_hash);
         let changes = changed(&meta, &now);
-        if !changes.is_empty() {
+        if !changes.is_empty() && root {
             err(&format!("resuming from epoch {} with changes: {}\n", trainer.epoch, changes.join("; ")));
         }
     }
-    let mut metrics_file = match &a.metrics {
+    let mut metrics_file = match a.metrics.as_ref().filter(|_| root) {
         None => None,
         Some(p) => match open_metrics(p, a.resume.then_some(trainer.epoch)) {
             Ok(f) => Some(f),
@@ -266,15 +326,20 @@ pub fn train(a: Args, color: bool) -> ExitCode {
     let remaining = settings.epochs.saturating_sub(trainer.epoch);
     // A progress bar only on a terminal: elsewhere (a log, CI) indicatif would draw nothing, and
     // its `println` on a hidden bar prints nothing either, so the epoch lines are written plainly.
-    let live = !a.quiet && std::io::stderr().is_terminal();
+    let quiet = a.quiet || !root;
+    let live = !quiet && std::io::stderr().is_terminal();
     let bar = if live { ProgressBar::new(remaining * steps_per_epoch) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    if !a.quiet {
+    if !quiet {
+        let processes = match group.size() {
+            1 => String::new(),
+            k => format!(", {k} processes over MPI"),
+        };
         err(&format!(
-            "training `{}` on {rows} rows ({} held out), {} of {}, batch {batch}, seed {}, backend {}\n",
+            "training `{}` on {rows} rows ({} held out), {} of {}, batch {batch}, seed {}, backend {}{processes}\n",
             model.name,
             circ::train::run::rows(&trainer.valid),
             plural(settings.epochs, "epoch"),
@@ -282,6 +347,13 @@ pub fn train(a: Args, color: bool) -> ExitCode {
             settings.seed,
             a.backend.kind(a.device).name()
         ));
+        if group.size() > 1 {
+            err(&format!(
+                "  each step sums {} bytes over the processes; the ring sends {} bytes from each\n",
+                trainer.bytes_per_step(),
+                2 * (group.size() - 1) * trainer.bytes_per_step() / group.size()
+            ));
+        }
     }
     let mut history = Vec::new();
     while trainer.epoch < settings.epochs {
@@ -294,6 +366,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         });
         let m = match result {
             Ok(m) => m,
+            Err(_) if !root => return super::exit(Kind::Input),
             Err(e) => {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
@@ -315,7 +388,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         }
         if live {
             bar.println(line);
-        } else if !a.quiet {
+        } else if !quiet {
             err(&format!("{line}\n"));
         }
         // The metrics line before the checkpoint: after a crash between the two, `--resume`
@@ -328,7 +401,7 @@ pub fn train(a: Args, color: bool) -> ExitCode {
                 return super::output_failed(failed);
             }
         }
-        if let Some(path) = &a.out {
+        if let Some(path) = a.out.as_ref().filter(|_| root) {
             let (mut tensors, mut meta) = trainer.checkpoint(&model.name);
             if trainer.epoch == settings.epochs {
                 // The last epoch's checkpoint also holds the Laplace posterior's precisions.
@@ -353,13 +426,13 @@ pub fn train(a: Args, color: bool) -> ExitCode {
         history.push(m);
     }
     bar.finish_and_clear();
-    if let Some(plot) = &a.plot {
+    if let Some(plot) = a.plot.as_ref().filter(|_| root) {
         if let Err(e) = circ::train::plot::loss_curves(plot, &model.name, &history) {
             err(&format!("error: cannot draw {}: {e}\n", plot.display()));
             return super::exit(Kind::Usage);
         }
     }
-    if let Some(last) = history.last() {
+    if let Some(last) = history.last().filter(|_| root) {
         out(&format!("{}\n", last.to_json()));
     }
     ExitCode::SUCCESS

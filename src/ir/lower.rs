@@ -26,7 +26,14 @@ pub fn lower(model: &CheckedModel, seed: u64) -> Graph {
 /// the loss of a batch estimates the loss of all the data and the priors keep their weight; their
 /// unscaled sum is the output `nll`.
 pub fn lower_with(model: &CheckedModel, seed: u64, batch_scale: bool) -> Graph {
-    lower_inner(model, seed, batch_scale, &[])
+    lower_inner(model, seed, batch_scale, &[], false)
+}
+
+/// The parameters' priors alone: the loss is the sum of their terms, the only output; no data,
+/// no likelihood. What each process of a data-parallel training adds once to the likelihood's
+/// gradient summed over processes (`train::step::build_split`).
+pub fn lower_priors(model: &CheckedModel, seed: u64) -> Graph {
+    lower_inner(model, seed, false, &[], true)
 }
 
 /// The output name of the `let` value `name` in a graph of [`lower_values`].
@@ -37,10 +44,16 @@ pub fn value_output(name: &str) -> String {
 /// [`lower`], with the given `let` values of the model (see `CheckedModel::values`) as extra
 /// outputs named by [`value_output`], after the predictions: what `circ run --values` writes.
 pub fn lower_values(model: &CheckedModel, seed: u64, values: &[&ck::NamedValue]) -> Graph {
-    lower_inner(model, seed, false, values)
+    lower_inner(model, seed, false, values, false)
 }
 
-fn lower_inner(model: &CheckedModel, seed: u64, batch_scale: bool, values: &[&ck::NamedValue]) -> Graph {
+fn lower_inner(
+    model: &CheckedModel,
+    seed: u64,
+    batch_scale: bool,
+    values: &[&ck::NamedValue],
+    priors_only: bool,
+) -> Graph {
     let mut g = Graph::default();
     g.syms = model.syms.clone();
     g.seed = seed;
@@ -131,7 +144,13 @@ fn lower_inner(model: &CheckedModel, seed: u64, batch_scale: bool, values: &[&ck
         l.g.terms.push(Term::ActivationPrior { value: name, prior: a.prior });
     }
     l.via = None;
-    let loss = if batch_scale {
+    if priors_only {
+        outputs.clear();
+        l.g.terms.retain(|t| matches!(t, Term::ParamPrior { .. }));
+    }
+    let loss = if priors_only {
+        l.sum_terms(&prior_terms, model.span)
+    } else if batch_scale {
         let nll = l.sum_terms(&terms, model.span);
         let index = l.g.inputs.len();
         l.g.inputs.push(super::graph::InputInfo { name: "batch_scale".into(), shape: vec![] });
@@ -156,6 +175,10 @@ fn lower_inner(model: &CheckedModel, seed: u64, batch_scale: bool, values: &[&ck
     }
     // Values the model computes but nothing uses (an unused `let`, unobserved data) go.
     crate::passes::dce::run(&mut l.g);
+    if priors_only {
+        // Nothing reads the data any more (the priors read parameters only).
+        l.g.data.clear();
+    }
     l.g
 }
 

@@ -6,13 +6,16 @@
 //! running state, so training resumed from the checkpoint of epoch e continues exactly as an
 //! uninterrupted run would.
 
-use super::step::StepGraph;
+use super::distributed::Group;
+use super::step::{SplitStep, StepGraph};
 use crate::backend::{BackendKind, RunError, Runner};
 use crate::interp::{self, HostTensor};
 use crate::ir::graph::{Likelihood, Term};
 use crate::ir::init::Rng;
 use crate::ir::{Graph, NodeId, Op};
 use std::fmt;
+
+mod parallel;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -77,6 +80,13 @@ pub enum TrainError {
         origin: String,
     },
     Interp(interp::InterpError),
+    /// A process of a data-parallel run failed: every process stops with the lowest failing
+    /// rank's message.
+    Process {
+        rank: usize,
+        size: usize,
+        message: String,
+    },
     /// The compiled backend failed (a bug of the backend, not of the model).
     Backend(String),
     Data(String),
@@ -99,6 +109,7 @@ impl fmt::Display for TrainError {
                 )
             }
             TrainError::Interp(e) => write!(f, "{e}"),
+            TrainError::Process { rank, size, message } => write!(f, "process {rank} of {size}: {message}"),
             TrainError::Backend(e) => write!(f, "{e}"),
             TrainError::Data(e) => write!(f, "{e}"),
         }
@@ -184,7 +195,59 @@ pub struct Trainer<'a> {
     /// Whether `runner` keeps `params` and `state` between steps (then the host copies are
     /// brought up to date after every epoch).
     carrying: bool,
+    /// Data-parallel training over several processes: `step` is then the split step's `apply`.
+    dist: Option<Dist<'a>>,
 }
+
+/// What a data-parallel run adds to a trainer (see `train::distributed`).
+struct Dist<'a> {
+    group: &'a Group,
+    split: &'a SplitStep,
+    /// Runs `split.local` on this process's rows.
+    local: Runner,
+    fused: Fused,
+}
+
+/// The buffer the processes sum once per step: every parameter's likelihood gradient, then
+/// every curvature (where a rule reads them), each the last parameter first (the order the
+/// backward pass finishes them, for buckets sent early one day), then the batch's likelihood
+/// sum, its right and counted predictions, and a flag raised by a process that failed.
+#[derive(Clone)]
+struct Fused {
+    grads: Vec<std::ops::Range<usize>>,
+    curvs: Vec<std::ops::Range<usize>>,
+    nll: usize,
+    right: usize,
+    total: usize,
+    flag: usize,
+    len: usize,
+}
+
+impl Fused {
+    fn new(g: &Graph, curvature: bool) -> Fused {
+        let mut at = 0;
+        let mut ranges = || -> Vec<std::ops::Range<usize>> {
+            let mut r: Vec<_> = g
+                .params
+                .iter()
+                .rev()
+                .map(|p| {
+                    let n = p.shape.iter().product::<u64>() as usize;
+                    at += n;
+                    at - n..at
+                })
+                .collect();
+            r.reverse();
+            r
+        };
+        let grads = ranges();
+        let curvs = if curvature { ranges() } else { Vec::new() };
+        Fused { grads, curvs, nll: at, right: at + 1, total: at + 2, flag: at + 3, len: at + 4 }
+    }
+}
+
+/// Steps between the checks (debug builds) that every process holds the same parameters.
+const HASH_EVERY: u64 = 64;
 
 impl<'a> Trainer<'a> {
     /// `params` are the starting values; optimizer state starts from them.
@@ -214,7 +277,22 @@ impl<'a> Trainer<'a> {
             runner,
             eval_runner,
             carrying: false,
+            dist: None,
         }
+    }
+
+    /// Trains data-parallel in `group`: this process takes its share of every batch and runs
+    /// `split.local` on it, the processes sum the results, and each runs `split.apply`, which
+    /// must be the trainer's step graph. Call before [`Trainer::use_backend`].
+    pub fn distribute(&mut self, group: &'a Group, split: &'a SplitStep) {
+        let local = Runner::Interp(Box::new(split.local.clone()));
+        let fused = Fused::new(&split.local, split.curvature);
+        self.dist = Some(Dist { group, split, local, fused });
+    }
+
+    /// Bytes each process sends per step in the summed buffer (0 without processes to send to).
+    pub fn bytes_per_step(&self) -> usize {
+        self.dist.as_ref().map_or(0, |d| d.fused.len * std::mem::size_of::<f64>())
     }
 
     /// Runs the step and the validation on `kind` from now on (the reference interpreter, in
@@ -222,6 +300,13 @@ impl<'a> Trainer<'a> {
     pub fn use_backend(&mut self, kind: BackendKind) -> Result<(), crate::backend::cpu::BackendError> {
         self.runner = Runner::new(kind, &self.step.graph)?;
         self.eval_runner = Runner::new(kind, &self.eval)?;
+        if let Some(d) = self.dist.as_mut() {
+            // Parameters stay on the host, where the summed gradients arrive.
+            d.local = Runner::new(kind, &d.split.local)?;
+            d.local.keep_data(&self.train, &self.params).unwrap_or(false);
+            self.eval_runner.keep_data(&self.valid, &self.params).unwrap_or(false);
+            return Ok(());
+        }
         self.carrying = self.start_carrying()?;
         // Data the device keeps is written once, not every step; data it refuses (bad values)
         // is reported by the first run, which writes it from the host.
@@ -233,9 +318,9 @@ impl<'a> Trainer<'a> {
     /// Rows `rows` of the training data the accuracy reads (the observed data of categorical and
     /// Bernoulli terms); the other tensors empty.
     fn observed(&self, rows: &[usize]) -> Vec<HostTensor> {
-        let read: Vec<usize> = self
-            .step
-            .graph
+        // In a data-parallel run the step graph holds no data: the local graph has the terms.
+        let g = self.dist.as_ref().map_or(&self.step.graph, |d| &d.split.local);
+        let read: Vec<usize> = g
             .terms
             .iter()
             .filter_map(|t| match t {
@@ -259,6 +344,9 @@ impl<'a> Trainer<'a> {
     /// Parameters and optimizer state stay on the backend between steps where it can keep them:
     /// `new.<p>` into `<p>`, each state output into its input.
     fn start_carrying(&mut self) -> Result<bool, crate::backend::cpu::BackendError> {
+        if self.dist.is_some() {
+            return Ok(false);
+        }
         let g = &self.step.graph;
         let mut links = Vec::new();
         for (i, p) in g.params.iter().enumerate() {
@@ -501,6 +589,9 @@ impl<'a> Trainer<'a> {
     /// Runs one epoch; `progress` is told after every step (steps done in the epoch, of how many,
     /// the running training loss per example).
     pub fn run_epoch(&mut self, progress: &mut dyn FnMut(u64, u64, f64)) -> Result<EpochMetrics, TrainError> {
+        if self.dist.is_some() {
+            return self.run_epoch_distributed(progress);
+        }
         let start = std::time::Instant::now();
         let e = self.epoch + 1;
         let n = rows(&self.train);
@@ -602,6 +693,9 @@ impl<'a> Trainer<'a> {
         let n = rows(&self.valid);
         if n == 0 {
             return Ok((None, None));
+        }
+        if self.dist.is_some() {
+            return self.validate_distributed();
         }
         let inputs: Vec<Vec<f64>> =
             self.eval.inputs.iter().map(|i| if i.name == "batch_scale" { vec![1.0] } else { vec![0.0] }).collect();

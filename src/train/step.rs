@@ -10,8 +10,8 @@
 use super::optimizer::{self, StateSlot};
 use super::posterior::Anchor;
 use crate::autodiff::{self, bprop2::Variant};
-use crate::check::checked::{CheckedModel, UpdateRule};
-use crate::ir::graph::{InputInfo, Output};
+use crate::check::checked::{CheckedModel, Prior, UpdateRule};
+use crate::ir::graph::{InputInfo, Output, Term};
 use crate::ir::op::{BinaryOp, Op, UnaryOp};
 use crate::ir::{Graph, NodeId};
 use std::collections::HashSet;
@@ -56,6 +56,99 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
     } else {
         autodiff::add_param_gradients(&mut g);
     }
+    add_updates(g, rules, &[], &forward, fixed)
+}
+
+/// The step cut in two for data-parallel training (`train::distributed`, docs/distributed.md):
+/// each process runs `local` on its rows of a batch, the processes sum its gradients and
+/// curvatures, and each then runs `apply` on the sums, so the priors count once.
+pub struct SplitStep {
+    /// The likelihood part: loss `batch_scale · nll` (the terms that sum over examples, no
+    /// parameter prior), outputs `loss`, `nll`, the predictions, `grad.<p>` and, where a rule
+    /// needs it, `curv.<p>`, for every parameter.
+    pub local: Graph,
+    /// The parameters' priors with their gradient (and curvature), plus the inputs
+    /// `sum.grad.<p>` (and `sum.curv.<p>`), then every update: a step graph without data.
+    pub apply: StepGraph,
+    /// The input indices in `apply` of each parameter's summed gradient and curvature.
+    pub sums: Vec<(usize, Option<usize>)>,
+    /// Whether `local` has the `curv.<p>` outputs.
+    pub curvature: bool,
+}
+
+/// [`build`] cut in two (see [`SplitStep`]): `apply` on the sums of `local` over all rows gives
+/// [`build`]'s update, up to the order of additions.
+/// Refused for capped second-order steps (`clip = true`, newton's and bayes's default): their
+/// factor needs a JVP of every process's predictions, which the sum does not carry yet.
+pub fn build_split(model: &CheckedModel, seed: u64, default: &UpdateRule) -> Result<SplitStep, String> {
+    let rules: Vec<UpdateRule> =
+        model.params.iter().map(|p| p.update.clone().unwrap_or_else(|| default.clone())).collect();
+    if let Some(r) = rules.iter().find(|r| optimizer::needs_curvature(r) && r.get("clip").is_none_or(|c| c != 0.0)) {
+        return Err(format!(
+            "`{}` with `clip = true` (its default) is not supported with several processes yet: \
+             give it `clip = false`, or train with one process",
+            r.kind.name()
+        ));
+    }
+    let curvature = rules.iter().any(optimizer::needs_curvature);
+    let derivatives = |g: &mut Graph| {
+        if curvature {
+            autodiff::bprop2::add_curvature(g, Variant::GaussNewton);
+        } else {
+            autodiff::add_param_gradients(g);
+        }
+    };
+
+    let mut local = crate::ir::lower::lower_with(model, seed, true);
+    // The loss without the priors: the scaled likelihood, as `lower_with` forms it.
+    let nll = local.output("nll").expect("a training graph has `nll`");
+    let s = input_node(&mut local, "batch_scale");
+    let span = local.node(local.loss()).span;
+    let loss = local.binary(BinaryOp::Mul, nll, s, span);
+    local.node_mut(loss).label = Some("loss".into());
+    local.outputs[0].node = loss;
+    // bprop2 adds each parameter prior's curvature: here none is.
+    local.terms.retain(|t| !matches!(t, Term::ParamPrior { .. }));
+    for p in &mut local.params {
+        p.prior = Prior::Flat;
+    }
+    crate::passes::dce::run(&mut local);
+    crate::passes::optimize(&mut local);
+    derivatives(&mut local);
+    crate::passes::optimize(&mut local);
+
+    let mut g = crate::ir::lower::lower_priors(model, seed);
+    crate::passes::optimize(&mut g);
+    derivatives(&mut g);
+    let mut sums = Vec::new();
+    let mut nodes = Vec::new();
+    for i in 0..g.params.len() {
+        let (name, shape) = (g.params[i].name.clone(), g.params[i].shape.clone());
+        let sum = |g: &mut Graph, what: &str| {
+            g.inputs.push(InputInfo { name: format!("sum.{what}.{name}"), shape: shape.clone() });
+            let index = g.inputs.len() - 1;
+            (index, input_node(g, &format!("sum.{what}.{name}")))
+        };
+        let (gi, gn) = sum(&mut g, "grad");
+        let c = curvature.then(|| sum(&mut g, "curv"));
+        sums.push((gi, c.map(|c| c.0)));
+        nodes.push((gn, c.map(|c| c.1)));
+    }
+    let apply = add_updates(g, rules, &nodes, &HashSet::new(), Vec::new());
+    Ok(SplitStep { local, apply, sums, curvature })
+}
+
+/// Adds every parameter's update to `g`, which has the outputs `grad.<p>` (and `curv.<p>` where
+/// a rule needs them); `sums[i]` are input nodes added to parameter `i`'s gradient and
+/// curvature first (none: the graph's own are the whole). `forward` is the forward pass, where
+/// capped steps take their JVP; `fixed` the inputs fed the same value every step.
+fn add_updates(
+    mut g: Graph,
+    rules: Vec<UpdateRule>,
+    sums: &[(NodeId, Option<NodeId>)],
+    forward: &HashSet<NodeId>,
+    fixed: Vec<(usize, Vec<f64>)>,
+) -> StepGraph {
     let scale = input_node(&mut g, "batch_scale");
     let step = input_node(&mut g, "step");
     let mut state = Vec::new();
@@ -69,8 +162,14 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
             Some(w) => w,
             None => g.push(Op::Param(i), &[], None, None),
         };
-        let grad = g.output(&format!("grad.{name}")).expect("every parameter has a gradient output");
-        let curv = g.output(&format!("curv.{name}"));
+        let mut grad = g.output(&format!("grad.{name}")).expect("every parameter has a gradient output");
+        let mut curv = g.output(&format!("curv.{name}"));
+        if let Some((sum_grad, sum_curv)) = sums.get(i) {
+            grad = g.binary(BinaryOp::Add, grad, *sum_grad, None);
+            if let (Some(c), Some(s)) = (curv, sum_curv) {
+                curv = Some(g.binary(BinaryOp::Add, c, *s, None));
+            }
+        }
         let u = optimizer::UpdateInputs { param: i, w, grad, curv, scale, step };
         let before: std::collections::HashSet<NodeId> = g.node_ids().into_iter().collect();
         let new = optimizer::update(&mut g, rule, &u, &mut state);
@@ -90,7 +189,7 @@ pub fn build_with(model: &CheckedModel, seed: u64, default: &UpdateRule, anchor:
     }
     if !capped.is_empty() {
         let steps: Vec<(NodeId, NodeId, NodeId)> = capped.iter().map(|&(_, w, gr, e)| (w, gr, e)).collect();
-        let factor = optimizer::cap(&mut g, &forward, &steps, trust);
+        let factor = optimizer::cap(&mut g, forward, &steps, trust);
         for &(i, w, _, e) in &capped {
             let span = g.node(w).span;
             let step = g.binary(BinaryOp::Mul, factor, e, span);
