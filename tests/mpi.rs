@@ -232,3 +232,21 @@ fn a_loss_that_overflows_on_one_process_stops_both() {
     assert!(err.contains("the loss is not finite at epoch 1"), "{err}");
     assert!(!err.contains("MPI_ABORT"), "{err}");
 }
+
+#[test]
+fn the_capped_second_order_step_is_refused_on_two_processes() {
+    if !have_mpirun() {
+        return;
+    }
+    // ridge.circ's own rule, newton(lr = 0.5), caps its step (clip = true by default): the cap
+    // needs a second sum per step that is not built, so every process says so and stops.
+    let mut cmd = mpirun(2);
+    cmd.args([CIRC, "train", "examples/ridge.circ", "--data", "data/diabetes.csv"]);
+    let out = run(cmd, Duration::from_secs(120));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("error: `newton` with `clip = true` (its default) is not supported with several processes yet"),
+        "{err}"
+    );
+}
