@@ -37,15 +37,18 @@ DESCRIBE = {
 for _n in SGEMM:
     DESCRIBE[_n] = f"C = A·B, {_n.split('_')[1]}² float32"
 
-# bench -> (peer whose ratio is judged, test on the value, text)
+# bench -> (peer whose ratio is judged, test on the value, text); issue 16's goals: the 784 step
+# ≤ 0.9× JAX idle and ≤ 1.0× beside a busy process, sgemm ≥ 0.8× numpy.
+_CONTENDED = float(os.environ.get("CIRC_BENCH_BUSY_SHARE", "0") or 0) > 0
+_MLP = 1.0 if _CONTENDED else 0.9
 GOALS = {
-    "mlp784_step": ("jax", lambda circ, r: r <= 1.0, "circ/JAX ≤ 1.0"),
+    "mlp784_step": ("jax", lambda circ, r: r <= _MLP, f"circ/JAX ≤ {_MLP:.1f}"),
     "digits_step": ("jax", lambda circ, r: r <= 0.5, "circ/JAX ≤ 0.5"),
     "mlp784_compile": (None, lambda circ, r: circ < 50.0, "circ < 50 ms"),
     "digits_compile": (None, lambda circ, r: circ < 50.0, "circ < 50 ms"),
 }
 for _n in SGEMM:
-    GOALS[_n] = ("numpy", lambda circ, r: r >= 0.7, "≥ 0.7× numpy")
+    GOALS[_n] = ("numpy", lambda circ, r: r >= 0.8, "≥ 0.8× numpy")
 
 # Benches a peer cannot have, and why.
 NOT_APPLICABLE = {
