@@ -8,7 +8,7 @@
 // Each fuzz target uses one of these functions.
 #![allow(dead_code)]
 
-use circ_runtime::{csv, npy, safetensors};
+use circ_runtime::files::{csv, npy, safetensors};
 
 /// safetensors: every tensor holds as many values as its shape says, and writing what was read
 /// and reading it again gives the same tensors (bit for bit) and metadata.

@@ -7,7 +7,7 @@ use crate::check::types::{Dim, Elem};
 use crate::error::Error;
 use crate::interp::HostTensor;
 use crate::ir::Graph;
-use circ_runtime::csv::Table;
+use circ_runtime::files::csv::Table;
 
 /// One tensor per data input of `g`, in declaration order.
 pub fn bind_table(g: &Graph, table: &Table) -> Result<Vec<HostTensor>, String> {
@@ -181,7 +181,7 @@ fn f32_problem(name: &str, t: &HostTensor) -> Option<String> {
 /// One datum from a `.npy` file: its shape must fit the declaration, its values the datum's
 /// type (labels in range, bernoulli observations 0 or 1).
 fn read_npy_datum(g: &Graph, d: &crate::ir::graph::DataInfo, file: &std::path::Path) -> Result<HostTensor, Error> {
-    let a = circ_runtime::npy::read_npy(file)?;
+    let a = circ_runtime::files::npy::read_npy(file)?;
     let fits = a.shape.len() == d.shape.len()
         && a.shape.iter().zip(&d.shape).all(|(n, want)| !matches!(want, Dim::Known(k) if *k as usize != *n));
     if !fits {
@@ -261,19 +261,19 @@ fn same_sizes_of(g: &Graph, pairs: &[(&crate::ir::graph::DataInfo, &HostTensor)]
 
 /// Reads the CSV file at `path` for the data inputs of `g`: only the columns they name (or whose
 /// range covers) are parsed, so a column the model does not use may hold text or `NA`.
-pub fn read_csv_for(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::csv::CsvError> {
+pub fn read_csv_for(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::files::csv::CsvError> {
     let all = vec![true; g.data.len()];
-    circ_runtime::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &all, header))
+    circ_runtime::files::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &all, header))
 }
 
 /// [`read_csv_for`] for predictions: only the columns of data some node of `g` still reads (a
 /// prediction graph no longer reads the observed data, which [`crate::driver::bind_for_prediction`]
 /// feeds as zeros) are parsed.
-pub fn read_csv_for_prediction(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::csv::CsvError> {
+pub fn read_csv_for_prediction(g: &Graph, path: &std::path::Path) -> Result<Table, circ_runtime::files::csv::CsvError> {
     let ids = g.node_ids();
     let read: Vec<bool> =
         (0..g.data.len()).map(|i| ids.iter().any(|n| g.node(*n).op == crate::ir::Op::Data(i))).collect();
-    circ_runtime::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &read, header))
+    circ_runtime::files::csv::read_csv_columns(path, &|header: &[String]| used_columns(g, &read, header))
 }
 
 /// Which of the `header`'s columns the data inputs of `g` selected by `data` (one flag per

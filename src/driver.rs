@@ -333,7 +333,7 @@ pub fn hessian(
 /// parameter must be present with its shape; extra tensors are an error too (a typo would
 /// otherwise silently leave a parameter at its initial value).
 pub fn params_from_file(g: &crate::ir::Graph, path: &Path) -> Result<Vec<Vec<f64>>, crate::error::Error> {
-    let (tensors, _) = circ_runtime::safetensors::read(path)?;
+    let (tensors, _) = circ_runtime::files::safetensors::read(path)?;
     Ok(tensors_for(g, &tensors, |p| p.to_string(), &path.display().to_string())?)
 }
 
@@ -357,7 +357,7 @@ pub fn check_param_values(g: &crate::ir::Graph, values: &[Vec<f64>], file: &str,
 /// tensor name.
 pub fn tensors_for(
     g: &crate::ir::Graph,
-    tensors: &[circ_runtime::safetensors::NamedTensor],
+    tensors: &[circ_runtime::files::safetensors::NamedTensor],
     key: impl Fn(&str) -> String,
     file: &str,
 ) -> Result<Vec<Vec<f64>>, String> {
@@ -366,7 +366,7 @@ pub fn tensors_for(
     for p in &g.params {
         let name = key(&p.name);
         let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
-        match circ_runtime::safetensors::find(tensors, &name) {
+        match circ_runtime::files::safetensors::find(tensors, &name) {
             None => problems.push(format!("no tensor `{name}` (shape {shape:?})")),
             Some(t) if t.shape != shape => {
                 problems.push(format!("tensor `{name}` has shape {:?}, the parameter has {shape:?}", t.shape))
@@ -401,7 +401,7 @@ pub fn parameter_derivatives(
     direction: &[Vec<f64>],
     sources: &crate::source::SourceMap,
     backend: crate::backend::BackendKind,
-) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, crate::backend::RunError> {
+) -> Result<Vec<circ_runtime::files::safetensors::NamedTensor>, crate::backend::RunError> {
     let d = differentiated(g, what);
     let prefix = match what {
         Derivatives::Curvature(_) => "curv",
@@ -444,7 +444,7 @@ pub fn parameter_derivatives(
                 element_index(&shape, k)
             ))));
         }
-        tensors.push(circ_runtime::safetensors::NamedTensor { name: p.name.clone(), shape, values: values_of });
+        tensors.push(circ_runtime::files::safetensors::NamedTensor { name: p.name.clone(), shape, values: values_of });
     }
     Ok(tensors)
 }
@@ -555,7 +555,7 @@ pub fn check_train_flags(
 /// values, which only the loss used) may be absent from the file and are fed as zeros.
 pub fn bind_for_prediction(
     g: &crate::ir::Graph,
-    table: &circ_runtime::csv::Table,
+    table: &circ_runtime::files::csv::Table,
     f32: bool,
 ) -> Result<Vec<crate::interp::HostTensor>, String> {
     let used: Vec<bool> =

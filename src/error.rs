@@ -56,23 +56,23 @@ impl From<String> for Error {
     }
 }
 
-impl From<circ_runtime::csv::CsvError> for Error {
-    fn from(e: circ_runtime::csv::CsvError) -> Error {
-        let kind = if matches!(e.kind, circ_runtime::csv::CsvErrorKind::Io(_)) { Kind::Usage } else { Kind::Input };
+impl From<circ_runtime::files::csv::CsvError> for Error {
+    fn from(e: circ_runtime::files::csv::CsvError) -> Error {
+        let kind = if matches!(e.kind, circ_runtime::files::csv::CsvErrorKind::Io(_)) { Kind::Usage } else { Kind::Input };
         Error { kind, message: e.to_string() }
     }
 }
 
-impl From<circ_runtime::npy::NpyError> for Error {
-    fn from(e: circ_runtime::npy::NpyError) -> Error {
-        let kind = if matches!(e.kind(), circ_runtime::npy::ErrorKind::Io { .. }) { Kind::Usage } else { Kind::Input };
+impl From<circ_runtime::files::npy::NpyError> for Error {
+    fn from(e: circ_runtime::files::npy::NpyError) -> Error {
+        let kind = if matches!(e.kind(), circ_runtime::files::npy::ErrorKind::Io { .. }) { Kind::Usage } else { Kind::Input };
         Error { kind, message: e.to_string() }
     }
 }
 
-impl From<circ_runtime::safetensors::SafetensorsError> for Error {
-    fn from(e: circ_runtime::safetensors::SafetensorsError) -> Error {
-        let io = matches!(e.kind(), circ_runtime::safetensors::ErrorKind::Io { .. });
+impl From<circ_runtime::files::safetensors::SafetensorsError> for Error {
+    fn from(e: circ_runtime::files::safetensors::SafetensorsError) -> Error {
+        let io = matches!(e.kind(), circ_runtime::files::safetensors::ErrorKind::Io { .. });
         Error { kind: if io { Kind::Usage } else { Kind::Input }, message: e.to_string() }
     }
 }

@@ -559,7 +559,7 @@ fn grad(
     let direction = match hvp {
         None => Vec::new(),
         Some(v) => {
-            let read = circ_runtime::safetensors::read(v).map_err(cli::Error::from).and_then(|(t, _)| {
+            let read = circ_runtime::files::safetensors::read(v).map_err(cli::Error::from).and_then(|(t, _)| {
                 Ok(circ::driver::tensors_for(&p.graph, &t, |n| n.to_string(), &v.display().to_string())?)
             });
             match read {
@@ -590,9 +590,9 @@ fn grad(
         _ => "gradient".to_string(),
     };
     let meta = vec![("circ".to_string(), kind.clone()), ("model".to_string(), p.checked.models[0].name.clone())];
-    if let Err(e) = circ_runtime::safetensors::write(out_path, &tensors, circ_runtime::safetensors::DType::F64, &meta) {
+    if let Err(e) = circ_runtime::files::safetensors::write(out_path, &tensors, circ_runtime::files::safetensors::DType::F64, &meta) {
         match e.kind() {
-            circ_runtime::safetensors::ErrorKind::Io { source, .. } if circ_runtime::output::is_stdout(out_path) => {
+            circ_runtime::files::safetensors::ErrorKind::Io { source, .. } if circ_runtime::files::output::is_stdout(out_path) => {
                 // Reported once, by `cli::finish`.
                 cli::stdout_failed(std::io::Error::new(source.kind(), source.to_string()));
             }
@@ -602,7 +602,7 @@ fn grad(
     }
     let n: usize = tensors.iter().map(|t| t.values.len()).sum();
     let done = format!("wrote the {kind} of {} parameters ({n} values) to {}\n", tensors.len(), out_path.display());
-    if circ_runtime::output::is_stdout(out_path) {
+    if circ_runtime::files::output::is_stdout(out_path) {
         err(&done); // standard output holds the safetensors file
     } else {
         out(&done);

@@ -30,7 +30,7 @@ struct LayerError {
 /// The graph of a checked model (no batch scale) and the first `rows` rows of `table` bound to it.
 fn graph_and_rows(
     checked: &circ::driver::Checked,
-    table: &circ_runtime::csv::Table,
+    table: &circ_runtime::files::csv::Table,
     rows: usize,
 ) -> (Graph, Vec<HostTensor>) {
     let g = circ::driver::lower(checked, 0).remove(0);
@@ -137,7 +137,7 @@ fn layer<'a>(e: &'a [(Variant, Vec<LayerError>)], v: Variant, name: &str) -> &'a
 
 /// Parameters after `epochs` epochs of the model's own training (adam), to measure at a point
 /// a training run passes through as well as at the start.
-fn trained(checked: &circ::driver::Checked, table: &circ_runtime::csv::Table, epochs: u64) -> Vec<Vec<f64>> {
+fn trained(checked: &circ::driver::Checked, table: &circ_runtime::files::csv::Table, epochs: u64) -> Vec<Vec<f64>> {
     let setup = Setup::new(checked, None, |s| s.epochs = epochs);
     setup.train(table).unwrap_or_else(|e| panic!("{e}")).params
 }

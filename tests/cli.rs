@@ -59,7 +59,7 @@ fn grad_matches_the_closed_form_ridge_gradient() {
     .unwrap();
     let (w, b) = ([0.3, -0.7], 0.2);
     let params = temp("p.safetensors");
-    use circ_runtime::safetensors::{self as st, DType, NamedTensor};
+    use circ_runtime::files::safetensors::{self as st, DType, NamedTensor};
     st::write(
         &params,
         &[
@@ -172,7 +172,7 @@ fn train_then_run_reports_a_calibrated_variance() {
         circ(&[&base[..], &["--epochs", "80", "--resume", "--metrics", metrics.to_str().unwrap()]].concat());
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&metrics).unwrap().lines().count(), 80);
-    let (_, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let (_, meta) = circ_runtime::files::safetensors::read(&ckpt).unwrap();
     assert!(meta.iter().any(|(k, v)| k == "epoch" && v == "80"), "{meta:?}");
 
     let new = temp("hx.csv");

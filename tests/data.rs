@@ -5,7 +5,7 @@
 #[path = "../data/gen.rs"]
 mod gen;
 
-use circ_runtime::csv::read_csv;
+use circ_runtime::files::csv::read_csv;
 use std::path::{Path, PathBuf};
 
 fn data_dir() -> PathBuf {

@@ -24,7 +24,7 @@ fn ridge_loss_at_zero_is_half_the_sum_of_squares_plus_constants() {
     let checked = driver::check_file(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ridge.circ"))).unwrap();
     assert!(!checked.has_errors(), "{}", checked.render(false));
     let g = &driver::lower(&checked, 0)[0];
-    let table = circ_runtime::csv::read_csv(&csv).unwrap();
+    let table = circ_runtime::files::csv::read_csv(&csv).unwrap();
     let data = circ::data::bind_table(g, &table).unwrap();
     let zeros: Vec<Vec<f64>> = g.params.iter().map(|p| vec![0.0; p.shape.iter().product::<u64>() as usize]).collect();
     let e = driver::evaluate(g, &checked.program.sources, &data, &zeros, false).unwrap();
@@ -41,7 +41,7 @@ fn missing_columns_are_named() {
     );
     assert!(!checked.has_errors(), "{}", checked.render(false));
     let g = &driver::lower(&checked, 0)[0];
-    let table = circ_runtime::csv::parse_csv("d.csv", "a,b,y\n1,2,3\n").unwrap();
+    let table = circ_runtime::files::csv::parse_csv("d.csv", "a,b,y\n1,2,3\n").unwrap();
     let e = circ::data::bind_table(g, &table).unwrap_err();
     assert_eq!(e, "no column \"bb\" (did you mean \"b\"?) in d.csv");
 }
@@ -55,7 +55,7 @@ fn fractional_labels_are_refused_with_their_place() {
     );
     assert!(!checked.has_errors(), "{}", checked.render(false));
     let g = &driver::lower(&checked, 0)[0];
-    let table = circ_runtime::csv::parse_csv("d.csv", "x,y\n1,0\n2,1.5\n").unwrap();
+    let table = circ_runtime::files::csv::parse_csv("d.csv", "x,y\n1,0\n2,1.5\n").unwrap();
     let e = circ::data::bind_table(g, &table).unwrap_err();
     assert_eq!(e, "d.csv:3:2 (column \"y\"): `y` holds integer labels, found 1.5");
 }

@@ -70,8 +70,8 @@ impl Table {
 }
 
 fn tensor(file: &Path, name: &str) -> Vec<f64> {
-    let (tensors, _) = circ_runtime::safetensors::read(file).unwrap();
-    circ_runtime::safetensors::find(&tensors, name).unwrap_or_else(|| panic!("no tensor {name}")).values.clone()
+    let (tensors, _) = circ_runtime::files::safetensors::read(file).unwrap();
+    circ_runtime::files::safetensors::find(&tensors, name).unwrap_or_else(|| panic!("no tensor {name}")).values.clone()
 }
 
 /// examples/ridge.circ: `target ~ normal(x @ w + b, 1)`, w ~ normal(0, 1), b flat. Its loss is
@@ -160,7 +160,7 @@ fn ridge_laplace_variance_equals_the_closed_form() {
 /// `run` still reads it.
 #[test]
 fn laplace_without_stored_precision_says_to_retrain() {
-    use circ_runtime::safetensors::{write, DType, NamedTensor};
+    use circ_runtime::files::safetensors::{write, DType, NamedTensor};
     let ck = temp("bare.safetensors");
     let t = |name: &str, shape: Vec<usize>, v: f64| NamedTensor {
         name: name.into(),

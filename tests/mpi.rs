@@ -86,7 +86,7 @@ fn field(stdout: &[u8], key: &str) -> Option<f64> {
 
 /// Every tensor of a checkpoint, by name.
 fn tensors(path: &Path) -> Vec<(String, Vec<f64>)> {
-    let (t, _) = circ_runtime::safetensors::read(path).unwrap();
+    let (t, _) = circ_runtime::files::safetensors::read(path).unwrap();
     t.into_iter().map(|t| (t.name, t.values)).collect()
 }
 

@@ -176,7 +176,7 @@ fn eval_and_grad_on_every_backend() {
             path.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{backend}: {err}");
-        let (tensors, _) = circ_runtime::safetensors::read(&path).unwrap();
+        let (tensors, _) = circ_runtime::files::safetensors::read(&path).unwrap();
         tensors.iter().flat_map(|t| t.values.clone()).collect()
     };
     let (want_loss, want_grad) = (loss("interp"), grad("interp"));

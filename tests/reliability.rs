@@ -133,7 +133,7 @@ fn a_symbolic_link_is_written_through() {
     let (code, _, err) = circ(&["grad", s(&model), "--data", s(&data), "--out", s(&dangling)]);
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
-    circ_runtime::safetensors::read(&d.join("made.st")).unwrap();
+    circ_runtime::files::safetensors::read(&d.join("made.st")).unwrap();
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn a_dash_is_standard_output() {
         .output()
         .unwrap();
     assert!(st.status.success());
-    let (tensors, _) = circ_runtime::safetensors::parse("stdout", &st.stdout).unwrap();
+    let (tensors, _) = circ_runtime::files::safetensors::parse("stdout", &st.stdout).unwrap();
     assert_eq!(tensors.len(), 2);
     assert!(!d.join("-").exists());
     let (code, _, err) = circ(&["train", s(&model), "--data", s(&data), "--out", "-"]);
@@ -337,7 +337,7 @@ fn a_second_training_on_one_checkpoint_is_refused() {
     let (model, data) = ridge(&d);
     let ckpt = d.join("c.st");
     // Another training holds the checkpoint's lock.
-    let held = circ_runtime::output::Lock::acquire(&ckpt).unwrap().expect("free");
+    let held = circ_runtime::files::output::Lock::acquire(&ckpt).unwrap().expect("free");
     let (code, _, err) = circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--quiet"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("another `circ train` is writing"), "{err}");
@@ -489,7 +489,7 @@ fn values_beyond_f32_are_refused_where_they_are_read() {
     let (code, _, err) = circ(&["run", s(&model), "--params", s(&ckpt), "--data", s(&big), "--backend", "interp"]);
     assert_eq!(code, 0, "{err}");
     // Parameters: infinities and NaN never, 1e300 not in f32.
-    use circ_runtime::safetensors::{write, DType, NamedTensor};
+    use circ_runtime::files::safetensors::{write, DType, NamedTensor};
     for (w, f64_ok) in [(f64::INFINITY, false), (f64::NAN, false), (1e300, true)] {
         let p = d.join("bad.st");
         let tensors = [
@@ -571,10 +571,10 @@ fn grad_writes_no_non_finite_gradient() {
 fn resume_refuses_a_checkpoint_holding_nan() {
     let d = dir("nan-ckpt");
     let (model, data, ckpt) = trained(&d);
-    let (mut tensors, meta) = circ_runtime::safetensors::read(&ckpt).unwrap();
+    let (mut tensors, meta) = circ_runtime::files::safetensors::read(&ckpt).unwrap();
     let w = tensors.iter_mut().find(|t| t.name == "w").unwrap();
     w.values[1] = f64::NAN;
-    circ_runtime::safetensors::write(&ckpt, &tensors, circ_runtime::safetensors::DType::F64, &meta).unwrap();
+    circ_runtime::files::safetensors::write(&ckpt, &tensors, circ_runtime::files::safetensors::DType::F64, &meta).unwrap();
     let (code, _, err) =
         circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "5", "--quiet"]);
     assert_eq!(code, 1, "{err}");
@@ -831,8 +831,8 @@ fn run_streams_row_by_row_predictions_and_keeps_row_mixing_models_whole() {
     };
     assert!(independent(&model));
     assert!(!independent(&centred));
-    let (tensors, _) = circ_runtime::safetensors::read(&ckpt).unwrap();
-    let w = circ_runtime::safetensors::find(&tensors, "w").unwrap().values.clone();
+    let (tensors, _) = circ_runtime::files::safetensors::read(&ckpt).unwrap();
+    let w = circ_runtime::files::safetensors::find(&tensors, "w").unwrap().values.clone();
     let mean_b: f64 = (0..10_000).map(|i| (i % 7) as f64 / 3.0).sum::<f64>() / 10_000.0;
     let expected = w[0] * (0.0 - 4999.5) + w[1] * (0.0 - mean_b);
     let out = run(&centred, &big);

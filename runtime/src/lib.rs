@@ -1,14 +1,8 @@
-//! circ-runtime: the file formats models are trained and run on, independent of the compiler:
-//! CSV tables, `.npy` arrays and safetensors checkpoints; the closest-name suggestions
-//! ([`suggest`]) of the CSV reader and the checker; how every
-//! output file is written ([`output`]) and every input read ([`input`]); and the OpenCL driver
-//! ([`opencl`]) that runs the kernels the compiler renders.
+//! circ-runtime: what runs a compiled program, knowing nothing of the language or the IR: the
+//! CPU thread team ([`cpu`]) and the OpenCL driver ([`opencl`]) that run the kernels the
+//! compiler generates and renders; and, in a folder of their own ([`files`]), the file formats
+//! models are trained and run on.
 
 pub mod cpu;
-pub mod csv;
-pub mod input;
-pub mod npy;
+pub mod files;
 pub mod opencl;
-pub mod output;
-pub mod safetensors;
-pub mod suggest;

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use circ_runtime::csv::{parse_csv, parse_csv_columns, read_csv, CsvErrorKind, Table};
+use circ_runtime::files::csv::{parse_csv, parse_csv_columns, read_csv, CsvErrorKind, Table};
 
 fn parse(text: &str) -> Table {
     parse_csv("data.csv", text).unwrap_or_else(|e| panic!("unexpected error: {e}"))

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use circ_runtime::npy::{parse_npy, read_npy, Array, ErrorKind, NpyError};
+use circ_runtime::files::npy::{parse_npy, read_npy, Array, ErrorKind, NpyError};
 
 /// A file as NumPy writes it: `header` padded with spaces and a newline so that the data starts at
 /// a multiple of 64 bytes.

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use circ_runtime::safetensors::{
+use circ_runtime::files::safetensors::{
     self, find, parse, read, serialize, write, DType, ErrorKind, NamedTensor, SafetensorsError,
 };
 

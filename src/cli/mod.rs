@@ -82,8 +82,8 @@ pub fn finish(code: std::process::ExitCode) -> std::process::ExitCode {
 
 /// Reports a failed output and gives exit status 2. A failure on standard output (`-`) is left to
 /// [`finish`], which reports it once.
-pub fn output_failed(e: circ_runtime::output::OutputError) -> std::process::ExitCode {
-    if circ_runtime::output::is_stdout(&e.path) {
+pub fn output_failed(e: circ_runtime::files::output::OutputError) -> std::process::ExitCode {
+    if circ_runtime::files::output::is_stdout(&e.path) {
         stdout_failed(e.source);
     } else {
         err(&format!("error: {e}\n"));
@@ -98,12 +98,12 @@ pub fn npy_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Refuses (exit status 2, nothing written) an output that is the same file as an input or as
-/// another output; see [`circ_runtime::output::check_distinct`].
+/// another output; see [`circ_runtime::files::output::check_distinct`].
 pub fn distinct(
     inputs: &[(&str, &std::path::Path)],
     outputs: &[(&str, &std::path::Path)],
 ) -> Result<(), std::process::ExitCode> {
-    circ_runtime::output::check_distinct(inputs, outputs).map_err(|e| {
+    circ_runtime::files::output::check_distinct(inputs, outputs).map_err(|e| {
         err(&format!("error: {e}\n"));
         exit(Kind::Usage)
     })
@@ -113,7 +113,7 @@ pub fn distinct(
 /// directory found after an hour of training would lose the run.
 pub fn writable(outputs: &[(&str, &std::path::Path)]) -> Result<(), std::process::ExitCode> {
     for (what, path) in outputs {
-        if let Err(e) = circ_runtime::output::check_writable(path) {
+        if let Err(e) = circ_runtime::files::output::check_writable(path) {
             err(&format!("error: {what}: {e}\n"));
             return Err(exit(Kind::Usage));
         }

@@ -133,7 +133,7 @@ pub fn run(
     };
     let to = out_path.map_or(Path::new("-"), |p| p.as_path());
     let mut failed: Option<String> = None;
-    let written = circ_runtime::output::write_with(to, |w| {
+    let written = circ_runtime::files::output::write_with(to, |w| {
         let mut line = String::new();
         let mut start = 0;
         while start < rows.max(1) {
@@ -191,7 +191,7 @@ pub fn run(
     if let Err(e) = written {
         return super::output_failed(e);
     }
-    if !circ_runtime::output::is_stdout(to) {
+    if !circ_runtime::files::output::is_stdout(to) {
         err(&format!("wrote {rows} predictions to {}\n", to.display()));
     }
     ExitCode::SUCCESS
@@ -204,7 +204,7 @@ fn laplace_setup(
     params: &Path,
     backend: circ::backend::BackendKind,
 ) -> Result<(Vec<Vec<f64>>, Vec<circ::train::posterior::Jacobian>), super::Error> {
-    let (tensors, _) = circ_runtime::safetensors::read(params)?;
+    let (tensors, _) = circ_runtime::files::safetensors::read(params)?;
     let precision = circ::train::posterior::precision_from(g, &tensors, &params.display().to_string())?;
     if !circ::driver::rows_independent(g) {
         return Err(super::Error::input(

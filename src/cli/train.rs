@@ -157,7 +157,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
                 return super::exit(Kind::Usage);
             }
             let g = circ::ir::lower::lower(model, 0);
-            let read = circ_runtime::safetensors::read(path).map_err(super::Error::from).and_then(|(t, _)| {
+            let read = circ_runtime::files::safetensors::read(path).map_err(super::Error::from).and_then(|(t, _)| {
                 Ok(circ::train::posterior::Anchor::from_checkpoint(&g, &t, &path.display().to_string(), weight)?)
             });
             match read {
@@ -182,7 +182,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
     let mut eval = circ::ir::lower::lower_with(model, settings.seed, true);
     circ::passes::optimize(&mut eval);
 
-    if a.out.as_deref().is_some_and(circ_runtime::output::is_stdout) {
+    if a.out.as_deref().is_some_and(circ_runtime::files::output::is_stdout) {
         err(
             "error: --out names the checkpoint file, which `--resume` reads back; it cannot be `-` (standard output)\n",
         );
@@ -201,7 +201,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
         return code;
     }
     // Two trainings writing one checkpoint would interleave their epochs: the second one stops.
-    let _lock = match a.out.as_deref().filter(|_| root).map(circ_runtime::output::Lock::acquire) {
+    let _lock = match a.out.as_deref().filter(|_| root).map(circ_runtime::files::output::Lock::acquire) {
         None => None,
         Some(Ok(Some(lock))) => Some(lock),
         Some(Ok(None)) => {
@@ -283,7 +283,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
             err("error: --resume continues from the checkpoint named by --out\n");
             return super::exit(Kind::Usage);
         };
-        let restored = circ_runtime::safetensors::read(path)
+        let restored = circ_runtime::files::safetensors::read(path)
             .map_err(super::Error::from)
             .and_then(|(t, m)| Ok(trainer.restore(&path.display().to_string(), &t, &m).map(|()| m)?));
         // Every process reads the checkpoint.
@@ -397,7 +397,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
             if let Err(e) = writeln!(f, "{}", m.to_json()).and_then(|()| f.flush()) {
                 let p = a.metrics.as_deref().unwrap_or(std::path::Path::new("-"));
                 bar.abandon();
-                let failed = circ_runtime::output::OutputError { action: "write", path: p.to_path_buf(), source: e };
+                let failed = circ_runtime::files::output::OutputError { action: "write", path: p.to_path_buf(), source: e };
                 return super::output_failed(failed);
             }
         }
@@ -416,7 +416,7 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
             }
             meta.extend(run_meta(&a, &settings, &data_hash));
             if let Err(e) =
-                circ_runtime::safetensors::write(path, &tensors, circ_runtime::safetensors::DType::F64, &meta)
+                circ_runtime::files::safetensors::write(path, &tensors, circ_runtime::files::safetensors::DType::F64, &meta)
             {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
@@ -446,7 +446,7 @@ fn posterior(
     trainer: &Trainer,
     settings: &Settings,
     anchor: Option<&circ::train::posterior::Anchor>,
-) -> Result<Vec<circ_runtime::safetensors::NamedTensor>, TrainError> {
+) -> Result<Vec<circ_runtime::files::safetensors::NamedTensor>, TrainError> {
     let g = circ::train::posterior::curvature_graph(model, settings.seed);
     let rows = circ::train::run::rows(&trainer.train);
     let block = settings.batch.map_or(rows, |b| b as usize);
@@ -459,7 +459,7 @@ fn posterior(
     Ok(g.params
         .iter()
         .zip(p)
-        .map(|(info, values)| circ_runtime::safetensors::NamedTensor {
+        .map(|(info, values)| circ_runtime::files::safetensors::NamedTensor {
             name: circ::train::posterior::tensor_name(&info.name),
             shape: info.shape.iter().map(|n| *n as usize).collect(),
             values,
@@ -472,7 +472,7 @@ fn posterior(
 /// the checkpoint's (a crash after a metrics line and before its checkpoint leaves one more) and
 /// appends. A device or FIFO is written as it is.
 fn open_metrics(path: &std::path::Path, resume: Option<u64>) -> std::io::Result<Box<dyn Write>> {
-    if circ_runtime::output::is_stdout(path) {
+    if circ_runtime::files::output::is_stdout(path) {
         return Ok(Box::new(std::io::stdout()));
     }
     let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);
@@ -487,7 +487,7 @@ fn open_metrics(path: &std::path::Path, resume: Option<u64>) -> std::io::Result<
             .filter(|l| l.ends_with('\n') && line_epoch(l).is_some_and(|n| n <= epoch))
             .collect();
         if kept.len() != text.len() {
-            circ_runtime::output::write_with(path, |w| w.write_all(kept.as_bytes())).map_err(|e| e.source)?;
+            circ_runtime::files::output::write_with(path, |w| w.write_all(kept.as_bytes())).map_err(|e| e.source)?;
         }
     }
     let mut options = std::fs::OpenOptions::new();

@@ -39,7 +39,7 @@ impl Program {
 /// Loads a root file from disk. Returns `Err` only when the root file itself cannot be read; a
 /// file that is not UTF-8 is read, and reported by a diagnostic (E0107).
 pub fn load_file(path: &Path) -> Result<(Program, Vec<Diagnostic>), std::io::Error> {
-    let bytes = circ_runtime::input::read(path)?;
+    let bytes = circ_runtime::files::input::read(path)?;
     Ok(load_bytes(&path.display().to_string(), Some(path.to_path_buf()), bytes))
 }
 
@@ -192,7 +192,7 @@ impl Loader {
             return Some(*id);
         }
         if let Some(path) = local {
-            return match circ_runtime::input::read(&path) {
+            return match circ_runtime::files::input::read(&path) {
                 Ok(bytes) => {
                     let shown = path.display().to_string();
                     Some(self.add_file(name.to_string(), shown, Some(path.clone()), bytes, Some(span), stack))

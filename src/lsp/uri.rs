@@ -117,7 +117,7 @@ pub fn write_stdlib(dir: &Path) -> std::io::Result<()> {
         if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
             continue;
         }
-        circ_runtime::output::write_with(&path, |w| w.write_all(text.as_bytes()))
+        circ_runtime::files::output::write_with(&path, |w| w.write_all(text.as_bytes()))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         // Read-only, so that an editor warns before an edit that the server would never see.
         let mut perms = std::fs::metadata(&path)?.permissions();

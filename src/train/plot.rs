@@ -46,7 +46,7 @@ const LOG_SPAN: f64 = 100.0;
 
 /// Draw the training curves of `history` to the PNG file `path`, with `title` above them.
 ///
-/// The file is written by [`circ_runtime::output::write_with`]: atomically for a regular file, so
+/// The file is written by [`circ_runtime::files::output::write_with`]: atomically for a regular file, so
 /// a reader never sees half a picture; directly into a device or FIFO; through a symbolic link.
 /// The output is always PNG, whatever the extension of `path`. Non-finite values are left out of
 /// the curves.
@@ -57,7 +57,7 @@ pub fn loss_curves(path: &Path, title: &str, history: &[EpochMetrics]) -> Result
     let font = font()?;
     let curves = Curves::new(history);
     let pixels = render(font, title, &curves)?;
-    circ_runtime::output::write_with(path, |w| encode_png(w, &pixels)).map_err(|e| e.to_string())
+    circ_runtime::files::output::write_with(path, |w| encode_png(w, &pixels)).map_err(|e| e.to_string())
 }
 
 /// The embedded font, parsed and registered with plotters once per process.

@@ -103,14 +103,14 @@ pub fn precision(
 /// says what is missing and to retrain.
 pub fn precision_from(
     g: &Graph,
-    tensors: &[circ_runtime::safetensors::NamedTensor],
+    tensors: &[circ_runtime::files::safetensors::NamedTensor],
     file: &str,
 ) -> Result<Vec<Vec<f64>>, String> {
     let mut out = Vec::new();
     for p in &g.params {
         let name = tensor_name(&p.name);
         let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
-        match circ_runtime::safetensors::find(tensors, &name) {
+        match circ_runtime::files::safetensors::find(tensors, &name) {
             None => {
                 return Err(format!(
                     "{file} holds no posterior precision (no tensor `{name}`): it was not written by `circ train` \
@@ -277,14 +277,14 @@ impl Anchor {
     /// parameters of `g`.
     pub fn from_checkpoint(
         g: &Graph,
-        tensors: &[circ_runtime::safetensors::NamedTensor],
+        tensors: &[circ_runtime::files::safetensors::NamedTensor],
         file: &str,
         weight: f64,
     ) -> Result<Anchor, String> {
         let mut center = Vec::new();
         for p in &g.params {
             let shape: Vec<usize> = p.shape.iter().map(|n| *n as usize).collect();
-            match circ_runtime::safetensors::find(tensors, &p.name) {
+            match circ_runtime::files::safetensors::find(tensors, &p.name) {
                 Some(t) if t.shape == shape => center.push(t.values.clone()),
                 Some(t) => {
                     return Err(format!(

@@ -714,8 +714,8 @@ pub const CHECKPOINT_FORMAT: &str = "circ-checkpoint-1";
 impl Trainer<'_> {
     /// Everything needed to resume: parameters under their own names, optimizer state under
     /// `opt.<slot>`, and in the metadata the epoch, step and seed.
-    pub fn checkpoint(&self, model: &str) -> (Vec<circ_runtime::safetensors::NamedTensor>, Vec<(String, String)>) {
-        use circ_runtime::safetensors::NamedTensor;
+    pub fn checkpoint(&self, model: &str) -> (Vec<circ_runtime::files::safetensors::NamedTensor>, Vec<(String, String)>) {
+        use circ_runtime::files::safetensors::NamedTensor;
         let g = &self.step.graph;
         let mut t: Vec<NamedTensor> = g
             .params
@@ -745,7 +745,7 @@ impl Trainer<'_> {
     pub fn restore(
         &mut self,
         file: &str,
-        tensors: &[circ_runtime::safetensors::NamedTensor],
+        tensors: &[circ_runtime::files::safetensors::NamedTensor],
         meta: &[(String, String)],
     ) -> Result<(), String> {
         let get = |k: &str| meta.iter().find(|(m, _)| m == k).map(|(_, v)| v.as_str());
@@ -776,7 +776,7 @@ impl Trainer<'_> {
             } else {
                 g.params[self.step.state[k - g.params.len()].param].shape.iter().map(|n| *n as usize).collect()
             };
-            match circ_runtime::safetensors::find(tensors, name) {
+            match circ_runtime::files::safetensors::find(tensors, name) {
                 Some(t) if t.shape == shape => match crate::driver::first_non_finite_element(&t.values) {
                     Some((i, v)) => non_finite
                         .push(format!("`{name}` is {v} at element {}", crate::driver::element_index(&shape, i))),

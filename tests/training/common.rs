@@ -10,7 +10,7 @@ use circ::interp::HostTensor;
 use circ::ir::{Graph, NodeId};
 use circ::train::run::{self, EpochMetrics, Settings, TrainError, Trainer};
 use circ::train::step::{self, StepGraph};
-use circ_runtime::csv::Table;
+use circ_runtime::files::csv::Table;
 use std::path::{Path, PathBuf};
 
 /// The repository's data folder (`data/`, described by data/README.md).
@@ -41,11 +41,11 @@ pub fn source(name: &str, text: &str) -> Checked {
 
 pub fn read_table(file: &str) -> Table {
     let path = data_dir().join(file);
-    circ_runtime::csv::read_csv(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    circ_runtime::files::csv::read_csv(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 pub fn parse_table(name: &str, text: &str) -> Table {
-    circ_runtime::csv::parse_csv(name, text).unwrap_or_else(|e| panic!("cannot parse {name}: {e}"))
+    circ_runtime::files::csv::parse_csv(name, text).unwrap_or_else(|e| panic!("cannot parse {name}: {e}"))
 }
 
 /// A table as CSV text (the header and every row; values written so they read back exactly).

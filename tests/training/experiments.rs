@@ -4,7 +4,7 @@ use crate::common::*;
 use circ::backend::BackendKind;
 use circ::check::checked::UpdateKind;
 use circ::train::run::TrainError;
-use circ_runtime::csv::Table;
+use circ_runtime::files::csv::Table;
 use std::time::Instant;
 
 // ------------------------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ fn e4_normal_prior_is_l2_logistic_regression() {
     let dir = temp_dir("e4");
     let path = dir.join("breast_cancer_standardized.csv");
     std::fs::write(&path, csv_text(&raw.columns, &rows)).unwrap();
-    let table = circ_runtime::csv::read_csv(&path).unwrap();
+    let table = circ_runtime::files::csv::read_csv(&path).unwrap();
 
     let want = logistic_newton(&rows, 30);
     let (obj, grad) = logistic_objective(&rows, 30, &want);
@@ -707,7 +707,7 @@ fn e4_on_the_opencl_backend() {
     let dir = temp_dir("e4-opencl");
     let path = dir.join("breast_cancer_standardized.csv");
     std::fs::write(&path, csv_text(&raw.columns, &rows)).unwrap();
-    let table = circ_runtime::csv::read_csv(&path).unwrap();
+    let table = circ_runtime::files::csv::read_csv(&path).unwrap();
     let want = logistic_newton(&rows, 30);
     let checked = example("logistic.circ");
     let setup = Setup::new(&checked, None, |_| {}).on(BackendKind::OpenCl(None));

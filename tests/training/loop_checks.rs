@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use circ::train::run::{EpochMetrics, TrainError, Trainer};
-use circ_runtime::safetensors::{self, DType};
+use circ_runtime::files::safetensors::{self, DType};
 
 // ------------------------------------------------------------------------------------------------
 // Resume.
@@ -116,7 +116,7 @@ model drift {
 ";
 
 /// 32 rows of `y = −3x` and `z = 0`: `a` is driven below zero, where `log(a)` is NaN.
-fn drift_table() -> circ_runtime::csv::Table {
+fn drift_table() -> circ_runtime::files::csv::Table {
     let mut rng = Rng::new(3);
     let rows: Vec<Vec<f64>> = (0..32)
         .map(|_| {
@@ -183,7 +183,7 @@ fn a_diverging_sgd_names_the_likelihood_line() {
 // Data that do not fit.
 
 /// A table like `file` with edits applied to its header and rows, under the name `name`.
-fn edited(file: &str, name: &str, edit: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<f64>>)) -> circ_runtime::csv::Table {
+fn edited(file: &str, name: &str, edit: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<f64>>)) -> circ_runtime::files::csv::Table {
     let t = read_table(file);
     let (mut columns, mut rows) = (t.columns.clone(), table_rows(&t));
     edit(&mut columns, &mut rows);
@@ -191,7 +191,7 @@ fn edited(file: &str, name: &str, edit: impl FnOnce(&mut Vec<String>, &mut Vec<V
 }
 
 /// Binding fails with exactly `want`, and training never starts.
-fn refused(example_name: &str, table: &circ_runtime::csv::Table, want: &str) {
+fn refused(example_name: &str, table: &circ_runtime::files::csv::Table, want: &str) {
     let checked = example(example_name);
     let setup = Setup::new(&checked, None, |_| {});
     assert_eq!(setup.bind(table).err().as_deref(), Some(want));

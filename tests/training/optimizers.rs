@@ -11,7 +11,7 @@ const ROWS: usize = 64;
 
 /// 64 rows of three features (the third correlated with the first) and y = x·w* + 0.3·noise.
 struct Problem {
-    table: circ_runtime::csv::Table,
+    table: circ_runtime::files::csv::Table,
     x: Vec<[f64; 3]>,
     y: Vec<f64>,
 }

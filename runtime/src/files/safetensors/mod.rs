@@ -20,7 +20,7 @@
 //! the three fields `dtype`, `shape` and `data_offsets`. Every error names the file and what is
 //! wrong with it ([`SafetensorsError`]).
 //!
-//! [`write()`] is atomic ([`crate::output`]): it writes a temporary file next to the target, flushes
+//! [`write()`] is atomic ([`crate::files::output`]): it writes a temporary file next to the target, flushes
 //! it to disk and then renames it over the target, so a crash leaves either the old checkpoint or
 //! the new one, never half of one. The files it writes are laid out as the reference implementation lays them out
 //! (tensors sorted by name, compact JSON, the header padded with spaces to a multiple of 8 bytes).
@@ -382,7 +382,7 @@ fn write_values(out: &mut (impl Write + ?Sized), values: &[f64], dtype: DType) -
 /// each tensor must have as many values as its shape has elements. Nothing is written when any
 /// of this fails.
 ///
-/// The write goes through [`crate::output::write_with`]: a regular file is replaced atomically
+/// The write goes through [`crate::files::output::write_with`]: a regular file is replaced atomically
 /// (a temporary file flushed to disk and renamed; removed on any error, `path` left as it was),
 /// a device or FIFO is written directly, a symbolic link is written through, `-` is standard
 /// output.
@@ -394,7 +394,7 @@ pub fn write(
 ) -> Result<(), SafetensorsError> {
     let file = path.display().to_string();
     let (header, sorted) = build_header(&file, tensors, dtype, metadata)?;
-    crate::output::write_with(path, |out| {
+    crate::files::output::write_with(path, |out| {
         out.write_all(&header)?;
         for t in &sorted {
             write_values(out, &t.values, dtype)?;
@@ -413,7 +413,7 @@ pub fn write(
 #[allow(clippy::type_complexity)]
 pub fn read(path: &Path) -> Result<(Vec<NamedTensor>, Vec<(String, String)>), SafetensorsError> {
     let file = path.display().to_string();
-    let bytes = crate::input::read(path).map_err(|source| {
+    let bytes = crate::files::input::read(path).map_err(|source| {
         SafetensorsError::new(&file, ErrorKind::Io { action: "read", path: path.to_path_buf(), source })
     })?;
     parse(&file, &bytes)

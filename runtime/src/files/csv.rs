@@ -168,9 +168,9 @@ impl Table {
 }
 
 /// The header name closest to `name`, if close enough to be a likely typo (a name differing only
-/// in case always is): [`crate::suggest::closest`].
+/// in case always is): [`crate::files::suggest::closest`].
 fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
-    crate::suggest::closest(name, candidates.iter().map(String::as_str))
+    crate::files::suggest::closest(name, candidates.iter().map(String::as_str))
 }
 
 /// An error reading a CSV file: where (file, line, field and column name, as far as they apply)
@@ -307,7 +307,7 @@ pub type ColumnFilter<'a> = dyn Fn(&[String]) -> Vec<bool> + 'a;
 /// header (the others hold NaN, whatever their text). Messages name the file as `path` is written.
 pub fn read_csv_columns(path: &Path, parse: &ColumnFilter<'_>) -> Result<Table, CsvError> {
     let name = path.display().to_string();
-    let bytes = crate::input::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
+    let bytes = crate::files::input::read(path).map_err(|e| CsvError::whole(&name, CsvErrorKind::Io(e)))?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {

@@ -172,7 +172,7 @@ impl std::error::Error for NpyError {
 /// Read the `.npy` file at `path`.
 pub fn read_npy(path: &Path) -> Result<Array, NpyError> {
     let name = path.display().to_string();
-    let bytes = crate::input::read(path)
+    let bytes = crate::files::input::read(path)
         .map_err(|source| NpyError::new(&name, ErrorKind::Io { path: path.to_path_buf(), source }))?;
     parse_npy(&name, &bytes)
 }
