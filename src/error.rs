@@ -58,14 +58,16 @@ impl From<String> for Error {
 
 impl From<circ_runtime::files::csv::CsvError> for Error {
     fn from(e: circ_runtime::files::csv::CsvError) -> Error {
-        let kind = if matches!(e.kind, circ_runtime::files::csv::CsvErrorKind::Io(_)) { Kind::Usage } else { Kind::Input };
+        let kind =
+            if matches!(e.kind, circ_runtime::files::csv::CsvErrorKind::Io(_)) { Kind::Usage } else { Kind::Input };
         Error { kind, message: e.to_string() }
     }
 }
 
 impl From<circ_runtime::files::npy::NpyError> for Error {
     fn from(e: circ_runtime::files::npy::NpyError) -> Error {
-        let kind = if matches!(e.kind(), circ_runtime::files::npy::ErrorKind::Io { .. }) { Kind::Usage } else { Kind::Input };
+        let kind =
+            if matches!(e.kind(), circ_runtime::files::npy::ErrorKind::Io { .. }) { Kind::Usage } else { Kind::Input };
         Error { kind, message: e.to_string() }
     }
 }

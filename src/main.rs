@@ -590,9 +590,13 @@ fn grad(
         _ => "gradient".to_string(),
     };
     let meta = vec![("circ".to_string(), kind.clone()), ("model".to_string(), p.checked.models[0].name.clone())];
-    if let Err(e) = circ_runtime::files::safetensors::write(out_path, &tensors, circ_runtime::files::safetensors::DType::F64, &meta) {
+    if let Err(e) =
+        circ_runtime::files::safetensors::write(out_path, &tensors, circ_runtime::files::safetensors::DType::F64, &meta)
+    {
         match e.kind() {
-            circ_runtime::files::safetensors::ErrorKind::Io { source, .. } if circ_runtime::files::output::is_stdout(out_path) => {
+            circ_runtime::files::safetensors::ErrorKind::Io { source, .. }
+                if circ_runtime::files::output::is_stdout(out_path) =>
+            {
                 // Reported once, by `cli::finish`.
                 cli::stdout_failed(std::io::Error::new(source.kind(), source.to_string()));
             }

@@ -574,7 +574,8 @@ fn resume_refuses_a_checkpoint_holding_nan() {
     let (mut tensors, meta) = circ_runtime::files::safetensors::read(&ckpt).unwrap();
     let w = tensors.iter_mut().find(|t| t.name == "w").unwrap();
     w.values[1] = f64::NAN;
-    circ_runtime::files::safetensors::write(&ckpt, &tensors, circ_runtime::files::safetensors::DType::F64, &meta).unwrap();
+    circ_runtime::files::safetensors::write(&ckpt, &tensors, circ_runtime::files::safetensors::DType::F64, &meta)
+        .unwrap();
     let (code, _, err) =
         circ(&["train", s(&model), "--data", s(&data), "--out", s(&ckpt), "--resume", "--epochs", "5", "--quiet"]);
     assert_eq!(code, 1, "{err}");

@@ -397,7 +397,8 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
             if let Err(e) = writeln!(f, "{}", m.to_json()).and_then(|()| f.flush()) {
                 let p = a.metrics.as_deref().unwrap_or(std::path::Path::new("-"));
                 bar.abandon();
-                let failed = circ_runtime::files::output::OutputError { action: "write", path: p.to_path_buf(), source: e };
+                let failed =
+                    circ_runtime::files::output::OutputError { action: "write", path: p.to_path_buf(), source: e };
                 return super::output_failed(failed);
             }
         }
@@ -415,9 +416,12 @@ fn train_in(a: Args, color: bool, group: &Group) -> ExitCode {
                 }
             }
             meta.extend(run_meta(&a, &settings, &data_hash));
-            if let Err(e) =
-                circ_runtime::files::safetensors::write(path, &tensors, circ_runtime::files::safetensors::DType::F64, &meta)
-            {
+            if let Err(e) = circ_runtime::files::safetensors::write(
+                path,
+                &tensors,
+                circ_runtime::files::safetensors::DType::F64,
+                &meta,
+            ) {
                 bar.abandon();
                 err(&format!("error: {e}\n"));
                 return super::exit(Kind::Usage);

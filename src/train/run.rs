@@ -714,7 +714,10 @@ pub const CHECKPOINT_FORMAT: &str = "circ-checkpoint-1";
 impl Trainer<'_> {
     /// Everything needed to resume: parameters under their own names, optimizer state under
     /// `opt.<slot>`, and in the metadata the epoch, step and seed.
-    pub fn checkpoint(&self, model: &str) -> (Vec<circ_runtime::files::safetensors::NamedTensor>, Vec<(String, String)>) {
+    pub fn checkpoint(
+        &self,
+        model: &str,
+    ) -> (Vec<circ_runtime::files::safetensors::NamedTensor>, Vec<(String, String)>) {
         use circ_runtime::files::safetensors::NamedTensor;
         let g = &self.step.graph;
         let mut t: Vec<NamedTensor> = g

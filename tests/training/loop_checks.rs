@@ -183,7 +183,11 @@ fn a_diverging_sgd_names_the_likelihood_line() {
 // Data that do not fit.
 
 /// A table like `file` with edits applied to its header and rows, under the name `name`.
-fn edited(file: &str, name: &str, edit: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<f64>>)) -> circ_runtime::files::csv::Table {
+fn edited(
+    file: &str,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<f64>>),
+) -> circ_runtime::files::csv::Table {
     let t = read_table(file);
     let (mut columns, mut rows) = (t.columns.clone(), table_rows(&t));
     edit(&mut columns, &mut rows);
