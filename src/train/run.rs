@@ -489,6 +489,41 @@ impl<'a> Trainer<'a> {
     /// The values one step (all its node values) writes, or the error naming its first
     /// non-finite parameter or state value. Empty vectors when the loss is not finite.
     #[allow(clippy::type_complexity)]
+    /// The error for a new value that is not finite (`bad`, from
+    /// [`Trainer::first_non_finite_value`]): the reference interpreter runs the step again — in
+    /// f64 on `interp`, else in f32 as the backend did — to name the node where it started; when
+    /// it does not fail the same way, the error says so.
+    fn non_finite_update(
+        &self,
+        e: u64,
+        feed: &[HostTensor],
+        inputs: &[Vec<f64>],
+        (_, tensor, k, value): (String, String, usize, f64),
+    ) -> TrainError {
+        let g = &self.step.graph;
+        let found_again = || -> Result<(), TrainError> {
+            match self.backend() {
+                BackendKind::Interp => {
+                    self.bad_update(e, self.t + 1, &interp::run_all_with::<f64>(g, feed, &self.params, inputs)?)
+                }
+                _ => self.bad_update(e, self.t + 1, &interp::run_all_with::<f32>(g, feed, &self.params, inputs)?),
+            }?;
+            Ok(())
+        };
+        if let Err(named) = found_again() {
+            return named;
+        }
+        let element = crate::driver::element_index(&self.shape_of(&tensor), k);
+        TrainError::NonFiniteUpdate {
+            epoch: e,
+            step: Some(self.t + 1),
+            tensor,
+            element,
+            value,
+            origin: "not found again by the reference interpreter".to_string(),
+        }
+    }
+
     fn bad_update<T: crate::interp::Real>(
         &self,
         e: u64,
@@ -627,31 +662,8 @@ impl<'a> Trainer<'a> {
             if !self.carrying {
                 // The host holds every new value: check them before any is committed.
                 let bad = self.first_non_finite_value(|name| out.get(name).map(|t| t.data.as_slice()));
-                if bad.is_some() {
-                    let feed = select(&self.train, chunk);
-                    let values = match self.backend() {
-                        BackendKind::Interp => self.bad_update(
-                            e,
-                            self.t + 1,
-                            &interp::run_all_with::<f64>(&self.step.graph, &feed, &self.params, &inputs)?,
-                        ),
-                        _ => self.bad_update(
-                            e,
-                            self.t + 1,
-                            &interp::run_all_with::<f32>(&self.step.graph, &feed, &self.params, &inputs)?,
-                        ),
-                    };
-                    values?;
-                    let (_, tensor, k, value) = bad.unwrap_or_default();
-                    let element = crate::driver::element_index(&self.shape_of(&tensor), k);
-                    return Err(TrainError::NonFiniteUpdate {
-                        epoch: e,
-                        step: Some(self.t + 1),
-                        tensor,
-                        element,
-                        value,
-                        origin: "not found again by the reference interpreter".to_string(),
-                    });
+                if let Some(bad) = bad {
+                    return Err(self.non_finite_update(e, &select(&self.train, chunk), &inputs, bad));
                 }
             }
             let nll = out.get("nll").map_or(f64::NAN, |t| t.data[0]);

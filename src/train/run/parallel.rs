@@ -4,8 +4,6 @@
 //! the same parameters. Validation is shared the same way.
 
 use super::{epoch_seed, permutation, rows, select, Accuracy, EpochMetrics, TrainError, Trainer, HASH_EVERY};
-use crate::backend::BackendKind;
-use crate::interp;
 use crate::train::distributed::{self, Group};
 
 impl Trainer<'_> {
@@ -139,23 +137,8 @@ impl Trainer<'_> {
             return Err(TrainError::NonFinite { epoch: e, step: self.t + 1, origin });
         }
         let bad = self.first_non_finite_value(|name| out.get(name).map(|t| t.data.as_slice()));
-        if let Some((_, tensor, k, value)) = bad {
-            // Found again on the reference interpreter, with the node where it started.
-            match self.backend() {
-                BackendKind::Interp => {
-                    self.bad_update(e, self.t + 1, &interp::run_all_with::<f64>(g, &[], &self.params, &inputs)?)
-                }
-                _ => self.bad_update(e, self.t + 1, &interp::run_all_with::<f32>(g, &[], &self.params, &inputs)?),
-            }?;
-            let element = crate::driver::element_index(&self.shape_of(&tensor), k);
-            return Err(TrainError::NonFiniteUpdate {
-                epoch: e,
-                step: Some(self.t + 1),
-                tensor,
-                element,
-                value,
-                origin: "not found again by the reference interpreter".to_string(),
-            });
+        if let Some(bad) = bad {
+            return Err(self.non_finite_update(e, &[], &inputs, bad));
         }
         for (i, p) in g.params.iter().enumerate() {
             if let Some(v) = out.get(&format!("new.{}", p.name)) {
