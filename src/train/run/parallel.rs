@@ -26,9 +26,11 @@ impl Trainer<'_> {
         let (mut nll_sum, mut seen, mut right, mut total) = (0.0, 0usize, 0.0, 0.0);
         // This process's failure, told to the others at the next sum.
         let mut failed: Option<TrainError> = None;
+        // One buffer for the epoch (megabytes for a real model), cleared before every step.
+        let mut buf = vec![0.0; fused.len];
         for (k, chunk) in order.chunks(batch).enumerate() {
             let scale = n as f64 / chunk.len() as f64;
-            let mut buf = vec![0.0; fused.len];
+            buf.fill(0.0);
             if failed.is_none() {
                 let mine = distributed::share(chunk, group.rank(), group.size());
                 failed = self.local_step(e, mine, scale, &mut buf).err();
