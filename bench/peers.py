@@ -3,8 +3,8 @@
 
 Prints one JSON object per line on stdout, in the format of `cargo bench --bench cpu`:
 
-    {"bench": "mlp784_step", "impl": "jax", "median_ms": 0.41, "min_ms": 0.39, "runs": 50}
-    {"bench": "sgemm_1024", "impl": "numpy", "median_ms": ..., "min_ms": ..., "runs": ..., "gflops": ...}
+    {"bench": "mlp784_step", "impl": "jax", "median_ms": 0.41, "mean_ms": 0.42, "min_ms": 0.39, "runs": 50}
+    {"bench": "sgemm_1024", "impl": "numpy", "median_ms": ..., "mean_ms": ..., "min_ms": ..., "runs": ...}
     {"bench": "mlp784_peak_memory", "impl": "jax", "mib": 3.1, "note": "..."}
 
 Lines whose "bench" starts with "_" describe the environment (versions, threads); compare.py
@@ -56,7 +56,8 @@ def warn(msg):
 def time_runs(fn, min_runs, min_seconds, warmup=5, max_runs=2000):
     """Calls fn() warmup times, then at least min_runs times and until min_seconds have passed.
 
-    fn must block until its result is ready. Returns (median_ms, min_ms, runs)."""
+    fn must block until its result is ready. Returns {"median_ms", "mean_ms", "min_ms", "runs"}:
+    the mean is the total time over the count, what many runs in a row take each."""
     for _ in range(warmup):
         fn()
     times = []
@@ -67,17 +68,22 @@ def time_runs(fn, min_runs, min_seconds, warmup=5, max_runs=2000):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), min(times), len(times)
-
-
-def timing_line(bench, impl, median_ms, min_ms, runs, **extra):
-    line = {
-        "bench": bench,
-        "impl": impl,
-        "median_ms": round(median_ms, 5),
-        "min_ms": round(min_ms, 5),
-        "runs": runs,
+    return {
+        "median_ms": statistics.median(times),
+        "mean_ms": statistics.fmean(times),
+        "min_ms": min(times),
+        "runs": len(times),
     }
+
+
+# The statistic the table judges (bench/compare.py): beside a busy process the mean, whose
+# runs' times are bimodal there; the median on an idle machine.
+JUDGED = "mean_ms" if float(os.environ.get("CIRC_BENCH_BUSY_SHARE", "0") or 0) > 0 else "median_ms"
+
+
+def timing_line(bench, impl, timing, **extra):
+    line = {"bench": bench, "impl": impl, **{k: round(v, 5) for k, v in timing.items() if k != "runs"}}
+    line["runs"] = timing["runs"]
     line.update(extra)
     return line
 
@@ -248,9 +254,9 @@ def bench_numpy(args):
         def run():
             state["params"], state["loss"] = model.step(params, x, y)
 
-        med, mn, runs = time_runs(run, args.runs, args.seconds)
+        timing = time_runs(run, args.runs, args.seconds)
         check_finite(np, bench, "numpy", state["loss"])
-        emit(timing_line(bench, "numpy", med, mn, runs, note="hand-written forward+backward+SGD"))
+        emit(timing_line(bench, "numpy", timing, note="hand-written forward+backward+SGD"))
 
     for size in SGEMM_SIZES:
         bench = f"sgemm_{size}"
@@ -260,8 +266,8 @@ def bench_numpy(args):
         a = rng.standard_normal((size, size), dtype=np.float32)
         b = rng.standard_normal((size, size), dtype=np.float32)
         c = np.empty((size, size), dtype=np.float32)
-        med, mn, runs = time_runs(lambda: np.matmul(a, b, out=c), args.runs, args.seconds)
-        emit(timing_line(bench, "numpy", med, mn, runs, gflops=round(gflops(size, med), 2)))
+        timing = time_runs(lambda: np.matmul(a, b, out=c), args.runs, args.seconds)
+        emit(timing_line(bench, "numpy", timing))
 
     if "mlp784_peak_memory" in args.bench:
         emit(numpy_peak_memory(np))
@@ -297,10 +303,6 @@ def numpy_peak_memory(np):
 def check_finite(np, bench, impl, loss):
     if not np.isfinite(float(loss)):
         warn(f"{bench} {impl}: loss is not finite after timing ({float(loss)})")
-
-
-def gflops(size, ms):
-    return 2 * size**3 / (ms * 1e-3) / 1e9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +370,7 @@ def bench_jax(args):
                 state["params"], state["loss"] = jitted(params, x, y)
                 jax.block_until_ready((state["params"], state["loss"]))
 
-            med, mn, runs = time_runs(run, args.runs, args.seconds)
+            plain = time_runs(run, args.runs, args.seconds)
             check_finite(np, f"{name}_step", "jax", state["loss"])
 
             # With the parameters donated, XLA may write the new ones over the old (as circ
@@ -384,14 +386,12 @@ def bench_jax(args):
                 fed["steps"] += 1
                 jax.block_until_ready((fed["params"], state["loss"]))
 
-            med_d, mn_d, runs_d = time_runs(run_donated, args.runs, args.seconds)
+            donated = time_runs(run_donated, args.runs, args.seconds)
             check_finite(np, f"{name}_step", "jax", state["loss"])
-            plain, donated = f"no donation {med:.3f} ms", f"donated parameters {med_d:.3f} ms"
-            if med_d < med:
-                line = timing_line(f"{name}_step", "jax", med_d, mn_d, runs_d, note=f"jax.jit, best of {donated}, {plain}")
-            else:
-                line = timing_line(f"{name}_step", "jax", med, mn, runs, note=f"jax.jit, best of {plain}, {donated}")
-            emit(line)
+            stat = JUDGED.removesuffix("_ms")
+            texts = (f"no donation {plain[JUDGED]:.3f} ms", f"donated parameters {donated[JUDGED]:.3f} ms")
+            best, (first, second) = (donated, texts[::-1]) if donated[JUDGED] < plain[JUDGED] else (plain, texts)
+            emit(timing_line(f"{name}_step", "jax", best, note=f"jax.jit, best ({stat}) of {first}, {second}"))
 
         if f"{name}_compile" in args.bench:
             emit(jax_compile_time(jax, jnp, sizes, batch, n, params, x, y, name, args))
@@ -408,8 +408,8 @@ def bench_jax(args):
         a = jax.device_put(rng.standard_normal((size, size), dtype=np.float32))
         b = jax.device_put(rng.standard_normal((size, size), dtype=np.float32))
         dot = jax.jit(jnp.dot)
-        med, mn, runs = time_runs(lambda: dot(a, b).block_until_ready(), args.runs, args.seconds)
-        emit(timing_line(bench, "jax", med, mn, runs, gflops=round(gflops(size, med), 2)))
+        timing = time_runs(lambda: dot(a, b).block_until_ready(), args.runs, args.seconds)
+        emit(timing_line(bench, "jax", timing))
 
     emit(
         {
@@ -441,9 +441,7 @@ def jax_compile_time(jax, jnp, sizes, batch, n, params, x, y, name, args):
     return timing_line(
         f"{name}_compile",
         "jax",
-        statistics.median(totals),
-        min(totals),
-        len(totals),
+        {"median_ms": statistics.median(totals), "mean_ms": statistics.fmean(totals), "min_ms": min(totals), "runs": len(totals)},
         trace_lower_ms=round(statistics.median(lowers), 3),
         note="jax.jit(step).lower(*args).compile(), caches cleared (= first-call compile)",
     )

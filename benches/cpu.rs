@@ -225,18 +225,22 @@ fn median(times: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// One JSON line (median, mean and fastest run; `bench/compare.py` derives GFLOP/s from the
+/// statistic it judges) and a readable line on stderr.
 fn emit(bench: &str, times: &[f64], gflops: Option<f64>) {
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-    let g = gflops.map_or(String::new(), |x| format!(", \"gflops\": {x:.1}"));
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
     println!(
-        "{{\"bench\": \"{bench}\", \"impl\": \"circ\", \"median_ms\": {:.4}, \"min_ms\": {:.4}, \"runs\": {}{g}}}",
+        "{{\"bench\": \"{bench}\", \"impl\": \"circ\", \"median_ms\": {:.4}, \"mean_ms\": {:.4}, \"min_ms\": {:.4}, \"runs\": {}}}",
         median(times) * 1e3,
+        mean * 1e3,
         min * 1e3,
         times.len()
     );
     eprintln!(
-        "{bench:<16} median {:>9.4} ms  min {:>9.4} ms  ({} runs){}",
+        "{bench:<16} median {:>9.4} ms  mean {:>9.4} ms  min {:>9.4} ms  ({} runs){}",
         median(times) * 1e3,
+        mean * 1e3,
         min * 1e3,
         times.len(),
         gflops.map_or(String::new(), |x| format!("  {x:.1} GFLOP/s"))
