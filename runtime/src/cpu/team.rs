@@ -21,6 +21,11 @@
 //! - **Results do not depend on who runs what.** The pieces of a section are fixed by its
 //!   caller (from the thread count and the sizes), never by which thread claims them, so a run
 //!   repeats bit for bit on the same thread count.
+//! - **Only the threads the machine has room for.** Once a [`WINDOW`](super::room::WINDOW) the forking thread
+//!   measures how much of the CPUs other processes take ([`Room`]) and enlists one thread per
+//!   CPU they leave free: beside a busy process on two cores, one thread, the caller alone; all
+//!   of them again once the machine is free. The pieces stay the same (the caller runs them all
+//!   in order), so results do not change with it.
 //! - **One thread, no helper.** A team of one thread starts no helper: every section runs on the
 //!   caller, in order.
 //!
@@ -32,6 +37,7 @@
 //! `std::thread::available_parallelism`, which on Linux reads the CPU affinity mask and the
 //! cgroup CPU quota).
 
+use super::room::Room;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,6 +78,8 @@ struct Shared {
     panicked: AtomicBool,
     /// Per helper: it is asleep (or about to be) and needs an `unpark`.
     asleep: Vec<AtomicBool>,
+    /// Helpers `0..enlisted` take part in the current section; the others let it pass.
+    enlisted: AtomicUsize,
     /// Per helper: it is held back (tests only: a helper the OS never runs).
     #[cfg(test)]
     blocked: Vec<AtomicBool>,
@@ -117,6 +125,8 @@ pub struct Team {
     helpers: Vec<std::thread::Thread>,
     /// Held by the run using the team.
     busy: Mutex<()>,
+    /// How many threads the machine has room for (used by the crew's holder only).
+    room: Mutex<Room>,
 }
 
 /// A team taken by one run: the proof that no one else forks on it meanwhile.
@@ -146,6 +156,7 @@ impl Team {
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             asleep: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            enlisted: AtomicUsize::new(n),
             #[cfg(test)]
             blocked: (0..n).map(|_| AtomicBool::new(false)).collect(),
         });
@@ -159,7 +170,7 @@ impl Team {
                 Err(_) => break,
             }
         }
-        Team { shared, helpers, busy: Mutex::new(()) }
+        Team { shared, helpers, busy: Mutex::new(()), room: Mutex::new(Room::default()) }
     }
 
     /// The team for one run, or `None` while another run holds it.
@@ -192,16 +203,23 @@ impl Crew<'_> {
         if self.team.helpers.is_empty() || parts <= 1 {
             return (0..parts).for_each(f);
         }
+        let active = self.team.room.lock().unwrap_or_else(|e| e.into_inner()).threads(self.threads(), Instant::now());
+        if active == 1 {
+            // Other processes keep the other CPUs busy: the same pieces, on this thread.
+            return (0..parts).for_each(f);
+        }
+        let enlisted = active - 1;
         let job: Job<'_> = f;
         let (generation, _, _) = unpack(s.state.load(Ordering::Relaxed));
         let generation = (generation + 1) & (u64::MAX >> (2 * PART_BITS));
         s.done.store(0, Ordering::Relaxed);
         s.job.store(&job as *const Job<'_> as *mut (), Ordering::Relaxed);
+        s.enlisted.store(enlisted, Ordering::Relaxed);
         // SeqCst with the helper's `asleep` store and `state` load: either it sees this
         // generation before sleeping, or this thread sees it asleep and wakes it. Release: the
         // job and `done` above are visible to whoever claims a piece.
         s.state.store(pack(generation, parts, 0), Ordering::SeqCst);
-        for (i, t) in self.team.helpers.iter().enumerate().take(parts - 1) {
+        for (i, t) in self.team.helpers.iter().enumerate().take((parts - 1).min(enlisted)) {
             if s.asleep[i].load(Ordering::SeqCst) {
                 t.unpark();
             }
@@ -254,6 +272,11 @@ fn helper(s: &Shared, i: usize) {
             s.asleep[i].store(false, Ordering::SeqCst);
         };
         seen = generation;
+        if i >= s.enlisted.load(Ordering::Relaxed) {
+            // Not enlisted for this section (no room on the machine): wait for the next one,
+            // and soon asleep.
+            continue;
+        }
         #[cfg(test)]
         while s.blocked[i].load(Ordering::Acquire) {
             std::thread::park();
@@ -271,6 +294,8 @@ mod tests {
     #[test]
     fn every_piece_runs_once_per_fork_also_after_the_helpers_slept() {
         let team = Team::start(3);
+        // Every thread, whatever else runs on the machine meanwhile (so in all these tests).
+        team.room.lock().unwrap().fixed = Some(3);
         let crew = team.crew().expect("a fresh team is free");
         assert!(team.crew().is_none(), "one run at a time");
         for round in 0..300 {
@@ -289,6 +314,7 @@ mod tests {
     #[test]
     fn a_panic_on_a_helper_reaches_the_caller_and_the_team_goes_on() {
         let team = Team::start(2);
+        team.room.lock().unwrap().fixed = Some(2);
         let crew = team.crew().unwrap();
         // Every piece panics, so whichever thread claims one, the fork panics.
         let r = catch_unwind(AssertUnwindSafe(|| crew.fork(4, &|i| panic!("piece {i} fails"))));
@@ -305,6 +331,7 @@ mod tests {
         // Helper 0 of 2 is held back, as a helper the OS does not schedule: the caller and
         // the other helper run every piece it does not claim.
         let team = Team::start(3);
+        team.room.lock().unwrap().fixed = Some(3);
         team.shared.blocked[0].store(true, Ordering::Release);
         let crew = team.crew().unwrap();
         for round in 0..100 {
@@ -335,6 +362,43 @@ mod tests {
             });
         }
         assert_eq!(count.load(Ordering::Relaxed), 300);
+    }
+
+    #[test]
+    fn a_team_runs_only_on_the_threads_the_machine_has_room_for() {
+        let team = Team::start(3);
+        let crew = team.crew().unwrap();
+        let ran_on = |rounds: usize| {
+            let names = Mutex::new(std::collections::BTreeSet::new());
+            for _ in 0..rounds {
+                let hits: Vec<AtomicUsize> = (0..12).map(|_| AtomicUsize::new(0)).collect();
+                crew.fork(12, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                    let name = std::thread::current().name().unwrap_or("caller").to_string();
+                    names.lock().unwrap().insert(name);
+                    std::hint::black_box((0..2000).sum::<u64>());
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+            names.into_inner().unwrap()
+        };
+        // Other processes keep the machine busy: every piece on the caller, in order.
+        team.room.lock().unwrap().fixed = Some(1);
+        let me = std::thread::current().name().unwrap_or("caller").to_string();
+        assert_eq!(ran_on(200).into_iter().collect::<Vec<_>>(), vec![me.clone()]);
+        let order = Mutex::new(Vec::new());
+        crew.fork(5, &|i| order.lock().unwrap().push(i));
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+        // Room for two threads: the second helper never takes a piece.
+        team.room.lock().unwrap().fixed = Some(2);
+        let names = ran_on(300);
+        assert!(!names.contains("circ-cpu-2"), "{names:?}");
+        // Room for all three again: the second helper is woken with the others and works.
+        team.room.lock().unwrap().fixed = Some(3);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ran_on(50).contains("circ-cpu-2") {
+            assert!(Instant::now() < deadline, "the second helper never took part again");
+        }
     }
 
     #[test]
