@@ -9,8 +9,9 @@ pub use circ::error::{Error, Kind};
 /// `--threads`, on the commands that run a graph (`eval`, `grad`, `train`, `run`).
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct Threads {
-    /// Threads the CPU backend runs a graph on (1: no helper thread). Default: `CIRC_THREADS`,
-    /// else every core the process may use (its CPU affinity and cgroup quota).
+    /// Threads the CPU backend runs a graph on, at most (1: no helper thread; fewer while other
+    /// processes keep the CPUs busy). Default: `CIRC_THREADS`, else every core the process may
+    /// use (its CPU affinity and cgroup quota).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
 }
