@@ -53,12 +53,16 @@ def warn(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def time_runs(fn, min_runs, min_seconds, warmup=5, max_runs=2000):
-    """Calls fn() warmup times, then at least min_runs times and until min_seconds have passed.
+def time_runs(fn, min_runs, min_seconds, warmup=5, max_runs=2000, warmup_seconds=0.3):
+    """Calls fn() warmup times and for at least warmup_seconds (as circ's side does), then at
+    least min_runs times and until min_seconds have passed.
 
     fn must block until its result is ready. Returns {"median_ms", "mean_ms", "min_ms", "runs"}:
     the mean is the total time over the count, what many runs in a row take each."""
+    warm = time.perf_counter()
     for _ in range(warmup):
+        fn()
+    while time.perf_counter() - warm < warmup_seconds:
         fn()
     times = []
     start = time.perf_counter()

@@ -206,9 +206,17 @@ fn feed(g: &Graph, batch: usize, rows: f64) -> (Vec<HostTensor>, Vec<Vec<f64>>, 
     (data, params, inputs)
 }
 
-/// Runs `f` at least `min_runs` times and for at least `min_time`, after a warm-up; the times.
+/// Runs `f` at least `min_runs` times and for at least `min_time`, after a warm-up of 5 calls
+/// and 0.3 s (as `bench/peers.py`: the steady state, past the thread team's first 200 ms
+/// window of measuring the machine's load); the times.
 fn sample(min_runs: usize, min_time: Duration, mut f: impl FnMut()) -> Vec<f64> {
-    f();
+    let warm = Instant::now();
+    for _ in 0..5 {
+        f();
+    }
+    while warm.elapsed() < WARM_UP {
+        f();
+    }
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < min_runs || start.elapsed() < min_time {
@@ -218,6 +226,9 @@ fn sample(min_runs: usize, min_time: Duration, mut f: impl FnMut()) -> Vec<f64> 
     }
     times
 }
+
+/// The least time spent warming up before a measurement.
+const WARM_UP: Duration = Duration::from_millis(300);
 
 fn median(times: &[f64]) -> f64 {
     let mut v = times.to_vec();
