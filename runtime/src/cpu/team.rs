@@ -74,7 +74,7 @@ struct Shared {
     job: AtomicPtr<()>,
     /// Pieces of the current section finished.
     done: AtomicUsize,
-    /// A piece of the current job panicked on a helper.
+    /// A piece of the current job panicked (on any thread).
     panicked: AtomicBool,
     /// Per helper: it is asleep (or about to be) and needs an `unpark`.
     asleep: Vec<AtomicBool>,
@@ -112,6 +112,9 @@ impl Shared {
             // stored; piece `i` is claimed and not done.
             let f = unsafe { *job };
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+                // Before `done` counts the piece: the caller reads the flag once every piece is
+                // done, so a panic is never seen one section late.
+                self.panicked.store(true, Ordering::Relaxed);
                 failure.get_or_insert(p);
             }
             self.done.fetch_add(1, Ordering::AcqRel);
@@ -281,9 +284,8 @@ fn helper(s: &Shared, i: usize) {
         while s.blocked[i].load(Ordering::Acquire) {
             std::thread::park();
         }
-        if s.work(generation).is_some() {
-            s.panicked.store(true, Ordering::Relaxed);
-        }
+        // A panic is flagged in `work`; the caller raises it.
+        drop(s.work(generation));
     }
 }
 
@@ -316,14 +318,21 @@ mod tests {
         let team = Team::start(2);
         team.room.lock().unwrap().fixed = Some(2);
         let crew = team.crew().unwrap();
-        // Every piece panics, so whichever thread claims one, the fork panics.
-        let r = catch_unwind(AssertUnwindSafe(|| crew.fork(4, &|i| panic!("piece {i} fails"))));
-        assert!(r.is_err());
-        let count = AtomicUsize::new(0);
-        crew.fork(5, &|_| {
-            count.fetch_add(1, Ordering::Relaxed);
-        });
-        assert_eq!(count.load(Ordering::Relaxed), 5);
+        for round in 0..200 {
+            // Every piece panics, so whichever thread claims one, the fork panics; the panic
+            // is raised by this section, never by the next (the helper flags it before it
+            // counts its piece done).
+            let r = catch_unwind(AssertUnwindSafe(|| crew.fork(4, &|i| panic!("piece {i} fails"))));
+            assert!(r.is_err(), "round {round}");
+            let count = AtomicUsize::new(0);
+            let next = catch_unwind(AssertUnwindSafe(|| {
+                crew.fork(5, &|_| {
+                    count.fetch_add(1, Ordering::Relaxed);
+                })
+            }));
+            assert!(next.is_ok(), "round {round}: the panic of the section before was raised late");
+            assert_eq!(count.load(Ordering::Relaxed), 5);
+        }
     }
 
     #[test]
