@@ -18,6 +18,7 @@ use circ::backend::cpu::executor::Executor;
 use circ::backend::cpu::{matmul, Options};
 use circ::interp::HostTensor;
 use circ::ir::Graph;
+use circ_runtime::cpu::room::Usage;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -123,34 +124,18 @@ fn gemm_kernels() -> &'static str {
 }
 
 /// How much of the machine's CPU other processes used while the benchmark ran: the busy time of
-/// every CPU (`/proc/stat`) less this process's own, over wall time × CPUs. Linux only.
-struct OtherLoad(Option<(Instant, f64, f64)>);
+/// the CPUs the process may use (`/proc/stat`) less its own, over wall time × CPUs, as the thread
+/// team measures it (`circ_runtime::cpu::room`). Linux only.
+struct OtherLoad(Option<Usage>);
 
 impl OtherLoad {
     fn start() -> OtherLoad {
-        OtherLoad(Self::sample())
-    }
-
-    /// (now, busy seconds of all CPUs, CPU seconds of this process)
-    fn sample() -> Option<(Instant, f64, f64)> {
-        let tick = 100.0; // USER_HZ, 100 on every Linux this runs on
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-        let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0.0);
-        let busy = (fields.iter().take(8).sum::<f64>() - idle) / tick;
-        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
-        let rest: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
-        let own = (rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?) / tick;
-        Some((Instant::now(), busy, own))
+        OtherLoad(Usage::now())
     }
 
     fn share(&self) -> Option<f64> {
-        let (t0, busy0, own0) = self.0?;
-        let (_, busy1, own1) = Self::sample()?;
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let wall = t0.elapsed().as_secs_f64();
-        Some((((busy1 - busy0) - (own1 - own0)).max(0.0) / (wall * cpus)).min(1.0))
+        let (start, now) = (self.0?, Usage::now()?);
+        Some(now.others_since(&start) / now.cpus as f64)
     }
 }
 

@@ -20,22 +20,40 @@ pub const WINDOW: Duration = Duration::from_millis(200);
 /// The threads a team may use now, remeasured once a window.
 #[derive(Debug, Default)]
 pub struct Room {
-    last: Option<Sample>,
+    last: Option<Usage>,
     /// Threads of the last measurement; `None` before the first (all of them).
     active: Option<usize>,
     /// A fixed answer instead of a measurement (tests).
     pub(crate) fixed: Option<usize>,
 }
 
+/// A reading of the CPUs' use at one instant; two of them give the load of other processes.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
+pub struct Usage {
     at: Instant,
     /// CPUs of the affinity mask.
-    cpus: usize,
+    pub cpus: usize,
     /// Busy time of those CPUs, in seconds.
     busy: f64,
     /// This process's CPU time, in seconds.
     own: f64,
+}
+
+impl Usage {
+    /// The CPUs' use now; `None` outside Linux or when `/proc/stat`, the affinity mask or
+    /// `getrusage` cannot be read.
+    pub fn now() -> Option<Usage> {
+        measure(Instant::now())
+    }
+
+    /// CPUs other processes kept busy on average since `earlier` (0 to `cpus`).
+    pub fn others_since(&self, earlier: &Usage) -> f64 {
+        let seconds = self.at.duration_since(earlier.at).as_secs_f64();
+        if seconds <= 0.0 {
+            return 0.0;
+        }
+        (((self.busy - earlier.busy) - (self.own - earlier.own)) / seconds).clamp(0.0, self.cpus as f64)
+    }
 }
 
 impl Room {
@@ -51,10 +69,8 @@ impl Room {
         let Some(sample) = measure(now) else {
             return threads;
         };
-        if let Some(last) = self.last {
-            let seconds = sample.at.duration_since(last.at).as_secs_f64();
-            let others = ((sample.busy - last.busy) - (sample.own - last.own)).max(0.0) / seconds;
-            self.active = Some(active_threads(threads, sample.cpus, others));
+        if let Some(last) = &self.last {
+            self.active = Some(active_threads(threads, sample.cpus, sample.others_since(last)));
         }
         self.last = Some(sample);
         self.active.unwrap_or(threads).clamp(1, threads)
@@ -94,7 +110,7 @@ pub fn busy_seconds(stat: &str, allowed: &[usize], ticks: f64) -> Option<f64> {
 }
 
 #[cfg(target_os = "linux")]
-fn measure(now: Instant) -> Option<Sample> {
+fn measure(now: Instant) -> Option<Usage> {
     let allowed = allowed_cpus()?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -110,11 +126,11 @@ fn measure(now: Instant) -> Option<Sample> {
     }
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     let own = seconds(usage.ru_utime) + seconds(usage.ru_stime);
-    Some(Sample { at: now, cpus: allowed.len(), busy, own })
+    Some(Usage { at: now, cpus: allowed.len(), busy, own })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn measure(_now: Instant) -> Option<Sample> {
+fn measure(_now: Instant) -> Option<Usage> {
     None
 }
 
@@ -183,7 +199,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn this_machine_can_be_measured() {
-        let s = measure(Instant::now()).expect("/proc/stat, the affinity mask and getrusage are readable on Linux");
+        let s = Usage::now().expect("/proc/stat, the affinity mask and getrusage are readable on Linux");
         assert!(s.cpus >= 1 && s.busy > 0.0 && s.own >= 0.0, "{s:?}");
+        let later = Usage { at: s.at + Duration::from_secs(1), busy: s.busy + 1.5, own: s.own + 0.5, ..s };
+        assert_eq!(later.others_since(&s), 1.0f64.min(s.cpus as f64));
+        assert_eq!(s.others_since(&s), 0.0);
     }
 }
