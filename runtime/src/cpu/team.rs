@@ -231,7 +231,7 @@ impl Crew<'_> {
         let mut spins = 0u32;
         while s.done.load(Ordering::Acquire) != parts {
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 // A helper descheduled in the middle of a piece: let it have this CPU.
                 std::thread::yield_now();
             } else {
@@ -264,7 +264,7 @@ fn helper(s: &Shared, i: usize) {
                 break g;
             }
             spins = spins.wrapping_add(1);
-            if spins % 256 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(256) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }

@@ -374,7 +374,7 @@ impl Driver {
         if global.iter().zip(local).any(|(g, l)| *l == 0 || g % l != 0) {
             return Err(DriverError::Usage(format!("global size {global:?} is no multiple of {local:?}")));
         }
-        if global.iter().any(|g| *g == 0) {
+        if global.contains(&0) {
             return Ok(());
         }
         if local.iter().product::<usize>() > self.info.max_work_group {
