@@ -72,6 +72,11 @@ def time_runs(fn, min_runs, min_seconds, warmup=5, max_runs=2000, warmup_seconds
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+    return summary(times)
+
+
+def summary(times):
+    """Median, mean and fastest of times in milliseconds, and their count."""
     return {
         "median_ms": statistics.median(times),
         "mean_ms": statistics.fmean(times),
@@ -445,7 +450,7 @@ def jax_compile_time(jax, jnp, sizes, batch, n, params, x, y, name, args):
     return timing_line(
         f"{name}_compile",
         "jax",
-        {"median_ms": statistics.median(totals), "mean_ms": statistics.fmean(totals), "min_ms": min(totals), "runs": len(totals)},
+        summary(totals),
         trace_lower_ms=round(statistics.median(lowers), 3),
         note="jax.jit(step).lower(*args).compile(), caches cleared (= first-call compile)",
     )

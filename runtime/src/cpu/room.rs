@@ -20,8 +20,13 @@ pub const WINDOW: Duration = Duration::from_millis(200);
 /// The threads a team may use now, remeasured once a window.
 #[derive(Debug, Default)]
 pub struct Room {
+    /// When the room was last measured (or tried: a failed reading waits a window too, so a
+    /// machine without `/proc/stat` does not retry it on every fork).
+    measured: Option<Instant>,
+    /// The last reading, to compare the next one with.
     last: Option<Usage>,
-    /// Threads of the last measurement; `None` before the first (all of them).
+    /// Threads of the last measurement; `None` before the first or after a failed one (all of
+    /// them).
     active: Option<usize>,
     /// A fixed answer instead of a measurement (tests).
     pub(crate) fixed: Option<usize>,
@@ -63,17 +68,16 @@ impl Room {
         if let Some(n) = self.fixed {
             return n.clamp(1, threads);
         }
-        if self.last.is_some_and(|s| now.duration_since(s.at) < WINDOW) {
-            return self.active.unwrap_or(threads).clamp(1, threads);
+        if self.measured.is_none_or(|t| now.duration_since(t) >= WINDOW) {
+            self.measured = Some(now);
+            let sample = measure(now);
+            self.active = match (&sample, &self.last) {
+                (Some(s), Some(last)) => Some(active_threads(threads, s.cpus, s.others_since(last))),
+                _ => None,
+            };
+            self.last = sample;
         }
-        let Some(sample) = measure(now) else {
-            return threads;
-        };
-        if let Some(last) = &self.last {
-            self.active = Some(active_threads(threads, sample.cpus, sample.others_since(last)));
-        }
-        self.last = Some(sample);
-        self.active.unwrap_or(threads).clamp(1, threads)
+        self.active.unwrap_or(threads)
     }
 }
 

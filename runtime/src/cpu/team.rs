@@ -203,12 +203,14 @@ impl Crew<'_> {
     pub fn fork(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         assert!(parts <= MAX_PARTS, "a parallel section of {parts} pieces: at most {MAX_PARTS}");
         let s = &*self.team.shared;
-        if self.team.helpers.is_empty() || parts <= 1 {
-            return (0..parts).for_each(f);
-        }
-        let active = self.team.room.lock().unwrap_or_else(|e| e.into_inner()).threads(self.threads(), Instant::now());
+        let active = if self.team.helpers.is_empty() || parts <= 1 {
+            1
+        } else {
+            self.team.room.lock().unwrap_or_else(|e| e.into_inner()).threads(self.threads(), Instant::now())
+        };
         if active == 1 {
-            // Other processes keep the other CPUs busy: the same pieces, on this thread.
+            // No helper, one piece, or other processes keep the other CPUs busy: the same
+            // pieces, in order, on this thread.
             return (0..parts).for_each(f);
         }
         let enlisted = active - 1;
