@@ -120,7 +120,7 @@ impl Plan {
         let parts: Vec<String> =
             self.parts.iter().filter(|p| p.bytes > 0).map(|p| format!("{} {}", p.what, show(p.bytes))).collect();
         let mut largest = self.buffers.clone();
-        largest.sort_by(|a, b| b.0.bytes.cmp(&a.0.bytes));
+        largest.sort_by_key(|b| std::cmp::Reverse(b.0.bytes));
         let mut msg = format!(
             "this run needs {} ({}), more than the {} this process may use ({})",
             show(total),
@@ -179,13 +179,13 @@ fn graph_bytes(g: &Graph, kind: BackendKind, sizes: &dyn Fn(Dim) -> u64) -> (u64
                 .filter(|v| !v.in_place)
                 .map(|v| Buffer { what: String::new(), node: v.node, bytes: v.bytes })
                 .collect();
-            b.sort_by(|x, y| y.bytes.cmp(&x.bytes));
+            b.sort_by_key(|x| std::cmp::Reverse(x.bytes));
             b.truncate(3);
             return (total, b);
         }
     };
     let total = buffers.iter().map(|b| b.bytes).fold(0u64, u64::saturating_add);
-    buffers.sort_by(|x, y| y.bytes.cmp(&x.bytes));
+    buffers.sort_by_key(|x| std::cmp::Reverse(x.bytes));
     buffers.truncate(3);
     (total, buffers)
 }

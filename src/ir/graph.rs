@@ -200,7 +200,7 @@ impl Graph {
     pub fn topo_order(&self) -> Vec<NodeId> {
         // Indexed by node index (vacant slots stay 0 and are never pushed): called by every pass,
         // so no hashing and no per-node operand vectors.
-        let mut indegree = vec![0u32; (&self.g).node_bound()];
+        let mut indegree = vec![0u32; self.g.node_bound()];
         for e in (&self.g).edge_references() {
             indegree[e.target().index()] += 1;
         }

@@ -46,7 +46,7 @@ impl Trainer<'_> {
             total += buf[fused.total];
             failed = self.apply_step(e, scale, &buf).err();
             self.t += 1;
-            if cfg!(debug_assertions) && self.t % HASH_EVERY == 0 {
+            if cfg!(debug_assertions) && self.t.is_multiple_of(HASH_EVERY) {
                 // A collective: every process checks, failed or not.
                 let differs = self.check_same(group);
                 failed = failed.or(differs);
