@@ -140,33 +140,37 @@ pub(super) unsafe fn product_on(
     let (a_data, b_data, out) = (Shared(a.data as *mut f32), Shared(b.data as *mut f32), Shared(out));
     let copy_b = b.transposed && (B_COPY_MIN..=B_COPY_MAX_K).contains(&k) && m >= B_COPY_MIN && n >= B_COPY_MIN;
     let thin = a.transposed && !b.transposed && n <= THIN_N;
-    // Rows `rows` × columns `cols` of the result at `dst` (row stride `n`) from A's rows at
-    // `lhs` and B's columns at `rhs`, on this thread.
-    let kernel =
-        |rows: usize, cols: usize, dst: *mut f32, lhs: *const f32, rhs: *const f32, rhs_strides: (isize, isize)| {
-            let (rhs_rs, rhs_cs) = rhs_strides;
-            gemm::gemm(
-                rows,
-                cols,
-                k,
-                dst,
-                1,
-                n as isize,
-                false,
-                lhs,
-                a_cs,
-                a_rs,
-                rhs,
-                rhs_cs,
-                rhs_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            );
-        };
+    // Rows `rows` × columns `cols` of the result at `dst` (strides `(row, column)`) from A's
+    // rows at `lhs` and B's columns at `rhs` (strides `(row, column)`), on this thread.
+    let kernel = |rows: usize,
+                  cols: usize,
+                  dst: *mut f32,
+                  (dst_rs, dst_cs): (isize, isize),
+                  lhs: *const f32,
+                  rhs: *const f32,
+                  (rhs_rs, rhs_cs): (isize, isize)| {
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            false,
+            lhs,
+            a_cs,
+            a_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    };
     // Rows `r` and columns `c` of matrix `t`, on this thread.
     let block = |t: usize, r: std::ops::Range<usize>, c: std::ops::Range<usize>| {
         let (ao, bo) = offsets(t);
@@ -193,28 +197,9 @@ pub(super) unsafe fn product_on(
                     if scratch.len() < height * n {
                         scratch.resize(height * n, 0.0);
                     }
-                    // Column-major: column stride `height`, row stride 1.
-                    gemm::gemm(
-                        height,
-                        n,
-                        k,
-                        scratch.as_mut_ptr(),
-                        height as isize,
-                        1,
-                        false,
-                        lhs.offset(start as isize * a_rs),
-                        a_cs,
-                        a_rs,
-                        b_matrix,
-                        b_cs,
-                        b_rs,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
+                    // Column-major: row stride 1, column stride `height`.
+                    let lhs = lhs.offset(start as isize * a_rs);
+                    kernel(height, n, scratch.as_mut_ptr(), (1, height as isize), lhs, b_matrix, (b_rs, b_cs));
                     // The scratch holds the chunk's transpose (n × height); the chunk is whole
                     // rows of the result, so one dense height × n block.
                     let block = std::slice::from_raw_parts_mut(dst.add(start * n), height * n);
@@ -224,7 +209,7 @@ pub(super) unsafe fn product_on(
             return;
         }
         if !copy_b {
-            kernel(rows, cols, dst, lhs, b_matrix.offset(c.start as isize * b_cs), (b_rs, b_cs));
+            kernel(rows, cols, dst, (n as isize, 1), lhs, b_matrix.offset(c.start as isize * b_cs), (b_rs, b_cs));
             return;
         }
         let chunk = (B_COPY_FLOATS / k).max(1);
@@ -238,7 +223,8 @@ pub(super) unsafe fn product_on(
                 // Columns `start..start + width` of B are rows of its (transposed) buffer.
                 let rows_of_buffer = std::slice::from_raw_parts(b_matrix.add(start * k), width * k);
                 transpose_into(rows_of_buffer, width, k, &mut scratch);
-                kernel(rows, width, dst.add(start - c.start), lhs, scratch.as_ptr(), (width as isize, 1));
+                let dst = dst.add(start - c.start);
+                kernel(rows, width, dst, (n as isize, 1), lhs, scratch.as_ptr(), (width as isize, 1));
             }
         });
     };
