@@ -38,8 +38,9 @@ pub const PARALLEL_FLOPS: usize = 1 << 20;
 const B_COPY_MAX_K: usize = 512;
 const B_COPY_MIN: usize = 32;
 
-/// Columns of B copied at a time: the per-thread scratch stays below 1 MiB.
-const B_COPY_FLOATS: usize = 1 << 18;
+/// The most floats of a thread's scratch (1 MiB): B's columns are copied, and a thin result's
+/// rows computed, in chunks that fit.
+const SCRATCH_FLOATS: usize = 1 << 18;
 
 /// A transposed A against a B of at most this many columns (a weight gradient `hᵀ · dz` of a
 /// layer with few outputs) is computed into a column-major scratch, which the crate writes
@@ -188,22 +189,18 @@ pub(super) unsafe fn product_on(
         let lhs = a_data.get().add(ao * m * k).offset(r.start as isize * a_rs);
         let b_matrix = b_data.get().add(bo * k * n);
         if thin && cols == n {
-            // A chunk of rows at a time: the scratch stays below 1 MiB.
-            let chunk = (B_COPY_FLOATS / n).max(1);
-            SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
+            let chunk = (SCRATCH_FLOATS / n).max(1);
+            with_scratch(chunk.min(rows) * n, |scratch| {
                 for start in (0..rows).step_by(chunk) {
                     let height = chunk.min(rows - start);
-                    if scratch.len() < height * n {
-                        scratch.resize(height * n, 0.0);
-                    }
+                    let scratch = &mut scratch[..height * n];
                     // Column-major: row stride 1, column stride `height`.
                     let lhs = lhs.offset(start as isize * a_rs);
                     kernel(height, n, scratch.as_mut_ptr(), (1, height as isize), lhs, b_matrix, (b_rs, b_cs));
                     // The scratch holds the chunk's transpose (n × height); the chunk is whole
                     // rows of the result, so one dense height × n block.
                     let block = std::slice::from_raw_parts_mut(dst.add(start * n), height * n);
-                    transpose_into(&scratch[..height * n], n, height, block);
+                    transpose_into(scratch, n, height, block);
                 }
             });
             return;
@@ -212,17 +209,13 @@ pub(super) unsafe fn product_on(
             kernel(rows, cols, dst, (n as isize, 1), lhs, b_matrix.offset(c.start as isize * b_cs), (b_rs, b_cs));
             return;
         }
-        let chunk = (B_COPY_FLOATS / k).max(1);
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
+        let chunk = (SCRATCH_FLOATS / k).max(1);
+        with_scratch(chunk.min(cols) * k, |scratch| {
             for start in c.clone().step_by(chunk) {
                 let width = chunk.min(c.end - start);
-                if scratch.len() < k * width {
-                    scratch.resize(k * width, 0.0);
-                }
                 // Columns `start..start + width` of B are rows of its (transposed) buffer.
                 let rows_of_buffer = std::slice::from_raw_parts(b_matrix.add(start * k), width * k);
-                transpose_into(rows_of_buffer, width, k, &mut scratch);
+                transpose_into(rows_of_buffer, width, k, scratch);
                 let dst = dst.add(start - c.start);
                 kernel(rows, width, dst, (n as isize, 1), lhs, scratch.as_ptr(), (width as isize, 1));
             }
@@ -259,10 +252,20 @@ pub(super) unsafe fn product_on(
 }
 
 thread_local! {
-    /// Where [`product_on`] copies the columns of a transposed B on this thread (at most
-    /// [`B_COPY_FLOATS`] floats), or writes a thin result before transposing it (at most
-    /// [`THIN_N`] columns of a piece's rows); kept for the thread's next product.
+    /// Where [`product_on`] copies the columns of a transposed B on this thread, or writes a
+    /// thin result before transposing it; kept for the thread's next product.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `f` on this thread's scratch, `len` (at most [`SCRATCH_FLOATS`]) floats long.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
 }
 
 /// `dst[j · rows + i] = src[i · cols + j]`: the transpose of a dense row-major `rows × cols`
@@ -394,9 +397,9 @@ mod tests {
     }
 
     #[test]
-    fn a_transposed_b_copied_first_gives_the_product_of_the_plain_b_bit_for_bit_and_a_thin_product_is_right() {
+    fn a_transposed_b_copied_first_gives_the_product_of_the_plain_b_bit_for_bit() {
         // In the copy's range, on one thread and split by columns or rows over two; the last one
-        // copies B in chunks of columns (k · n above `B_COPY_FLOATS`).
+        // copies B in chunks of columns (k · n above `SCRATCH_FLOATS`).
         for &(m, k, n) in &[(128, 256, 256), (33, 32, 37), (300, 100, 64), (40, 512, 70), (64, 64, 5000)] {
             let (a, b) = (values(m * k, 1), values(k * n, 2));
             let bt = transpose(&b, k, n);
@@ -420,6 +423,19 @@ mod tests {
         let obt = Operand { data: bt.as_ptr(), shape: &[128, 96], transposed: true };
         unsafe { product(oa, obt, copied.as_mut_ptr(), &[5, 64, 96], 2).unwrap() };
         assert!(plain == copied, "a batch");
+        let want = naive(&values(40 * 512, 1), &values(512 * 70, 2), 40, 512, 70);
+        let (a, bt) = (values(40 * 512, 1), transpose(&values(512 * 70, 2), 512, 70));
+        let mut c = vec![f32::NAN; 40 * 70];
+        let oa = Operand { data: a.as_ptr(), shape: &[40, 512], transposed: false };
+        let obt = Operand { data: bt.as_ptr(), shape: &[512, 70], transposed: true };
+        unsafe { product(oa, obt, c.as_mut_ptr(), &[40, 70], 2).unwrap() };
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-5 * 513.0, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn a_thin_product_through_the_column_major_scratch_is_right() {
         // A transposed A against a thin B, through the column-major scratch: every width up to
         // `THIN_N` and past it, one and two threads, rows in chunks (the last shape).
         for &(m, k, n) in &[(256, 128, 10), (300, 64, 1), (77, 33, 3), (1000, 130, 12), (64, 64, 13), (30000, 40, 10)] {
@@ -435,15 +451,6 @@ mod tests {
                     assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "{m}x{k}x{n} on {threads}: {x} vs {y}");
                 }
             }
-        }
-        let want = naive(&values(40 * 512, 1), &values(512 * 70, 2), 40, 512, 70);
-        let (a, bt) = (values(40 * 512, 1), transpose(&values(512 * 70, 2), 512, 70));
-        let mut c = vec![f32::NAN; 40 * 70];
-        let oa = Operand { data: a.as_ptr(), shape: &[40, 512], transposed: false };
-        let obt = Operand { data: bt.as_ptr(), shape: &[512, 70], transposed: true };
-        unsafe { product(oa, obt, c.as_mut_ptr(), &[40, 70], 2).unwrap() };
-        for (x, y) in c.iter().zip(&want) {
-            assert!((x - y).abs() <= 1e-5 * 513.0, "{x} vs {y}");
         }
     }
 
